@@ -1,0 +1,59 @@
+// The Mamba mixer (one "S6" layer), forward + backward + recurrent step.
+//   in_proj:  (B,L,Dm) -> x, z (B,L,Di)
+//   conv1d:   causal depthwise (kernel d_conv, bias) on x, then SiLU -> u
+//   x_proj:   u -> dt_in (R), B (N), C (N)
+//   dt_proj:  dt_in -> (Di) + dt_bias, softplus -> delta
+//   scan:     y = selective_scan(u, delta, A=-exp(A_log), B, C, D) * silu(z)
+//   out_proj: y -> (B,L,Dm)
+// Saved for the backward (all (B*L, .) row-major): the mixer's input (kept
+// by the caller), x, z, conv output before SiLU, u, dt_in, B, C, the
+// pre-softplus dt, delta, the gated scan output y, and the scan's chunk
+// states (never the full B*L*Di*N state history).
+#pragma once
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mambakit/layers/linear.h"
+#include "mambakit/model_config.h"
+#include "mambakit/params.h"
+
+namespace mk {
+
+template <typename T>
+class MambaMixer {
+ public:
+  // Recurrent state for generation, per sequence in the batch.
+  struct State {
+    std::vector<T> conv;  // (B, Di, K): last K inputs of the conv
+    std::vector<T> ssm;   // (B, Di, N)
+  };
+
+  void declare(ParamStore<T>& ps, const std::string& prefix, const ModelConfig& cfg);
+  // Initialisation as mamba_ssm: S4D-real A, D = 1, dt bias from logU(dt_min,dt_max).
+  void init(ParamStore<T>& ps, std::mt19937_64& rng, int n_layer) const;
+
+  // x (B, L, Dm) -> out (B, L, Dm). Keeps x's address for the backward.
+  void forward(ParamStore<T>& ps, const T* x, T* out, int batch, int len);
+  // dout (B, L, Dm) -> dx (B, L, Dm) written; parameter grads accumulated.
+  void backward(ParamStore<T>& ps, const T* dout, T* dx);
+
+  State make_state(int batch) const;
+  // One token: x_t (B, Dm) -> out_t (B, Dm), state advanced in place.
+  void step(ParamStore<T>& ps, const T* x_t, T* out_t, State& st, int batch);
+
+ private:
+  int dm_ = 0, di_ = 0, n_ = 0, r_ = 0, k_ = 0;
+  Linear<T> in_x_, in_z_, xp_dt_, xp_B_, xp_C_, dt_proj_, out_proj_;
+  Linear<T> in_proj_, x_proj_;  // the fused parameters the splits view
+  size_t conv_w_ = 0, conv_b_ = 0, A_log_ = 0, D_ = 0;
+
+  // Saved activations of the last forward.
+  int B_ = 0, L_ = 0;
+  const T* x_in_ = nullptr;
+  std::vector<T> x_, z_, xc_, u_, dtin_, Bm_, Cm_, dtpre_, delta_, y_, states_, A_;
+  // Backward scratch.
+  std::vector<T> dy_, du_, ddelta_, dz_, dB_, dC_, ddtin_, dx_, dA_;
+};
+
+}  // namespace mk

@@ -1,0 +1,76 @@
+// SequenceModel: embedding -> n_layer residual blocks -> RMSNorm -> LM head
+// tied to the embedding. Block: h = h + mixer(RMSNorm(h)). All parameters
+// live in one ParamStore, named as HF's MambaForCausalLM:
+//   backbone.embeddings.weight
+//   backbone.layers.{i}.norm.weight
+//   backbone.layers.{i}.mixer.{in_proj.weight, conv1d.weight, conv1d.bias,
+//       x_proj.weight, dt_proj.weight, dt_proj.bias, A_log, D, out_proj.weight}
+//   backbone.norm_f.weight
+// conv1d.weight is stored (Di, 1, K) as in PyTorch.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "mambakit/layers/mamba_mixer.h"
+#include "mambakit/layers/rmsnorm.h"
+#include "mambakit/model_config.h"
+#include "mambakit/params.h"
+
+namespace mk {
+
+template <typename T>
+class SequenceModel {
+ public:
+  explicit SequenceModel(const ModelConfig& cfg);
+
+  const ModelConfig& config() const { return cfg_; }
+  ParamStore<T>& params() { return ps_; }
+  const ParamStore<T>& params() const { return ps_; }
+  size_t num_params() const { return ps_.size(); }
+
+  // Random initialisation (deterministic in seed).
+  void init(uint64_t seed);
+
+  // ids (B, L) -> logits (B, L, V), kept inside (logits()). Saves activations.
+  void forward(const int32_t* ids, int batch, int len);
+  const std::vector<T>& logits() const { return logits_; }
+
+  // Mean cross-entropy of the last forward's logits against targets (B, L)
+  // (target < 0 ignored), and the full backward: gradients are ACCUMULATED
+  // into params().grad(), scaled by grad_scale (1/accumulation steps).
+  // Returns the mean loss over non-ignored targets.
+  double backward(const int32_t* targets, double grad_scale = 1.0);
+
+  // Loss only (no gradient), after forward.
+  double loss(const int32_t* targets) const;
+
+  // Recurrent generation: O(1) memory per token.
+  struct State {
+    std::vector<typename MambaMixer<T>::State> layers;
+    int batch = 0;
+  };
+  State make_state(int batch) const;
+  // ids_t (B) -> logits_t (B, V); state advanced.
+  void step(const int32_t* ids_t, State& st, T* logits_t);
+
+ private:
+  ModelConfig cfg_;
+  ParamStore<T> ps_;
+  size_t emb_ = 0;
+  std::vector<RMSNorm<T>> norms_;
+  std::vector<MambaMixer<T>> mixers_;
+  RMSNorm<T> norm_f_;
+
+  int B_ = 0, L_ = 0;
+  std::vector<int32_t> ids_;
+  std::vector<std::vector<T>> resid_;  // n_layer + 1 residual streams (B*L, Dm)
+  std::vector<std::vector<T>> normed_;  // per layer normalised input (B*L, Dm)
+  std::vector<T> hf_, logits_, mix_out_, dh_, dtmp_, dnorm_;
+  std::vector<T> step_h_, step_n_, step_o_;
+};
+
+extern template class SequenceModel<float>;
+extern template class SequenceModel<double>;
+
+}  // namespace mk

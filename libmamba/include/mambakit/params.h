@@ -1,0 +1,59 @@
+// One flat parameter buffer, one flat gradient buffer. Every parameter is a
+// named view into them (names follow HF MambaForCausalLM, e.g.
+// "backbone.layers.0.mixer.in_proj.weight"), so the optimizer, gradient
+// clipping, all-reduce and checkpointing each run over a single array.
+#pragma once
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mambakit/tensor.h"
+
+namespace mk {
+
+struct ParamEntry {
+  std::string name;
+  Shape shape;
+  size_t offset = 0;  // elements into the flat buffer
+  size_t numel = 0;
+  bool decay = true;  // AdamW weight decay applies (false: norms, biases, A_log, D)
+};
+
+template <typename T>
+class ParamStore {
+ public:
+  // Declare a parameter; returns its offset. Only before finalize().
+  size_t declare(const std::string& name, const Shape& shape, bool decay);
+  // Allocate both buffers (zero-filled). Views are stable from here on.
+  void finalize();
+  bool finalized() const { return finalized_; }
+
+  size_t size() const { return total_; }
+  T* data() { return data_.data(); }
+  const T* data() const { return data_.data(); }
+  T* grad() { return grad_.data(); }
+  const T* grad() const { return grad_.data(); }
+  void zero_grad();
+
+  const std::vector<ParamEntry>& entries() const { return entries_; }
+  bool has(const std::string& name) const { return index_.count(name) != 0; }
+  const ParamEntry& entry(const std::string& name) const;
+  T* param(const std::string& name) { return data_.data() + entry(name).offset; }
+  T* grad(const std::string& name) { return grad_.data() + entry(name).offset; }
+  // Tensor views (no copy) of a parameter and its gradient.
+  Tensor view(const std::string& name);
+  Tensor grad_view(const std::string& name);
+
+ private:
+  std::vector<ParamEntry> entries_;
+  std::map<std::string, size_t> index_;
+  std::vector<T> data_, grad_;
+  size_t total_ = 0;
+  bool finalized_ = false;
+};
+
+extern template class ParamStore<float>;
+extern template class ParamStore<double>;
+
+}  // namespace mk

@@ -1,0 +1,87 @@
+// Matrix products through OpenBLAS (cblas, row-major), and the linear layer
+// built on them.
+#include "mambakit/ops/matmul.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <string>
+
+#include "mambakit/error.h"
+
+namespace mk::ops {
+
+namespace {
+
+inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                      const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                      int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha,
+                      const double* A, int lda, const double* B, int ldb, double beta, double* C,
+                      int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+std::string dims(int M, int N, int K) {
+  return "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda,
+          const T* B, int ldb, T beta, T* C, int ldc) {
+  MK_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size " + dims(M, N, K));
+  // Row-major: the leading dim is the length of a stored row.
+  const int a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
+  MK_CHECK(lda >= std::max(1, a_cols), "gemm: lda=" + std::to_string(lda) + " too small for " +
+                                           dims(M, N, K) + (trans_a ? " (A transposed)" : ""));
+  MK_CHECK(ldb >= std::max(1, b_cols), "gemm: ldb=" + std::to_string(ldb) + " too small for " +
+                                           dims(M, N, K) + (trans_b ? " (B transposed)" : ""));
+  MK_CHECK(ldc >= std::max(1, N), "gemm: ldc=" + std::to_string(ldc) + " too small for " +
+                                      dims(M, N, K));
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // op(A) op(B) is empty: C = beta * C (beta 0 overwrites, even NaN)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) C[size_t(i) * ldc + j] = beta == T(0) ? T(0) : beta * C[size_t(i) * ldc + j];
+    return;
+  }
+  blas_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+            alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <typename T>
+void linear_forward(const T* x, const T* W, const T* b, T* y, int rows, int in, int out) {
+  if (rows == 0 || out == 0) return;
+  // Seed y with the bias and let the gemm accumulate onto it (beta = 1).
+  if (b) {
+    for (int r = 0; r < rows; ++r) std::copy(b, b + out, y + size_t(r) * out);
+  }
+  gemm<T>(false, true, rows, out, in, T(1), x, in, W, in, b ? T(1) : T(0), y, out);
+}
+
+template <typename T>
+void linear_backward(const T* dy, const T* x, const T* W, T* dx, T* dW, T* db, int rows, int in,
+                     int out) {
+  if (dx) gemm<T>(false, false, rows, in, out, T(1), dy, out, W, in, T(0), dx, in);
+  if (dW) gemm<T>(true, false, out, in, rows, T(1), dy, out, x, in, T(1), dW, in);
+  if (db) {
+    for (int r = 0; r < rows; ++r) {
+      const T* row = dy + size_t(r) * out;
+      for (int j = 0; j < out; ++j) db[j] += row[j];
+    }
+  }
+}
+
+#define MK_INSTANTIATE(T)                                                                    \
+  template void gemm<T>(bool, bool, int, int, int, T, const T*, int, const T*, int, T, T*,   \
+                        int);                                                                \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int, int, int);          \
+  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int, int, int);
+MK_INSTANTIATE(float)
+MK_INSTANTIATE(double)
+#undef MK_INSTANTIATE
+
+}  // namespace mk::ops

@@ -1,0 +1,221 @@
+#include "mambakit/layers/mamba_mixer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "mambakit/ops/activations.h"
+#include "mambakit/ops/conv1d.h"
+#include "mambakit/ops/selective_scan.h"
+
+namespace mk {
+
+namespace {
+
+// Copies columns [c0, c0+w) of a (rows, stride) matrix into a dense (rows, w).
+template <typename T>
+void take_cols(const T* src, int rows, int stride, int c0, int w, std::vector<T>& dst) {
+  dst.resize(size_t(rows) * w);
+  for (int r = 0; r < rows; ++r)
+    std::copy_n(src + size_t(r) * stride + c0, w, dst.data() + size_t(r) * w);
+}
+
+// Writes a dense (rows, w) into columns [c0, c0+w) of a (rows, stride) matrix.
+template <typename T>
+void put_cols(const T* src, int rows, int w, T* dst, int stride, int c0) {
+  for (int r = 0; r < rows; ++r)
+    std::copy_n(src + size_t(r) * w, w, dst + size_t(r) * stride + c0);
+}
+
+template <typename T>
+void uniform_fill(T* p, size_t n, double bound, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> d(-bound, bound);
+  for (size_t i = 0; i < n; ++i) p[i] = T(d(rng));
+}
+
+template <typename T>
+void neg_exp(const T* a_log, T* A, size_t n) {
+  for (size_t i = 0; i < n; ++i) A[i] = -std::exp(a_log[i]);
+}
+
+}  // namespace
+
+template <typename T>
+void MambaMixer<T>::declare(ParamStore<T>& ps, const std::string& prefix, const ModelConfig& cfg) {
+  dm_ = cfg.d_model;
+  di_ = cfg.d_inner();
+  n_ = cfg.d_state;
+  r_ = cfg.dt_rank_resolved();
+  k_ = cfg.d_conv;
+  in_proj_.declare(ps, prefix + ".in_proj", dm_, 2 * di_, false);
+  conv_w_ = ps.declare(prefix + ".conv1d.weight", {di_, 1, k_}, true);
+  conv_b_ = ps.declare(prefix + ".conv1d.bias", {di_}, false);
+  x_proj_.declare(ps, prefix + ".x_proj", di_, r_ + 2 * n_, false);
+  dt_proj_.declare(ps, prefix + ".dt_proj", r_, di_, true);
+  A_log_ = ps.declare(prefix + ".A_log", {di_, n_}, false);
+  D_ = ps.declare(prefix + ".D", {di_}, false);
+  out_proj_.declare(ps, prefix + ".out_proj", di_, dm_, false);
+}
+
+template <typename T>
+void MambaMixer<T>::init(ParamStore<T>& ps, std::mt19937_64& rng, int n_layer) const {
+  T* p = ps.data();
+  // PyTorch's default Linear/Conv1d init: U(+-1/sqrt(fan_in)).
+  uniform_fill(p + in_proj_.w, size_t(2) * di_ * dm_, 1.0 / std::sqrt(double(dm_)), rng);
+  uniform_fill(p + conv_w_, size_t(di_) * k_, 1.0 / std::sqrt(double(k_)), rng);
+  uniform_fill(p + conv_b_, size_t(di_), 1.0 / std::sqrt(double(k_)), rng);
+  uniform_fill(p + x_proj_.w, size_t(r_ + 2 * n_) * di_, 1.0 / std::sqrt(double(di_)), rng);
+  uniform_fill(p + dt_proj_.w, size_t(di_) * r_, 1.0 / std::sqrt(double(r_)), rng);
+  // dt ~ logUniform(dt_min, dt_max), floored; the bias is its inverse softplus
+  // so that softplus(bias) == dt at initialisation.
+  const double lo = std::log(1e-3), hi = std::log(1e-1), floor = 1e-4;
+  std::uniform_real_distribution<double> ud(lo, hi);
+  for (int d = 0; d < di_; ++d) {
+    double dt = std::max(std::exp(ud(rng)), floor);
+    p[dt_proj_.b + d] = T(dt + std::log(-std::expm1(-dt)));
+  }
+  // S4D-real: A[d, n] = -(n + 1).
+  for (int d = 0; d < di_; ++d)
+    for (int n = 0; n < n_; ++n) p[A_log_ + size_t(d) * n_ + n] = T(std::log(double(n + 1)));
+  std::fill(p + D_, p + D_ + di_, T(1));
+  // Residual branches scaled by 1/sqrt(n_layer) (GPT-2 / mamba_ssm).
+  uniform_fill(p + out_proj_.w, size_t(dm_) * di_,
+               1.0 / std::sqrt(double(di_)) / std::sqrt(double(n_layer)), rng);
+}
+
+template <typename T>
+void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, int len) {
+  B_ = batch;
+  L_ = len;
+  x_in_ = x;
+  const int rows = batch * len;
+  const size_t nd = size_t(rows) * di_;
+
+  // in_proj -> x | z
+  dx_.resize(size_t(rows) * 2 * di_);
+  in_proj_.forward(ps, x, dx_.data(), rows);
+  take_cols(dx_.data(), rows, 2 * di_, 0, di_, x_);
+  take_cols(dx_.data(), rows, 2 * di_, di_, di_, z_);
+
+  // causal conv + SiLU -> u
+  xc_.resize(nd);
+  u_.resize(nd);
+  ops::conv1d_causal_forward(ops::Conv1dShape{batch, len, di_, k_}, x_.data(), ps.data() + conv_w_,
+                             ps.data() + conv_b_, xc_.data());
+  ops::silu_forward(xc_.data(), u_.data(), nd);
+
+  // x_proj -> dt_in | B | C ; dt_proj + softplus -> delta
+  const int wx = r_ + 2 * n_;
+  dy_.resize(size_t(rows) * wx);
+  x_proj_.forward(ps, u_.data(), dy_.data(), rows);
+  take_cols(dy_.data(), rows, wx, 0, r_, dtin_);
+  take_cols(dy_.data(), rows, wx, r_, n_, Bm_);
+  take_cols(dy_.data(), rows, wx, r_ + n_, n_, Cm_);
+  dtpre_.resize(nd);
+  delta_.resize(nd);
+  dt_proj_.forward(ps, dtin_.data(), dtpre_.data(), rows);
+  ops::softplus_forward(dtpre_.data(), delta_.data(), nd);
+
+  // selective scan, gated by silu(z)
+  A_.resize(size_t(di_) * n_);
+  neg_exp(ps.data() + A_log_, A_.data(), A_.size());
+  ops::SelectiveScanParams<T> sp;
+  sp.batch = batch; sp.len = len; sp.dim = di_; sp.dstate = n_;
+  sp.u = u_.data(); sp.delta = delta_.data(); sp.A = A_.data();
+  sp.Bm = Bm_.data(); sp.Cm = Cm_.data(); sp.Dskip = ps.data() + D_; sp.z = z_.data();
+  y_.resize(nd);
+  states_.resize(ops::selective_scan_states_size(batch, len, di_, n_));
+  ops::selective_scan_forward(sp, y_.data(), states_.data(), static_cast<T*>(nullptr));
+
+  out_proj_.forward(ps, y_.data(), out, rows);
+}
+
+template <typename T>
+void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
+  const int rows = B_ * L_;
+  const size_t nd = size_t(rows) * di_;
+  T* g = ps.grad();
+
+  // out_proj
+  dy_.resize(nd);
+  out_proj_.backward(ps, dout, y_.data(), dy_.data(), rows);
+
+  // scan
+  du_.resize(nd); ddelta_.resize(nd); dz_.resize(nd);
+  dB_.resize(size_t(rows) * n_); dC_.resize(size_t(rows) * n_);
+  dA_.assign(size_t(di_) * n_, T(0));
+  ops::SelectiveScanParams<T> sp;
+  sp.batch = B_; sp.len = L_; sp.dim = di_; sp.dstate = n_;
+  sp.u = u_.data(); sp.delta = delta_.data(); sp.A = A_.data();
+  sp.Bm = Bm_.data(); sp.Cm = Cm_.data(); sp.Dskip = ps.data() + D_; sp.z = z_.data();
+  ops::SelectiveScanGrads<T> sg;
+  sg.du = du_.data(); sg.ddelta = ddelta_.data(); sg.dA = dA_.data();
+  sg.dB = dB_.data(); sg.dC = dC_.data(); sg.dD = g + D_; sg.dz = dz_.data();
+  ops::selective_scan_backward(sp, states_.data(), dy_.data(), sg);
+  // A = -exp(A_log)  =>  dA_log = dA * A
+  for (size_t i = 0; i < dA_.size(); ++i) g[A_log_ + i] += dA_[i] * A_[i];
+
+  // softplus, dt_proj  (dy_ now holds d dt_pre)
+  ops::softplus_backward(ddelta_.data(), dtpre_.data(), dy_.data(), nd);
+  ddtin_.resize(size_t(rows) * r_);
+  dt_proj_.backward(ps, dy_.data(), dtin_.data(), ddtin_.data(), rows);
+
+  // x_proj: gather d(dt_in | B | C) and add its input gradient into du
+  const int wx = r_ + 2 * n_;
+  std::vector<T>& dxdbl = dx_;  // scratch, (rows, wx)
+  dxdbl.resize(size_t(rows) * wx);
+  put_cols(ddtin_.data(), rows, r_, dxdbl.data(), wx, 0);
+  put_cols(dB_.data(), rows, n_, dxdbl.data(), wx, r_);
+  put_cols(dC_.data(), rows, n_, dxdbl.data(), wx, r_ + n_);
+  ddelta_.resize(nd);  // reused: input gradient of x_proj
+  x_proj_.backward(ps, dxdbl.data(), u_.data(), ddelta_.data(), rows);
+  for (size_t i = 0; i < nd; ++i) du_[i] += ddelta_[i];
+
+  // SiLU, conv
+  ops::silu_backward(du_.data(), xc_.data(), ddelta_.data(), nd);  // d conv out
+  ops::conv1d_causal_backward(ops::Conv1dShape{B_, L_, di_, k_}, ddelta_.data(), x_.data(),
+                              ps.data() + conv_w_, du_.data(), g + conv_w_, g + conv_b_);
+
+  // in_proj: d(x | z)
+  std::vector<T>& dxz = dx_;
+  dxz.resize(size_t(rows) * 2 * di_);
+  put_cols(du_.data(), rows, di_, dxz.data(), 2 * di_, 0);
+  put_cols(dz_.data(), rows, di_, dxz.data(), 2 * di_, di_);
+  in_proj_.backward(ps, dxz.data(), x_in_, dx, rows);
+}
+
+template <typename T>
+typename MambaMixer<T>::State MambaMixer<T>::make_state(int batch) const {
+  State s;
+  s.conv.assign(size_t(batch) * di_ * k_, T(0));
+  s.ssm.assign(size_t(batch) * di_ * n_, T(0));
+  return s;
+}
+
+template <typename T>
+void MambaMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, State& st, int batch) {
+  const int wx = r_ + 2 * n_;
+  const size_t nd = size_t(batch) * di_;
+  std::vector<T> xz(size_t(batch) * 2 * di_), xs, zs, xc(nd), u(nd), xdbl(size_t(batch) * wx);
+  std::vector<T> dtin, Bt, Ct, dtpre(nd), delta(nd), y(nd), A(size_t(di_) * n_);
+  in_proj_.forward(ps, x_t, xz.data(), batch);
+  take_cols(xz.data(), batch, 2 * di_, 0, di_, xs);
+  take_cols(xz.data(), batch, 2 * di_, di_, di_, zs);
+  ops::conv1d_causal_step(batch, di_, k_, xs.data(), st.conv.data(), ps.data() + conv_w_,
+                          ps.data() + conv_b_, xc.data());
+  ops::silu_forward(xc.data(), u.data(), nd);
+  x_proj_.forward(ps, u.data(), xdbl.data(), batch);
+  take_cols(xdbl.data(), batch, wx, 0, r_, dtin);
+  take_cols(xdbl.data(), batch, wx, r_, n_, Bt);
+  take_cols(xdbl.data(), batch, wx, r_ + n_, n_, Ct);
+  dt_proj_.forward(ps, dtin.data(), dtpre.data(), batch);
+  ops::softplus_forward(dtpre.data(), delta.data(), nd);
+  neg_exp(ps.data() + A_log_, A.data(), A.size());
+  ops::selective_scan_step(batch, di_, n_, u.data(), delta.data(), A.data(), Bt.data(), Ct.data(),
+                           ps.data() + D_, zs.data(), st.ssm.data(), y.data());
+  out_proj_.forward(ps, y.data(), out_t, batch);
+}
+
+template class MambaMixer<float>;
+template class MambaMixer<double>;
+
+}  // namespace mk

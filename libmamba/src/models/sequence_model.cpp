@@ -1,0 +1,146 @@
+#include "mambakit/models/sequence_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "mambakit/error.h"
+#include "mambakit/ops/embedding.h"
+#include "mambakit/ops/matmul.h"
+#include "mambakit/ops/softmax_xent.h"
+
+namespace mk {
+
+template <typename T>
+SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  const int dm = cfg_.d_model;
+  emb_ = ps_.declare("backbone.embeddings.weight", {cfg_.vocab_size, dm}, true);
+  norms_.resize(cfg_.n_layer);
+  mixers_.resize(cfg_.n_layer);
+  for (int i = 0; i < cfg_.n_layer; ++i) {
+    const std::string p = "backbone.layers." + std::to_string(i);
+    norms_[i].declare(ps_, p + ".norm.weight", dm, cfg_.norm_eps);
+    mixers_[i].declare(ps_, p + ".mixer", cfg_);
+  }
+  norm_f_.declare(ps_, "backbone.norm_f.weight", dm, cfg_.norm_eps);
+  ps_.finalize();
+}
+
+template <typename T>
+void SequenceModel<T>::init(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd(0.0, 0.02);
+  T* e = ps_.data() + emb_;
+  for (size_t i = 0; i < size_t(cfg_.vocab_size) * cfg_.d_model; ++i) e[i] = T(nd(rng));
+  for (int i = 0; i < cfg_.n_layer; ++i) {
+    norms_[i].init(ps_);
+    mixers_[i].init(ps_, rng, cfg_.n_layer);
+  }
+  norm_f_.init(ps_);
+}
+
+template <typename T>
+void SequenceModel<T>::forward(const int32_t* ids, int batch, int len) {
+  MK_CHECK(batch > 0 && len > 0, "SequenceModel::forward: empty batch");
+  B_ = batch;
+  L_ = len;
+  const int rows = batch * len, dm = cfg_.d_model, V = cfg_.vocab_size;
+  const size_t nh = size_t(rows) * dm;
+  ids_.assign(ids, ids + rows);
+  resid_.resize(cfg_.n_layer + 1);
+  normed_.resize(cfg_.n_layer);
+  resid_[0].resize(nh);
+  ops::embedding_forward(ids, ps_.data() + emb_, resid_[0].data(), rows, V, dm);
+  mix_out_.resize(nh);
+  for (int i = 0; i < cfg_.n_layer; ++i) {
+    normed_[i].resize(nh);
+    norms_[i].forward(ps_, resid_[i].data(), normed_[i].data(), rows);
+    mixers_[i].forward(ps_, normed_[i].data(), mix_out_.data(), batch, len);
+    resid_[i + 1].resize(nh);
+    for (size_t j = 0; j < nh; ++j) resid_[i + 1][j] = resid_[i][j] + mix_out_[j];
+  }
+  hf_.resize(nh);
+  norm_f_.forward(ps_, resid_[cfg_.n_layer].data(), hf_.data(), rows);
+  // Tied head: logits = hf E^T
+  logits_.resize(size_t(rows) * V);
+  ops::gemm<T>(false, true, rows, V, dm, T(1), hf_.data(), dm, ps_.data() + emb_, dm, T(0),
+               logits_.data(), V);
+}
+
+template <typename T>
+double SequenceModel<T>::loss(const int32_t* targets) const {
+  const int rows = B_ * L_, V = cfg_.vocab_size;
+  std::vector<T> losses(rows);
+  double sum = ops::softmax_xent<T>(logits_.data(), targets, losses.data(), nullptr, rows, V, T(0));
+  long n = 0;
+  for (int i = 0; i < rows; ++i) n += targets[i] >= 0;
+  return n ? sum / n : 0.0;
+}
+
+template <typename T>
+double SequenceModel<T>::backward(const int32_t* targets, double grad_scale) {
+  MK_CHECK(B_ > 0, "SequenceModel::backward called before forward");
+  const int rows = B_ * L_, dm = cfg_.d_model, V = cfg_.vocab_size;
+  const size_t nh = size_t(rows) * dm;
+  long n = 0;
+  for (int i = 0; i < rows; ++i) n += targets[i] >= 0;
+  const double scale = n ? grad_scale / n : 0.0;
+  std::vector<T> losses(rows);
+  // dlogits overwrite the logits (they are not needed again).
+  double sum = ops::softmax_xent<T>(logits_.data(), targets, losses.data(), logits_.data(), rows, V,
+                                    T(scale));
+  T* gE = ps_.grad() + emb_;
+  // Head: dhf = dlogits E ; dE += dlogits^T hf
+  dh_.resize(nh);
+  ops::gemm<T>(false, false, rows, dm, V, T(1), logits_.data(), V, ps_.data() + emb_, dm, T(0),
+               dh_.data(), dm);
+  ops::gemm<T>(true, false, V, dm, rows, T(1), logits_.data(), V, hf_.data(), dm, T(1), gE, dm);
+  // Final norm: dh = d resid[n_layer]
+  dtmp_.resize(nh);
+  norm_f_.backward(ps_, dh_.data(), resid_[cfg_.n_layer].data(), dtmp_.data(), rows);
+  std::swap(dh_, dtmp_);
+  dnorm_.resize(nh);
+  for (int i = cfg_.n_layer - 1; i >= 0; --i) {
+    // resid[i+1] = resid[i] + mixer(norm(resid[i]))
+    mixers_[i].backward(ps_, dh_.data(), dnorm_.data());
+    norms_[i].backward(ps_, dnorm_.data(), resid_[i].data(), dtmp_.data(), rows);
+    for (size_t j = 0; j < nh; ++j) dh_[j] += dtmp_[j];
+  }
+  ops::embedding_backward(ids_.data(), dh_.data(), gE, rows, V, dm);
+  // The logits now hold gradients; mark them consumed.
+  B_ = 0;
+  return n ? sum / n : 0.0;
+}
+
+template <typename T>
+typename SequenceModel<T>::State SequenceModel<T>::make_state(int batch) const {
+  State s;
+  s.batch = batch;
+  for (const auto& m : mixers_) s.layers.push_back(m.make_state(batch));
+  return s;
+}
+
+template <typename T>
+void SequenceModel<T>::step(const int32_t* ids_t, State& st, T* logits_t) {
+  const int b = st.batch, dm = cfg_.d_model, V = cfg_.vocab_size;
+  const size_t nh = size_t(b) * dm;
+  step_h_.resize(nh);
+  step_n_.resize(nh);
+  step_o_.resize(nh);
+  ops::embedding_forward(ids_t, ps_.data() + emb_, step_h_.data(), b, V, dm);
+  for (int i = 0; i < cfg_.n_layer; ++i) {
+    norms_[i].forward(ps_, step_h_.data(), step_n_.data(), b);
+    mixers_[i].step(ps_, step_n_.data(), step_o_.data(), st.layers[i], b);
+    for (size_t j = 0; j < nh; ++j) step_h_[j] += step_o_[j];
+  }
+  norm_f_.forward(ps_, step_h_.data(), step_n_.data(), b);
+  ops::gemm<T>(false, true, b, V, dm, T(1), step_n_.data(), dm, ps_.data() + emb_, dm, T(0),
+               logits_t, V);
+}
+
+template class SequenceModel<float>;
+template class SequenceModel<double>;
+
+}  // namespace mk

@@ -1,0 +1,140 @@
+// gemm against a triple loop for every transpose combination and padded
+// leading dims; linear layer forward against a loop, backward by finite
+// differences.
+#include "mambakit/ops/matmul.h"
+
+#include "mambakit/error.h"
+#include "test_util.h"
+
+using namespace mk;
+using namespace mk::test;
+
+namespace {
+
+// C = alpha op(A) op(B) + beta C, straight from the definition, in double.
+template <typename T>
+std::vector<double> gemm_ref(bool ta, bool tb, int M, int N, int K, double alpha,
+                             const std::vector<T>& A, int lda, const std::vector<T>& B, int ldb,
+                             double beta, const std::vector<T>& C, int ldc) {
+  std::vector<double> out(C.begin(), C.end());
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) {
+        double a = ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k];
+        double b = tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j];
+        s += a * b;
+      }
+      out[size_t(i) * ldc + j] = alpha * s + beta * double(C[size_t(i) * ldc + j]);
+    }
+  return out;
+}
+
+template <typename T>
+void check_gemm_all_transposes(double tol) {
+  const int M = 7, N = 5, K = 9;
+  unsigned seed = 1;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      // Stored rows are longer than needed (padding 3) to exercise the leading dims.
+      const int a_rows = ta ? K : M, a_cols = ta ? M : K;
+      const int b_rows = tb ? N : K, b_cols = tb ? K : N;
+      const int lda = a_cols + 3, ldb = b_cols + 2, ldc = N + 4;
+      auto A = randn<T>(size_t(a_rows) * lda, seed++);
+      auto B = randn<T>(size_t(b_rows) * ldb, seed++);
+      auto C = randn<T>(size_t(M) * ldc, seed++);
+      auto want = gemm_ref(ta, tb, M, N, K, 0.7, A, lda, B, ldb, -0.3, C, ldc);
+      ops::gemm<T>(ta, tb, M, N, K, T(0.7), A.data(), lda, B.data(), ldb, T(-0.3), C.data(), ldc);
+      EXPECT_TRUE(all_close(C, want, tol, tol)) << "trans_a=" << ta << " trans_b=" << tb;
+    }
+}
+
+}  // namespace
+
+TEST(Gemm, AllTransposesAndLeadingDimsDouble) { check_gemm_all_transposes<double>(1e-12); }
+TEST(Gemm, AllTransposesAndLeadingDimsFloat) { check_gemm_all_transposes<float>(1e-5); }
+
+TEST(Gemm, BetaZeroOverwritesGarbage) {
+  const int M = 3, N = 4, K = 2;
+  auto A = randn<double>(M * K, 11), B = randn<double>(K * N, 12);
+  std::vector<double> C(M * N, NAN);
+  ops::gemm<double>(false, false, M, N, K, 1.0, A.data(), K, B.data(), N, 0.0, C.data(), N);
+  auto want = gemm_ref(false, false, M, N, K, 1.0, A, K, B, N, 0.0,
+                       std::vector<double>(M * N, 0.0), N);
+  EXPECT_TRUE(all_close(C, want, 1e-12));
+}
+
+TEST(Gemm, KZeroScalesC) {
+  std::vector<double> C = {1, 2, 3, 4};
+  double dummy = 0;
+  ops::gemm<double>(false, false, 2, 2, 0, 1.0, &dummy, 1, &dummy, 2, 0.5, C.data(), 2);
+  EXPECT_TRUE(all_close(C, std::vector<double>{0.5, 1, 1.5, 2}, 0));
+}
+
+TEST(Gemm, RejectsTooSmallLeadingDim) {
+  std::vector<double> A(12), B(12), C(16);
+  EXPECT_THROW(ops::gemm<double>(false, false, 4, 4, 3, 1.0, A.data(), 2, B.data(), 4, 0.0,
+                                 C.data(), 4),
+               mk::Error);
+  EXPECT_THROW(ops::gemm<double>(false, false, 4, 4, 3, 1.0, A.data(), 3, B.data(), 4, 0.0,
+                                 C.data(), 3),
+               mk::Error);
+}
+
+TEST(Linear, ForwardMatchesLoop) {
+  const int rows = 6, in = 5, out = 4;
+  auto x = randn<double>(rows * in, 21), W = randn<double>(out * in, 22), b = randn<double>(out, 23);
+  for (bool with_bias : {true, false}) {
+    std::vector<double> y(rows * out, NAN), want(rows * out);
+    for (int r = 0; r < rows; ++r)
+      for (int o = 0; o < out; ++o) {
+        double s = with_bias ? b[o] : 0.0;
+        for (int i = 0; i < in; ++i) s += x[r * in + i] * W[o * in + i];
+        want[r * out + o] = s;
+      }
+    ops::linear_forward<double>(x.data(), W.data(), with_bias ? b.data() : nullptr, y.data(), rows,
+                                in, out);
+    EXPECT_TRUE(all_close(y, want, 1e-12)) << "bias=" << with_bias;
+  }
+}
+
+TEST(Linear, BackwardFiniteDifferences) {
+  const int rows = 5, in = 4, out = 3;
+  auto x = randn<double>(rows * in, 31), W = randn<double>(out * in, 32), b = randn<double>(out, 33);
+  auto r = randn<double>(rows * out, 34);  // loss = sum(y * r), so dy = r
+  auto loss = [&]() {
+    std::vector<double> y(rows * out);
+    ops::linear_forward<double>(x.data(), W.data(), b.data(), y.data(), rows, in, out);
+    double s = 0;
+    for (size_t i = 0; i < y.size(); ++i) s += y[i] * r[i];
+    return s;
+  };
+  std::vector<double> dx(rows * in, NAN), dW(out * in, 0.0), db(out, 0.0);
+  ops::linear_backward<double>(r.data(), x.data(), W.data(), dx.data(), dW.data(), db.data(), rows,
+                               in, out);
+  EXPECT_TRUE(grad_check("dx", x, dx, loss));
+  EXPECT_TRUE(grad_check("dW", W, dW, loss));
+  EXPECT_TRUE(grad_check("db", b, db, loss));
+}
+
+TEST(Linear, BackwardAccumulatesParamGradsAndSkipsNulls) {
+  const int rows = 4, in = 3, out = 2;
+  auto x = randn<double>(rows * in, 41), W = randn<double>(out * in, 42);
+  auto dy = randn<double>(rows * out, 43);
+  std::vector<double> dW1(out * in, 0.0), db1(out, 0.0);
+  ops::linear_backward<double>(dy.data(), x.data(), W.data(), nullptr, dW1.data(), db1.data(),
+                               rows, in, out);
+  // A second call adds the same amount again.
+  std::vector<double> dW2 = dW1, db2 = db1;
+  ops::linear_backward<double>(dy.data(), x.data(), W.data(), nullptr, dW2.data(), db2.data(),
+                               rows, in, out);
+  for (size_t i = 0; i < dW1.size(); ++i) EXPECT_NEAR(dW2[i], 2 * dW1[i], 1e-12);
+  for (size_t i = 0; i < db1.size(); ++i) EXPECT_NEAR(db2[i], 2 * db1[i], 1e-12);
+  // dx is still written (not accumulated) when given.
+  std::vector<double> dx(rows * in, 123.0), dx2(rows * in, -7.0);
+  ops::linear_backward<double>(dy.data(), x.data(), W.data(), dx.data(), dW1.data(), nullptr,
+                               rows, in, out);
+  ops::linear_backward<double>(dy.data(), x.data(), W.data(), dx2.data(), dW1.data(), nullptr,
+                               rows, in, out);
+  EXPECT_TRUE(all_close(dx, dx2, 1e-12));
+}

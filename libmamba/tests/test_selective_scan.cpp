@@ -1,0 +1,318 @@
+// Fused (chunked, recomputing) selective scan against the naive version that
+// materialises every state; finite-difference gradients in double; the
+// recurrent step against the full forward.
+#include "mambakit/ops/selective_scan.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "mambakit/error.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace mk::ops;
+using mk::test::all_close;
+
+struct Shape {
+  int B, L, D, N;
+  bool z, Dskip;
+};
+
+std::string name(const Shape& s) {
+  return "B" + std::to_string(s.B) + " L" + std::to_string(s.L) + " D" + std::to_string(s.D) +
+         " N" + std::to_string(s.N) + (s.z ? " z" : "") + (s.Dskip ? " Dskip" : "");
+}
+
+// Awkward shapes: L not a multiple of the chunk, L = 1, batch 1, D not a
+// multiple of the SIMD width, N = 1, 4, 16, 64, with and without z and D.
+const std::vector<Shape> kShapes = {
+    {2, 130, 37, 16, true, true},  {1, 1, 5, 4, false, true},    {1, 64, 16, 1, true, false},
+    {2, 200, 33, 64, true, true},  {3, 65, 48, 16, false, false}, {1, 300, 17, 4, true, true},
+    {2, 128, 16, 16, true, true},  {1, 129, 5, 16, false, true},  {2, 3, 40, 64, false, false},
+};
+
+template <typename T>
+struct Problem {
+  Shape s;
+  std::vector<T> u, delta, A, Bm, Cm, Dskip, z;
+
+  Problem(const Shape& sh, unsigned seed) : s(sh) {
+    const size_t bld = size_t(s.B) * s.L * s.D, bln = size_t(s.B) * s.L * s.N;
+    u = mk::test::randn<T>(bld, seed + 1);
+    delta = mk::test::uniform<T>(bld, seed + 2, 0.005, 1.0);
+    A = mk::test::uniform<T>(size_t(s.D) * s.N, seed + 3, -3.0, -0.05);
+    // One strongly decaying state: exp(delta*A) underflows to 0 for most t,
+    // which exercises the vector exp's very-negative path.
+    A[0] = T(-300);
+    Bm = mk::test::randn<T>(bln, seed + 4);
+    Cm = mk::test::randn<T>(bln, seed + 5);
+    if (s.Dskip) Dskip = mk::test::randn<T>(s.D, seed + 6);
+    if (s.z) z = mk::test::randn<T>(bld, seed + 7);
+  }
+  SelectiveScanParams<T> params() const {
+    SelectiveScanParams<T> p;
+    p.batch = s.B;
+    p.len = s.L;
+    p.dim = s.D;
+    p.dstate = s.N;
+    p.u = u.data();
+    p.delta = delta.data();
+    p.A = A.data();
+    p.Bm = Bm.data();
+    p.Cm = Cm.data();
+    p.Dskip = s.Dskip ? Dskip.data() : nullptr;
+    p.z = s.z ? z.data() : nullptr;
+    return p;
+  }
+  size_t bld() const { return size_t(s.B) * s.L * s.D; }
+  size_t bln() const { return size_t(s.B) * s.L * s.N; }
+};
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+template <typename T>
+double max_abs(const std::vector<T>& v) {
+  double m = 0;
+  for (T x : v) m = std::max(m, std::fabs(double(x)));
+  return m;
+}
+
+// Tolerances: float results differ from the naive ones by rounding (vector exp
+// vs libm, different summation order), so they are compared relative to the
+// size of the array; double results agree to near machine precision.
+template <typename T>
+double tol_scale() {
+  return std::is_same<T, float>::value ? 1e-5 : 1e-12;
+}
+
+template <typename T>
+::testing::AssertionResult close(const std::vector<T>& got, const std::vector<T>& want,
+                                 double scale_mult = 1.0) {
+  const double tol = tol_scale<T>() * scale_mult;
+  return all_close(got, want, tol * std::max(1.0, max_abs(want)), tol);
+}
+
+template <typename T>
+class SelectiveScanTyped : public ::testing::Test {};
+using Types = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(SelectiveScanTyped, Types);
+
+TYPED_TEST(SelectiveScanTyped, FusedForwardMatchesNaive) {
+  using T = TypeParam;
+  for (const Shape& s : kShapes) {
+    SCOPED_TRACE(name(s));
+    Problem<T> pr(s, 11);
+    auto p = pr.params();
+    std::vector<T> out(pr.bld(), T(-7)), ref(pr.bld(), T(-9));
+    std::vector<T> states(pr.bld() * s.N);
+    std::vector<T> chunk(selective_scan_states_size(s.B, s.L, s.D, s.N));
+    std::vector<T> final_state(size_t(s.B) * s.D * s.N);
+    selective_scan_forward(p, out.data(), chunk.data(), final_state.data());
+    selective_scan_naive_forward(p, ref.data(), states.data());
+    EXPECT_TRUE(close(out, ref));
+
+    // chunk_states (B, n_chunks, D, N): the state before the chunk's first
+    // step, i.e. the naive state after step c*K-1 (zero for chunk 0).
+    const int K = selective_scan_chunk_len(), nc = (s.L + K - 1) / K;
+    std::vector<T> want_chunk(chunk.size(), T(0));
+    for (int b = 0; b < s.B; ++b)
+      for (int c = 1; c < nc; ++c)
+        std::copy_n(states.data() + (size_t(b) * s.L + c * K - 1) * s.D * s.N, size_t(s.D) * s.N,
+                    want_chunk.data() + (size_t(b) * nc + c) * s.D * s.N);
+    EXPECT_TRUE(close(chunk, want_chunk));
+    std::vector<T> want_final(final_state.size());
+    for (int b = 0; b < s.B; ++b)
+      std::copy_n(states.data() + (size_t(b) * s.L + s.L - 1) * s.D * s.N, size_t(s.D) * s.N,
+                  want_final.data() + size_t(b) * s.D * s.N);
+    EXPECT_TRUE(close(final_state, want_final));
+
+    // Without chunk_states (inference) the output is the same.
+    std::vector<T> out2(pr.bld());
+    selective_scan_forward(p, out2.data(), (T*)nullptr, (T*)nullptr);
+    EXPECT_TRUE(all_close(out2, out, 0.0));
+  }
+}
+
+template <typename T>
+struct Grads {
+  std::vector<T> du, ddelta, dA, dB, dC, dD, dz;
+  // Written gradients start as garbage, accumulated ones at a known offset.
+  Grads(const Problem<T>& pr, unsigned seed) {
+    du = mk::test::randn<T>(pr.bld(), seed);
+    ddelta = mk::test::randn<T>(pr.bld(), seed + 1);
+    dz = mk::test::randn<T>(pr.bld(), seed + 2);
+    dB = mk::test::randn<T>(pr.bln(), seed + 3);
+    dC = mk::test::randn<T>(pr.bln(), seed + 4);
+    dA = std::vector<T>(size_t(pr.s.D) * pr.s.N, T(0.5));
+    dD = std::vector<T>(pr.s.D, T(-0.25));
+  }
+  SelectiveScanGrads<T> view(const Shape& s) {
+    SelectiveScanGrads<T> g;
+    g.du = du.data();
+    g.ddelta = ddelta.data();
+    g.dA = dA.data();
+    g.dB = dB.data();
+    g.dC = dC.data();
+    g.dD = s.Dskip ? dD.data() : nullptr;
+    g.dz = s.z ? dz.data() : nullptr;
+    return g;
+  }
+};
+
+TYPED_TEST(SelectiveScanTyped, FusedBackwardMatchesNaive) {
+  using T = TypeParam;
+  for (const Shape& s : kShapes) {
+    SCOPED_TRACE(name(s));
+    Problem<T> pr(s, 23);
+    auto p = pr.params();
+    std::vector<T> out(pr.bld()), ref(pr.bld());
+    std::vector<T> states(pr.bld() * s.N);
+    std::vector<T> chunk(selective_scan_states_size(s.B, s.L, s.D, s.N));
+    selective_scan_forward(p, out.data(), chunk.data(), (T*)nullptr);
+    selective_scan_naive_forward(p, ref.data(), states.data());
+    const std::vector<T> dout = mk::test::randn<T>(pr.bld(), 99);
+    Grads<T> gf(pr, 5), gn(pr, 77);
+    selective_scan_backward(p, chunk.data(), dout.data(), gf.view(s));
+    selective_scan_naive_backward(p, states.data(), dout.data(), gn.view(s));
+    // Sums over B*L terms (dA, dD, and dB/dC over D channels) accumulate
+    // more float rounding than the pointwise outputs.
+    EXPECT_TRUE(close(gf.du, gn.du, 4)) << "du";
+    EXPECT_TRUE(close(gf.ddelta, gn.ddelta, 4)) << "ddelta";
+    EXPECT_TRUE(close(gf.dA, gn.dA, 10)) << "dA";
+    EXPECT_TRUE(close(gf.dB, gn.dB, 10)) << "dB";
+    EXPECT_TRUE(close(gf.dC, gn.dC, 10)) << "dC";
+    if (s.Dskip) {
+      EXPECT_TRUE(close(gf.dD, gn.dD, 10)) << "dD";
+    }
+    if (s.z) {
+      EXPECT_TRUE(close(gf.dz, gn.dz, 4)) << "dz";
+    }
+  }
+}
+
+// Finite differences of loss = sum(out * r) in double.
+void grad_check_shape(const Shape& s) {
+  SCOPED_TRACE(name(s));
+  Problem<double> pr(s, 41);
+  pr.A[0] = -2.0;  // keep every state alive so each A entry has a gradient
+  const std::vector<double> r = mk::test::randn<double>(pr.bld(), 3);
+  std::vector<double> out(pr.bld());
+  std::vector<double> chunk(selective_scan_states_size(s.B, s.L, s.D, s.N));
+  // The loss is returned relative to its value at the unperturbed point (a
+  // constant, so the gradient is the same): otherwise rounding the whole sum
+  // to double (ulp ~ 1e-15) swamps the central difference of the smallest
+  // gradients. The sum itself is kept in long double for the same reason.
+  long double base = 0;
+  auto loss = [&]() {
+    selective_scan_forward(pr.params(), out.data(), chunk.data(), (double*)nullptr);
+    long double l = 0;
+    for (size_t i = 0; i < out.size(); ++i) l += (long double)out[i] * r[i];
+    return double(l - base);
+  };
+  base = loss();
+  Grads<double> g(pr, 8);
+  std::fill(g.dA.begin(), g.dA.end(), 0.0);
+  std::fill(g.dD.begin(), g.dD.end(), 0.0);
+  selective_scan_backward(pr.params(), chunk.data(), r.data(), g.view(s));
+  using mk::test::grad_check;
+  EXPECT_TRUE(grad_check("u", pr.u, g.du, loss));
+  EXPECT_TRUE(grad_check("delta", pr.delta, g.ddelta, loss));
+  EXPECT_TRUE(grad_check("A", pr.A, g.dA, loss));
+  EXPECT_TRUE(grad_check("B", pr.Bm, g.dB, loss));
+  EXPECT_TRUE(grad_check("C", pr.Cm, g.dC, loss));
+  if (s.Dskip) {
+    EXPECT_TRUE(grad_check("D", pr.Dskip, g.dD, loss));
+  }
+  if (s.z) {
+    EXPECT_TRUE(grad_check("z", pr.z, g.dz, loss));
+  }
+}
+
+TEST(SelectiveScan, GradCheckDouble) {
+  grad_check_shape({2, 70, 5, 3, true, true});    // crosses a chunk boundary
+  grad_check_shape({1, 130, 3, 16, true, true});  // the N = 16 specialisation
+  grad_check_shape({2, 9, 4, 2, false, false});
+}
+
+template <typename T>
+void step_matches_forward(const Shape& s, double tol) {
+  SCOPED_TRACE(name(s));
+  Problem<T> pr(s, 57);
+  auto p = pr.params();
+  std::vector<T> out(pr.bld()), final_state(size_t(s.B) * s.D * s.N);
+  selective_scan_forward(p, out.data(), (T*)nullptr, final_state.data());
+
+  const int B = s.B, L = s.L, D = s.D, N = s.N;
+  std::vector<T> state(size_t(B) * D * N, T(0)), out_steps(pr.bld());
+  std::vector<T> u_t(size_t(B) * D), dl_t(u_t.size()), z_t(u_t.size()), y_t(u_t.size());
+  std::vector<T> B_t(size_t(B) * N), C_t(B_t.size());
+  for (int t = 0; t < L; ++t) {
+    for (int b = 0; b < B; ++b) {  // gather time step t of every batch row
+      const size_t row = size_t(b) * L + t;
+      std::copy_n(pr.u.data() + row * D, D, u_t.data() + size_t(b) * D);
+      std::copy_n(pr.delta.data() + row * D, D, dl_t.data() + size_t(b) * D);
+      if (s.z) std::copy_n(pr.z.data() + row * D, D, z_t.data() + size_t(b) * D);
+      std::copy_n(pr.Bm.data() + row * N, N, B_t.data() + size_t(b) * N);
+      std::copy_n(pr.Cm.data() + row * N, N, C_t.data() + size_t(b) * N);
+    }
+    selective_scan_step(B, D, N, u_t.data(), dl_t.data(), pr.A.data(), B_t.data(), C_t.data(),
+                        p.Dskip, s.z ? z_t.data() : (T*)nullptr, state.data(), y_t.data());
+    for (int b = 0; b < B; ++b)
+      std::copy_n(y_t.data() + size_t(b) * D, D, out_steps.data() + (size_t(b) * L + t) * D);
+  }
+  EXPECT_TRUE(all_close(out_steps, out, tol * std::max(1.0, max_abs(out)), tol));
+  EXPECT_TRUE(all_close(state, final_state, tol * std::max(1.0, max_abs(final_state)), tol));
+}
+
+TEST(SelectiveScan, StepMatchesForward) {
+  step_matches_forward<float>({2, 150, 37, 16, true, true}, 1e-5);
+  step_matches_forward<float>({1, 20, 5, 4, false, false}, 1e-5);
+  step_matches_forward<double>({2, 70, 19, 16, true, true}, 1e-12);
+  step_matches_forward<double>({1, 1, 3, 64, true, false}, 1e-12);
+}
+
+// Continuing with step() from final_state equals running the forward on the
+// longer sequence: the state hand-off for generation after a prompt.
+TEST(SelectiveScan, StepContinuesFromFinalState) {
+  const Shape s{1, 100, 21, 16, true, true};
+  Problem<double> pr(s, 61);
+  const int L0 = 80, D = s.D, N = s.N;
+  std::vector<double> out(pr.bld()), state(size_t(D) * N);
+  selective_scan_forward(pr.params(), out.data(), (double*)nullptr, (double*)nullptr);
+  auto p0 = pr.params();
+  p0.len = L0;  // batch 1: the first L0 rows are the prefix
+  std::vector<double> out0(size_t(L0) * D);
+  selective_scan_forward(p0, out0.data(), (double*)nullptr, state.data());
+  std::vector<double> y(D);
+  for (int t = L0; t < s.L; ++t) {
+    selective_scan_step(1, D, N, pr.u.data() + size_t(t) * D, pr.delta.data() + size_t(t) * D,
+                        pr.A.data(), pr.Bm.data() + size_t(t) * N, pr.Cm.data() + size_t(t) * N,
+                        pr.Dskip.data(), pr.z.data() + size_t(t) * D, state.data(), y.data());
+    EXPECT_TRUE(all_close(y.data(), out.data() + size_t(t) * D, D, 1e-12, 1e-12)) << "t=" << t;
+  }
+}
+
+TEST(SelectiveScan, RejectsBadInput) {
+  Problem<float> pr({1, 4, 3, 2, false, false}, 1);
+  std::vector<float> out(pr.bld()), chunk(selective_scan_states_size(1, 4, 3, 2));
+  auto p = pr.params();
+  p.len = 0;
+  EXPECT_THROW(selective_scan_forward(p, out.data(), chunk.data(), (float*)nullptr), mk::Error);
+  p = pr.params();
+  p.Bm = nullptr;
+  EXPECT_THROW(selective_scan_forward(p, out.data(), chunk.data(), (float*)nullptr), mk::Error);
+  p = pr.params();
+  SelectiveScanGrads<float> g;  // no gradient buffers
+  EXPECT_THROW(selective_scan_backward(p, chunk.data(), out.data(), g), mk::Error);
+  EXPECT_THROW(selective_scan_backward(p, (const float*)nullptr, out.data(), g), mk::Error);
+}
+
+}  // namespace

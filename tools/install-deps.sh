@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every system package mambakit's build, tests, benchmarks and demo
+# need, from Debian's archive. Idempotent: does nothing when all are present.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  g++ make cmake ninja-build pkg-config
+  # numerics: BLAS for matmul, FFTW for the S4 convolution
+  libopenblas-dev libfftw3-dev
+  # data formats: FASTA/FASTQ (htslib + bgzip), audio (libsndfile, libsamplerate)
+  libhts-dev tabix libsndfile1-dev libsamplerate0-dev
+  # CLI, configs, JSON
+  libboost-program-options-dev libyaml-cpp-dev nlohmann-json3-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # plots of training curves
+  gnuplot-nox
+  # real data: the King James Bible (public domain) for the language demo
+  bible-kjv bible-kjv-text
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
