@@ -124,6 +124,16 @@ ModelConfig read_model_config(const std::string& path) {
   c.eos_token_id = f.token("eos_token_id", c.eos_token_id);
   c.pad_token_id = f.token("pad_token_id", c.pad_token_id);
 
+  // mambakit's own key: the mixer of each layer for non-Mamba and hybrid
+  // models (transformers ignores it; such models load only here).
+  if (f.has("mambakit_mixers")) {
+    const json& m = j["mambakit_mixers"];
+    if (!m.is_array()) fail(path, "\"mambakit_mixers\" must be a list of mixer names");
+    for (const auto& k : m) {
+      if (!k.is_string()) fail(path, "\"mambakit_mixers\" must be a list of mixer names");
+      c.mixers.push_back(k.get<std::string>());
+    }
+  }
   // transformers derives intermediate_size from expand; a file where they
   // disagree was edited by hand and is ambiguous.
   if (f.has("intermediate_size")) {
@@ -172,6 +182,7 @@ void write_model_config(const std::string& path, const ModelConfig& cfg) {
       {"pad_token_id", token_json(cfg.pad_token_id)},
       {"use_cache", true},
   };
+  if (!cfg.all_mamba()) j["mambakit_mixers"] = cfg.mixers;
   atomic_write_text(path, j.dump(2) + "\n");
 }
 

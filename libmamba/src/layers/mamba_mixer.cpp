@@ -46,6 +46,9 @@ void MambaMixer<T>::declare(ParamStore<T>& ps, const std::string& prefix, const 
   n_ = cfg.d_state;
   r_ = cfg.dt_rank_resolved();
   k_ = cfg.d_conv;
+  dt_min_ = cfg.dt_min;
+  dt_max_ = cfg.dt_max;
+  dt_floor_ = cfg.dt_init_floor;
   in_proj_.declare(ps, prefix + ".in_proj", dm_, 2 * di_, false);
   conv_w_ = ps.declare(prefix + ".conv1d.weight", {di_, 1, k_}, true);
   conv_b_ = ps.declare(prefix + ".conv1d.bias", {di_}, false);
@@ -67,7 +70,7 @@ void MambaMixer<T>::init(ParamStore<T>& ps, std::mt19937_64& rng, int n_layer) c
   uniform_fill(p + dt_proj_.w, size_t(di_) * r_, 1.0 / std::sqrt(double(r_)), rng);
   // dt ~ logUniform(dt_min, dt_max), floored; the bias is its inverse softplus
   // so that softplus(bias) == dt at initialisation.
-  const double lo = std::log(1e-3), hi = std::log(1e-1), floor = 1e-4;
+  const double lo = std::log(dt_min_), hi = std::log(dt_max_), floor = dt_floor_;
   std::uniform_real_distribution<double> ud(lo, hi);
   for (int d = 0; d < di_; ++d) {
     double dt = std::max(std::exp(ud(rng)), floor);
@@ -184,15 +187,16 @@ void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
 }
 
 template <typename T>
-typename MambaMixer<T>::State MambaMixer<T>::make_state(int batch) const {
-  State s;
-  s.conv.assign(size_t(batch) * di_ * k_, T(0));
-  s.ssm.assign(size_t(batch) * di_ * n_, T(0));
+MixerState<T> MambaMixer<T>::make_state(int batch) const {
+  MixerState<T> s;
+  s.bufs.emplace_back(size_t(batch) * di_ * k_, T(0));
+  s.bufs.emplace_back(size_t(batch) * di_ * n_, T(0));
   return s;
 }
 
 template <typename T>
-void MambaMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, State& st, int batch) {
+void MambaMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, MixerState<T>& st,
+                         int batch) {
   const int wx = r_ + 2 * n_;
   const size_t nd = size_t(batch) * di_;
   std::vector<T> xz(size_t(batch) * 2 * di_), xs, zs, xc(nd), u(nd), xdbl(size_t(batch) * wx);
@@ -200,7 +204,7 @@ void MambaMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, State& st, i
   in_proj_.forward(ps, x_t, xz.data(), batch);
   take_cols(xz.data(), batch, 2 * di_, 0, di_, xs);
   take_cols(xz.data(), batch, 2 * di_, di_, di_, zs);
-  ops::conv1d_causal_step(batch, di_, k_, xs.data(), st.conv.data(), ps.data() + conv_w_,
+  ops::conv1d_causal_step(batch, di_, k_, xs.data(), st.bufs[0].data(), ps.data() + conv_w_,
                           ps.data() + conv_b_, xc.data());
   ops::silu_forward(xc.data(), u.data(), nd);
   x_proj_.forward(ps, u.data(), xdbl.data(), batch);
@@ -211,8 +215,9 @@ void MambaMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, State& st, i
   ops::softplus_forward(dtpre.data(), delta.data(), nd);
   neg_exp(ps.data() + A_log_, A.data(), A.size());
   ops::selective_scan_step(batch, di_, n_, u.data(), delta.data(), A.data(), Bt.data(), Ct.data(),
-                           ps.data() + D_, zs.data(), st.ssm.data(), y.data());
+                           ps.data() + D_, zs.data(), st.bufs[1].data(), y.data());
   out_proj_.forward(ps, y.data(), out_t, batch);
+  ++st.pos;
 }
 
 template class MambaMixer<float>;

@@ -18,11 +18,11 @@ SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
   const int dm = cfg_.d_model;
   emb_ = ps_.declare("backbone.embeddings.weight", {cfg_.vocab_size, dm}, true);
   norms_.resize(cfg_.n_layer);
-  mixers_.resize(cfg_.n_layer);
   for (int i = 0; i < cfg_.n_layer; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i);
     norms_[i].declare(ps_, p + ".norm.weight", dm, cfg_.norm_eps);
-    mixers_[i].declare(ps_, p + ".mixer", cfg_);
+    mixers_.push_back(make_mixer<T>(cfg_.mixer_of(i)));
+    mixers_[i]->declare(ps_, p + ".mixer", cfg_);
   }
   norm_f_.declare(ps_, "backbone.norm_f.weight", dm, cfg_.norm_eps);
   ps_.finalize();
@@ -36,7 +36,7 @@ void SequenceModel<T>::init(uint64_t seed) {
   for (size_t i = 0; i < size_t(cfg_.vocab_size) * cfg_.d_model; ++i) e[i] = T(nd(rng));
   for (int i = 0; i < cfg_.n_layer; ++i) {
     norms_[i].init(ps_);
-    mixers_[i].init(ps_, rng, cfg_.n_layer);
+    mixers_[i]->init(ps_, rng, cfg_.n_layer);
   }
   norm_f_.init(ps_);
 }
@@ -57,7 +57,7 @@ void SequenceModel<T>::forward(const int32_t* ids, int batch, int len) {
   for (int i = 0; i < cfg_.n_layer; ++i) {
     normed_[i].resize(nh);
     norms_[i].forward(ps_, resid_[i].data(), normed_[i].data(), rows);
-    mixers_[i].forward(ps_, normed_[i].data(), mix_out_.data(), batch, len);
+    mixers_[i]->forward(ps_, normed_[i].data(), mix_out_.data(), batch, len);
     resid_[i + 1].resize(nh);
     for (size_t j = 0; j < nh; ++j) resid_[i + 1][j] = resid_[i][j] + mix_out_[j];
   }
@@ -104,7 +104,7 @@ double SequenceModel<T>::backward(const int32_t* targets, double grad_scale) {
   dnorm_.resize(nh);
   for (int i = cfg_.n_layer - 1; i >= 0; --i) {
     // resid[i+1] = resid[i] + mixer(norm(resid[i]))
-    mixers_[i].backward(ps_, dh_.data(), dnorm_.data());
+    mixers_[i]->backward(ps_, dh_.data(), dnorm_.data());
     norms_[i].backward(ps_, dnorm_.data(), resid_[i].data(), dtmp_.data(), rows);
     for (size_t j = 0; j < nh; ++j) dh_[j] += dtmp_[j];
   }
@@ -118,7 +118,7 @@ template <typename T>
 typename SequenceModel<T>::State SequenceModel<T>::make_state(int batch) const {
   State s;
   s.batch = batch;
-  for (const auto& m : mixers_) s.layers.push_back(m.make_state(batch));
+  for (const auto& m : mixers_) s.layers.push_back(m->make_state(batch));
   return s;
 }
 
@@ -132,7 +132,7 @@ void SequenceModel<T>::step(const int32_t* ids_t, State& st, T* logits_t) {
   ops::embedding_forward(ids_t, ps_.data() + emb_, step_h_.data(), b, V, dm);
   for (int i = 0; i < cfg_.n_layer; ++i) {
     norms_[i].forward(ps_, step_h_.data(), step_n_.data(), b);
-    mixers_[i].step(ps_, step_n_.data(), step_o_.data(), st.layers[i], b);
+    mixers_[i]->step(ps_, step_n_.data(), step_o_.data(), st.layers[i], b);
     for (size_t j = 0; j < nh; ++j) step_h_[j] += step_o_[j];
   }
   norm_f_.forward(ps_, step_h_.data(), step_n_.data(), b);

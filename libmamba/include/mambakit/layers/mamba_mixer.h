@@ -15,35 +15,33 @@
 #include <vector>
 
 #include "mambakit/layers/linear.h"
+#include "mambakit/layers/mixer.h"
 #include "mambakit/model_config.h"
 #include "mambakit/params.h"
 
 namespace mk {
 
 template <typename T>
-class MambaMixer {
+class MambaMixer : public Mixer<T> {
  public:
-  // Recurrent state for generation, per sequence in the batch.
-  struct State {
-    std::vector<T> conv;  // (B, Di, K): last K inputs of the conv
-    std::vector<T> ssm;   // (B, Di, N)
-  };
-
-  void declare(ParamStore<T>& ps, const std::string& prefix, const ModelConfig& cfg);
+  void declare(ParamStore<T>& ps, const std::string& prefix, const ModelConfig& cfg) override;
   // Initialisation as mamba_ssm: S4D-real A, D = 1, dt bias from logU(dt_min,dt_max).
-  void init(ParamStore<T>& ps, std::mt19937_64& rng, int n_layer) const;
+  void init(ParamStore<T>& ps, std::mt19937_64& rng, int n_layer) const override;
 
   // x (B, L, Dm) -> out (B, L, Dm). Keeps x's address for the backward.
-  void forward(ParamStore<T>& ps, const T* x, T* out, int batch, int len);
+  void forward(ParamStore<T>& ps, const T* x, T* out, int batch, int len) override;
   // dout (B, L, Dm) -> dx (B, L, Dm) written; parameter grads accumulated.
-  void backward(ParamStore<T>& ps, const T* dout, T* dx);
+  void backward(ParamStore<T>& ps, const T* dout, T* dx) override;
 
-  State make_state(int batch) const;
+  // State buffers: [0] conv window (B, Di, K), last K inputs oldest first;
+  // [1] SSM state (B, Di, N).
+  MixerState<T> make_state(int batch) const override;
   // One token: x_t (B, Dm) -> out_t (B, Dm), state advanced in place.
-  void step(ParamStore<T>& ps, const T* x_t, T* out_t, State& st, int batch);
+  void step(ParamStore<T>& ps, const T* x_t, T* out_t, MixerState<T>& st, int batch) override;
 
  private:
   int dm_ = 0, di_ = 0, n_ = 0, r_ = 0, k_ = 0;
+  double dt_min_ = 1e-3, dt_max_ = 1e-1, dt_floor_ = 1e-4;
   Linear<T> in_x_, in_z_, xp_dt_, xp_B_, xp_C_, dt_proj_, out_proj_;
   Linear<T> in_proj_, x_proj_;  // the fused parameters the splits view
   size_t conv_w_ = 0, conv_b_ = 0, A_log_ = 0, D_ = 0;

@@ -1,5 +1,6 @@
 // SequenceModel: embedding -> n_layer residual blocks -> RMSNorm -> LM head
-// tied to the embedding. Block: h = h + mixer(RMSNorm(h)). All parameters
+// tied to the embedding. Block: h = h + mixer(RMSNorm(h)), the mixer of each
+// layer chosen by ModelConfig::mixers (Mamba by default). All parameters
 // live in one ParamStore, named as HF's MambaForCausalLM:
 //   backbone.embeddings.weight
 //   backbone.layers.{i}.norm.weight
@@ -12,7 +13,7 @@
 #include <memory>
 #include <vector>
 
-#include "mambakit/layers/mamba_mixer.h"
+#include "mambakit/layers/mixer.h"
 #include "mambakit/layers/rmsnorm.h"
 #include "mambakit/model_config.h"
 #include "mambakit/params.h"
@@ -47,7 +48,7 @@ class SequenceModel {
 
   // Recurrent generation: O(1) memory per token.
   struct State {
-    std::vector<typename MambaMixer<T>::State> layers;
+    std::vector<MixerState<T>> layers;
     int batch = 0;
   };
   State make_state(int batch) const;
@@ -59,7 +60,7 @@ class SequenceModel {
   ParamStore<T> ps_;
   size_t emb_ = 0;
   std::vector<RMSNorm<T>> norms_;
-  std::vector<MambaMixer<T>> mixers_;
+  std::vector<std::unique_ptr<Mixer<T>>> mixers_;
   RMSNorm<T> norm_f_;
 
   int B_ = 0, L_ = 0;

@@ -268,33 +268,36 @@ void load_At(const typename V::elem* A, int d0, int N, V* At) {
 // Per-thread scratch of the forward: A of the current lane and its states.
 template <class V>
 struct FwdScratch {
-  std::vector<V> At, h;
-  explicit FwdScratch(int N) : At(N), h(N) {}
+  std::vector<V> At, h, ypart;  // (N), (N), (kChunk)
+  explicit FwdScratch(int N) : At(N), h(N), ypart(kChunk) {}
 };
 
 // ---------------------------------------------------------------------------
 // Fused forward for one batch row b and the W channels starting at d0.
 // ---------------------------------------------------------------------------
 
-// Steps t0..t1 of one lane, h (N vectors) in and out. With N a compile-time
-// constant the states are copied into a local array that is only indexed by
-// constants after unrolling, so the compiler keeps it in registers for the
-// whole chunk (h in memory would cost a store and a load per state and step).
-template <class V, int NC>
-void forward_steps(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                   int t1, const V* At, V* hmem, typename V::elem* out) {
+// One pass over steps t0..t1 of one lane for the states n0..n0+G (G a
+// compile-time constant: the states are copied into a local array indexed
+// only by constants after unrolling, so they stay in registers for the whole
+// chunk) or, with G = 0, for all N states kept in hmem. When the states are
+// split over several passes, ypart carries the partial y of each step from
+// one pass to the next: the first starts from D*u, the last gates and stores.
+template <class V, int G>
+void forward_pass(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
+                  int n0, const V* At, V* hmem, V* ypart, bool first, bool last,
+                  typename V::elem* out) {
   using T = typename V::elem;
-  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  V hloc[NC ? NC : 1];
-  V* h = NC ? hloc : hmem;
-  if constexpr (NC > 0) {
+  const int L = p.len, D = p.dim, N = p.dstate, NG = G ? G : N;
+  V hloc[G ? G : 1];
+  V* h = G ? hloc : hmem;
+  if constexpr (G > 0) {
 #pragma GCC unroll 64
-    for (int n = 0; n < NC; ++n) hloc[n] = hmem[n];
+    for (int n = 0; n < G; ++n) hloc[n] = hmem[n0 + n];
   }
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
   for (int t = t0; t < t1; ++t) {
     const size_t row = size_t(b) * L + t;
-    if (t + kPrefetchAhead < L) {
+    if (first && t + kPrefetchAhead < L) {
       const size_t ahead = (row + kPrefetchAhead) * D + d0;
       prefetch_r(p.delta + ahead);
       prefetch_r(p.u + ahead);
@@ -304,13 +307,13 @@ void forward_steps(const SelectiveScanParams<typename V::elem>& p, int b, int d0
     const V dl = V::load(p.delta + row * D + d0);
     const V uu = V::load(p.u + row * D + d0);
     const V du = dl * uu;
-    const T* Bt = p.Bm + row * N;
-    const T* Ct = p.Cm + row * N;
+    const T* Bt = p.Bm + row * N + n0;
+    const T* Ct = p.Cm + row * N + n0;
     // Two accumulators halve the length of the dependent FMA chain over n.
-    V y0 = Dv * uu, y1 = V::zero();
+    V y0 = first ? Dv * uu : ypart[t - t0], y1 = V::zero();
 #pragma GCC unroll 16
-    for (int n = 0; n < N; ++n) {
-      const V a = V::exp(dl * At[n]);
+    for (int n = 0; n < NG; ++n) {
+      const V a = V::exp(dl * At[n0 + n]);
       h[n] = V::fma(a, h[n], du * V::set1(Bt[n]));
       if (n & 1)
         y1 = V::fma(h[n], V::set1(Ct[n]), y1);
@@ -318,12 +321,35 @@ void forward_steps(const SelectiveScanParams<typename V::elem>& p, int b, int d0
         y0 = V::fma(h[n], V::set1(Ct[n]), y0);
     }
     V y = y0 + y1;
+    if (!last) {
+      ypart[t - t0] = y;
+      continue;
+    }
     if (p.z) y = y * silu_of(V::load(p.z + row * D + d0));
     y.store(out + row * D + d0);
   }
-  if constexpr (NC > 0) {
+  if constexpr (G > 0) {
 #pragma GCC unroll 64
-    for (int n = 0; n < NC; ++n) hmem[n] = hloc[n];
+    for (int n = 0; n < G; ++n) hmem[n0 + n] = hloc[n];
+  }
+}
+
+// Steps t0..t1 of one lane, h (N vectors) in and out. For SIMD lanes and
+// N = 16, 16 states plus the exp's constants and temporaries exceed the 32
+// vector registers, so the states run in two passes of 8: the spilled
+// alternative stores and reloads states through the stack every step, and
+// is slowed further (2-3x, depending on where the stack lands) by false
+// store-to-load dependencies with the input streams (4K aliasing).
+template <class V, int NC>
+void forward_steps(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
+                   int t1, const V* At, V* hmem, V* ypart, typename V::elem* out) {
+  constexpr int G = (NC > 0 && V::W > 1 && NC % 8 == 0) ? 8 : NC;
+  const int N = NC ? NC : p.dstate;
+  if constexpr (G == 0) {
+    forward_pass<V, 0>(p, b, d0, t0, t1, 0, At, hmem, ypart, true, true, out);
+  } else {
+    for (int n0 = 0; n0 < N; n0 += G)
+      forward_pass<V, G>(p, b, d0, t0, t1, n0, At, hmem, ypart, n0 == 0, n0 + G == N, out);
   }
 }
 
@@ -340,7 +366,7 @@ void forward_lane(const SelectiveScanParams<typename V::elem>& p, int b, int d0,
     if (chunk_states)
       store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
     forward_steps<V, NC>(p, b, d0, c * kChunk, std::min(L, (c + 1) * kChunk), s.At.data(), h,
-                         out);
+                         s.ypart.data(), out);
   }
   if (final_state) store_states<V>(h, N, final_state + (size_t(b) * D + d0) * N);
 }
