@@ -14,18 +14,18 @@
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L2), then walk it backwards. dB and dC sum over
-//             channels, so each thread accumulates them in its own (B, L, N)
-//             buffer; the buffers are added at the end.
+//             channels: per step the lane's terms are reduced across the
+//             vector and added to the thread's own (B, L, N) partial sums,
+//             which are added together at the end.
 #include "mambakit/ops/selective_scan.h"
 
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdint>
-#include <utility>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -51,10 +51,8 @@ constexpr int kChunk = 64;
 // the team costs more than the work.
 constexpr size_t kParallelMinWork = size_t(1) << 16;
 
-size_t work_of(const SelectiveScanParams<float>& p) {
-  return size_t(p.batch) * p.len * p.dim * p.dstate;
-}
-size_t work_of(const SelectiveScanParams<double>& p) {
+template <typename T>
+size_t work_of(const SelectiveScanParams<T>& p) {
   return size_t(p.batch) * p.len * p.dim * p.dstate;
 }
 
@@ -88,14 +86,18 @@ struct Scalar {
 // ln2 is split in two (Cody-Waite) so k*ln2_hi is exact and r keeps full
 // precision; e^r is its Taylor polynomial of degree 7 (truncation error
 // < 1e-8 relative on the interval, below float rounding). Arguments below
-// kExpMin (where e^x would be subnormal) give exactly 0.
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f;
-constexpr float kLn2Lo = -2.12194440e-4f;
-constexpr float kExpMin = -87.33654f;  // ln(FLT_MIN)
-constexpr float kExpMax = 88.3762626647949f;
-constexpr float kExpC[8] = {1.f,        1.f,          1.f / 2,       1.f / 6,
-                            1.f / 24,   1.f / 120,    1.f / 720,     1.f / 5040};
+// ExpK::min (where e^x would be subnormal) give exactly 0.
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+struct ExpK {
+  static constexpr float log2e = 1.44269504088896341f;
+  static constexpr float ln2_hi = 0.693359375f;
+  static constexpr float ln2_lo = -2.12194440e-4f;
+  static constexpr float min = -87.33654f;  // ln(FLT_MIN)
+  [[maybe_unused]] static constexpr float max = 88.3762626647949f;  // AVX2 path
+  static constexpr float c[8] = {1.f,      1.f,       1.f / 2,   1.f / 6,
+                                 1.f / 24, 1.f / 120, 1.f / 720, 1.f / 5040};
+};
+#endif
 
 #if defined(__AVX512F__)
 struct F16 {
@@ -113,16 +115,16 @@ struct F16 {
   static F16 fma(F16 a, F16 b, F16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   static F16 exp(F16 xv) {
     __m512 x = xv.v;
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(ExpK::log2e)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), r);
-    __m512 p = _mm512_set1_ps(kExpC[7]);
-    for (int i = 6; i >= 0; --i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpC[i]));
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ExpK::ln2_hi), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ExpK::ln2_lo), r);
+    __m512 p = _mm512_set1_ps(ExpK::c[7]);
+    for (int i = 6; i >= 0; --i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(ExpK::c[i]));
     // scalef multiplies by 2^k through the exponent and overflows to +inf
     // cleanly; the mask zeroes what would be subnormal (and -inf). NaN has
     // its mask bit set (NLT is true for unordered) and stays NaN.
-    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpMin), _CMP_NLT_UQ);
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(ExpK::min), _CMP_NLT_UQ);
     return {_mm512_maskz_scalef_ps(keep, p, k)};
   }
   // dst[n] += sum over lanes of s[n]. Groups of 16 states are reduced
@@ -154,7 +156,7 @@ struct F16 {
 };
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
 struct F8 {
   using elem = float;
   static constexpr int W = 8;
@@ -170,21 +172,21 @@ struct F8 {
   static F8 fma(F8 a, F8 b, F8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   static F8 exp(F8 xv) {
     __m256 x = xv.v;
-    // Clamp so 2^k stays a normal float; what was below kExpMin is zeroed
+    // Clamp so 2^k stays a normal float; what was below ExpK::min is zeroed
     // at the end (NaN compares false in the blend mask and stays NaN).
-    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)),
-                              _mm256_set1_ps(kExpMax));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(kLog2e)),
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(ExpK::min)),
+                              _mm256_set1_ps(ExpK::max));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(ExpK::log2e)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Hi), xc);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Lo), r);
-    __m256 p = _mm256_set1_ps(kExpC[7]);
-    for (int i = 6; i >= 0; --i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpC[i]));
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(ExpK::ln2_hi), xc);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(ExpK::ln2_lo), r);
+    __m256 p = _mm256_set1_ps(ExpK::c[7]);
+    for (int i = 6; i >= 0; --i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ExpK::c[i]));
     // k in [-126, 127]: 2^k built from the exponent bits.
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
     __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(kExpMin), _CMP_LT_OQ);
-    __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(kExpMax), _CMP_GT_OQ);
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(ExpK::min), _CMP_LT_OQ);
+    __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(ExpK::max), _CMP_GT_OQ);
     y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
     y = _mm256_andnot_ps(under, y);
     __m256 isnan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
@@ -336,10 +338,10 @@ void forward_pass(const SelectiveScanParams<typename V::elem>& p, int b, int d0,
 
 // Steps t0..t1 of one lane, h (N vectors) in and out. For SIMD lanes and
 // N = 16, 16 states plus the exp's constants and temporaries exceed the 32
-// vector registers, so the states run in two passes of 8: the spilled
+// vector registers, so the states run in two passes of 8. The spilled
 // alternative stores and reloads states through the stack every step, and
-// is slowed further (2-3x, depending on where the stack lands) by false
-// store-to-load dependencies with the input streams (4K aliasing).
+// its speed then swung 2-3x with where the stack happened to land (likely
+// false store-to-load dependencies with the input streams, 4K aliasing).
 template <class V, int NC>
 void forward_steps(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
                    int t1, const V* At, V* hmem, V* ypart, typename V::elem* out) {
@@ -580,7 +582,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
 }
 
 // Channels are covered by n_vec lanes of width V::W followed by D % W scalar
-// channels; lane j of a batch row starts at lane_start(j).
+// channels; lane j of a batch row starts at channel start(j).
 template <class V>
 struct LaneSplit {
   int n_vec, n_tail;
@@ -679,7 +681,12 @@ size_t selective_scan_backward_workspace_bytes(int batch, int len, int dim, int 
                                                int threads) {
   using V = typename FastVec<T>::type;
   const LaneSplit<V> split(dim);
-  const int nt = std::max(1, std::min(threads, split.count()));
+  SelectiveScanParams<T> p;  // sizes only, to pick the thread count as the backward does
+  p.batch = batch;
+  p.len = len;
+  p.dim = dim;
+  p.dstate = dstate;
+  const int nt = work_of(p) < kParallelMinWork ? 1 : std::max(1, std::min(threads, split.count()));
   size_t bytes = 0;
   for (int tid = 0; tid < nt; ++tid) {
     const auto [v0, v1] = part_range(split.n_vec, tid, nt);
@@ -694,7 +701,8 @@ size_t selective_scan_backward_workspace_bytes(int batch, int len, int dim, int 
 template <typename T>
 size_t selective_scan_naive_backward_workspace_bytes(int batch, int len, int dim, int dstate,
                                                      int threads) {
-  const size_t nt = size_t(std::max(1, std::min(threads, dim)));
+  const size_t work = size_t(batch) * len * dim * dstate;
+  const size_t nt = work < kParallelMinWork ? 1 : size_t(std::max(1, std::min(threads, dim)));
   return nt * (2 * size_t(batch) * len * dstate + 2 * size_t(dstate)) * sizeof(T);
 }
 

@@ -1,0 +1,253 @@
+#include "scan_bench.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "mambakit/error.h"
+#include "mambakit/ops/selective_scan.h"
+
+namespace mk::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ops::SelectiveScanGrads;
+using ops::SelectiveScanParams;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Inputs, output, dout and gradients of one problem. Both approaches use the
+// same buffers; only their state storage differs.
+struct Problem {
+  int B, L, D, N;
+  std::vector<float> u, delta, A, Bm, Cm, Dskip, z, out, dout;
+  std::vector<float> du, ddelta, dA, dB, dC, dD, dz;
+  SelectiveScanParams<float> p;
+  SelectiveScanGrads<float> g;
+
+  explicit Problem(const ScanBenchConfig& c) : B(c.batch), L(c.len), D(c.d_inner), N(c.d_state) {
+    const size_t bld = size_t(B) * L * D, bln = size_t(B) * L * N;
+    std::mt19937 rng(c.seed);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::uniform_real_distribution<float> unif(std::log(1e-3f), std::log(1e-1f));
+    auto fill_normal = [&](std::vector<float>& v, size_t n) {
+      v.resize(n);
+      for (auto& x : v) x = normal(rng);
+    };
+    fill_normal(u, bld);
+    delta.resize(bld);
+    for (auto& x : delta) x = std::exp(unif(rng));
+    A.resize(size_t(D) * N);
+    for (int d = 0; d < D; ++d)
+      for (int n = 0; n < N; ++n) A[size_t(d) * N + n] = -float(n + 1);
+    fill_normal(Bm, bln);
+    fill_normal(Cm, bln);
+    fill_normal(dout, bld);
+    if (c.with_D) Dskip.assign(D, 1.f);
+    if (c.with_z) fill_normal(z, bld);
+    out.resize(bld);
+    du.resize(bld);
+    ddelta.resize(bld);
+    dB.resize(bln);
+    dC.resize(bln);
+    dA.resize(size_t(D) * N);
+    if (c.with_D) dD.resize(D);
+    if (c.with_z) dz.resize(bld);
+
+    p.batch = B;
+    p.len = L;
+    p.dim = D;
+    p.dstate = N;
+    p.u = u.data();
+    p.delta = delta.data();
+    p.A = A.data();
+    p.Bm = Bm.data();
+    p.Cm = Cm.data();
+    p.Dskip = c.with_D ? Dskip.data() : nullptr;
+    p.z = c.with_z ? z.data() : nullptr;
+    g.du = du.data();
+    g.ddelta = ddelta.data();
+    g.dA = dA.data();
+    g.dB = dB.data();
+    g.dC = dC.data();
+    g.dD = c.with_D ? dD.data() : nullptr;
+    g.dz = c.with_z ? dz.data() : nullptr;
+  }
+
+  // Bytes of the tensors common to both approaches.
+  size_t fwd_bytes() const {  // inputs + output
+    return (u.size() + delta.size() + A.size() + Bm.size() + Cm.size() + Dskip.size() + z.size() +
+            out.size()) *
+           sizeof(float);
+  }
+  size_t bwd_bytes() const {  // dout + gradients
+    return (dout.size() + du.size() + ddelta.size() + dA.size() + dB.size() + dC.size() +
+            dD.size() + dz.size()) *
+           sizeof(float);
+  }
+};
+
+// Best-of-repeats times (ms) of fwd alone and of fwd followed by bwd.
+template <class Fwd, class Bwd>
+std::pair<double, double> time_pair(int repeats, Fwd fwd, Bwd bwd) {
+  fwd();  // warm-up: first touch of every buffer, thread pool start
+  bwd();
+  double best_fwd = std::numeric_limits<double>::infinity(), best_both = best_fwd;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    fwd();
+    const double f = ms_since(t0);
+    bwd();
+    const double fb = ms_since(t0);
+    best_fwd = std::min(best_fwd, f);
+    best_both = std::min(best_both, fb);
+  }
+  return {best_fwd, best_both};
+}
+
+// Restores the OpenMP thread count on scope exit.
+struct ThreadScope {
+  int saved;
+  explicit ThreadScope(int threads) : saved(omp_get_max_threads()) {
+    if (threads > 0) omp_set_num_threads(threads);
+  }
+  ~ThreadScope() { omp_set_num_threads(saved); }
+};
+
+}  // namespace
+
+ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
+  MK_CHECK(c.batch > 0 && c.d_inner > 0 && c.d_state > 0 && c.len > 0,
+           "bench scan: batch, d_inner, d_state and len must be positive");
+  MK_CHECK(c.repeats > 0, "bench scan: repeats must be positive, got " + std::to_string(c.repeats));
+  MK_CHECK(c.threads >= 0, "bench scan: threads must be >= 0 (0 = OpenMP default)");
+  ThreadScope scope(c.threads);
+
+  ScanBenchResult r;
+  r.config = c;
+  r.threads_used = omp_get_max_threads();
+  Problem pr(c);
+  const double B = c.batch, L = c.len, D = c.d_inner, N = c.d_state;
+  r.updates = B * L * D * N;
+
+  // Fused.
+  std::vector<float> chunk_states(ops::selective_scan_states_size(c.batch, c.len, c.d_inner,
+                                                                   c.d_state));
+  auto fused_fwd = [&] {
+    ops::selective_scan_forward(pr.p, pr.out.data(), chunk_states.data(), (float*)nullptr);
+  };
+  auto fused_bwd = [&] {
+    ops::selective_scan_backward(pr.p, chunk_states.data(), pr.dout.data(), pr.g);
+  };
+  std::tie(r.fused_fwd_ms, r.fused_fwdbwd_ms) = time_pair(c.repeats, fused_fwd, fused_bwd);
+  const std::vector<float> fused_out = pr.out;
+
+  r.fused_state_bytes = chunk_states.size() * sizeof(float);
+  r.fused_fwd_bytes = pr.fwd_bytes() + r.fused_state_bytes;
+  r.fused_fwdbwd_bytes = r.fused_fwd_bytes + pr.bwd_bytes() +
+                         ops::selective_scan_backward_workspace_bytes<float>(
+                             c.batch, c.len, c.d_inner, c.d_state, r.threads_used);
+  r.fwd_updates_per_s = r.updates / (r.fused_fwd_ms * 1e-3);
+  r.fwdbwd_over_fwd = r.fused_fwdbwd_ms / r.fused_fwd_ms;
+
+  // Naive: same buffers plus every state.
+  r.naive_state_bytes = size_t(r.updates) * sizeof(float);
+  r.naive_fwd_bytes = pr.fwd_bytes() + r.naive_state_bytes;
+  r.naive_fwdbwd_bytes = r.naive_fwd_bytes + pr.bwd_bytes() +
+                         ops::selective_scan_naive_backward_workspace_bytes<float>(
+                             c.batch, c.len, c.d_inner, c.d_state, r.threads_used);
+  r.fused_scan_bytes = r.fused_state_bytes + ops::selective_scan_backward_workspace_bytes<float>(
+                                                  c.batch, c.len, c.d_inner, c.d_state, r.threads_used);
+  r.naive_scan_bytes = r.naive_state_bytes + ops::selective_scan_naive_backward_workspace_bytes<float>(
+                                                  c.batch, c.len, c.d_inner, c.d_state, r.threads_used);
+  r.naive_over_fused_memory = double(r.naive_scan_bytes) / double(r.fused_scan_bytes);
+  r.naive_over_fused_fwd_memory = double(r.naive_fwd_bytes) / double(r.fused_fwd_bytes);
+  r.naive_over_fused_fwdbwd_memory = double(r.naive_fwdbwd_bytes) / double(r.fused_fwdbwd_bytes);
+  r.naive_over_fused_state_memory = double(r.naive_state_bytes) / double(r.fused_state_bytes);
+  if (c.naive) {
+    std::vector<float> states(size_t(r.updates));
+    auto naive_fwd = [&] { ops::selective_scan_naive_forward(pr.p, pr.out.data(), states.data()); };
+    auto naive_bwd = [&] {
+      ops::selective_scan_naive_backward(pr.p, states.data(), pr.dout.data(), pr.g);
+    };
+    std::tie(r.naive_fwd_ms, r.naive_fwdbwd_ms) = time_pair(c.repeats, naive_fwd, naive_bwd);
+    r.naive_over_fused_time = r.naive_fwdbwd_ms / r.fused_fwdbwd_ms;
+    r.naive_over_fused_fwd_time = r.naive_fwd_ms / r.fused_fwd_ms;
+    double max_ref = 0, max_diff = 0;
+    for (size_t i = 0; i < fused_out.size(); ++i) {
+      max_ref = std::max(max_ref, double(std::fabs(pr.out[i])));
+      max_diff = std::max(max_diff, double(std::fabs(fused_out[i] - pr.out[i])));
+    }
+    r.max_rel_diff = max_diff / std::max(max_ref, 1e-30);
+  }
+  return r;
+}
+
+std::string ScanBenchResult::to_json() const {
+  nlohmann::json j;
+  j["config"] = {{"batch", config.batch},     {"d_inner", config.d_inner},
+                 {"d_state", config.d_state}, {"len", config.len},
+                 {"threads", config.threads}, {"repeats", config.repeats},
+                 {"with_z", config.with_z},   {"with_D", config.with_D},
+                 {"naive", config.naive},     {"seed", config.seed}};
+  j["threads_used"] = threads_used;
+  j["updates"] = updates;
+  j["fused_fwd_ms"] = fused_fwd_ms;
+  j["fused_fwdbwd_ms"] = fused_fwdbwd_ms;
+  j["fwd_updates_per_s"] = fwd_updates_per_s;
+  j["fwdbwd_over_fwd"] = fwdbwd_over_fwd;
+  j["fused_fwd_bytes"] = fused_fwd_bytes;
+  j["naive_fwd_bytes"] = naive_fwd_bytes;
+  j["fused_fwdbwd_bytes"] = fused_fwdbwd_bytes;
+  j["naive_fwdbwd_bytes"] = naive_fwdbwd_bytes;
+  j["fused_state_bytes"] = fused_state_bytes;
+  j["naive_state_bytes"] = naive_state_bytes;
+  j["fused_scan_bytes"] = fused_scan_bytes;
+  j["naive_scan_bytes"] = naive_scan_bytes;
+  j["naive_over_fused_memory"] = naive_over_fused_memory;
+  j["naive_over_fused_fwd_memory"] = naive_over_fused_fwd_memory;
+  j["naive_over_fused_fwdbwd_memory"] = naive_over_fused_fwdbwd_memory;
+  j["naive_over_fused_state_memory"] = naive_over_fused_state_memory;
+  j["memory_method"] = "computed from buffer sizes (benchmark allocations + kernel workspace)";
+  if (config.naive) {
+    j["naive_fwd_ms"] = naive_fwd_ms;
+    j["naive_fwdbwd_ms"] = naive_fwdbwd_ms;
+    j["naive_over_fused_time"] = naive_over_fused_time;
+    j["naive_over_fused_fwd_time"] = naive_over_fused_fwd_time;
+    j["max_rel_diff"] = max_rel_diff;
+  } else {
+    j["naive_over_fused_time"] = nullptr;  // not measured
+  }
+  return j.dump();
+}
+
+std::string ScanBenchResult::to_text() const {
+  char buf[1024];
+  const double mb = 1.0 / (1 << 20);
+  std::snprintf(buf, sizeof buf,
+                "selective scan B=%d D=%d N=%d L=%d, %d threads\n"
+                "  fused  fwd %8.2f ms  fwd+bwd %8.2f ms  (%.2f G updates/s, fwd+bwd/fwd %.2f)\n"
+                "  naive  fwd %8.2f ms  fwd+bwd %8.2f ms  (naive/fused fwd+bwd time %.1fx)\n"
+                "  scan memory (states + workspace): fused %.1f MB, naive %.1f MB (%.1fx)\n"
+                "  with the caller's tensors (fwd+bwd): fused %.1f MB, naive %.1f MB (%.2fx)\n",
+                config.batch, config.d_inner, config.d_state, config.len, threads_used,
+                fused_fwd_ms, fused_fwdbwd_ms, fwd_updates_per_s * 1e-9, fwdbwd_over_fwd,
+                naive_fwd_ms, naive_fwdbwd_ms, naive_over_fused_time, fused_scan_bytes * mb,
+                naive_scan_bytes * mb, naive_over_fused_memory, fused_fwdbwd_bytes * mb,
+                naive_fwdbwd_bytes * mb, naive_over_fused_fwdbwd_memory);
+  return buf;
+}
+
+}  // namespace mk::bench
