@@ -1,6 +1,7 @@
 // Model hyper-parameters. Field meanings follow HF's MambaConfig so that a
 // checkpoint's config.json interchanges with transformers.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,15 @@ struct ModelConfig {
   // "attention", ...). Empty: every layer is Mamba (the HF-compatible case).
   std::vector<std::string> mixers;
 
+  // Non-Mamba mixers (written to config.json as "mambakit_<name>" only when
+  // they differ from these defaults).
+  int n_heads = 0;             // attention heads; 0 means max(1, d_model / 64)
+  double rope_theta = 10000.0; // RoPE base of the attention mixer
+  int mlp_hidden = 0;          // SwiGLU width; 0 means 8/3 * d_model rounded up to a multiple of 8
+  int s4_d_state = 64;         // S4/S4D state size N (N/2 complex conjugate-pair states)
+  std::string s4d_init = "lin";  // S4D A init: "lin" (A = -1/2 + i pi n) or "inv"
+  bool bidirectional = false;  // S4/S4D: add an anti-causal kernel (no recurrent step then)
+
   int d_inner() const { return expand * d_model; }
   const std::string& mixer_of(int layer) const {
     static const std::string mamba = "mamba";
@@ -33,6 +43,14 @@ struct ModelConfig {
     return true;
   }
   int dt_rank_resolved() const { return dt_rank > 0 ? dt_rank : (d_model + 15) / 16; }
+  int n_heads_resolved() const { return n_heads > 0 ? n_heads : (d_model >= 64 ? d_model / 64 : 1); }
+  int mlp_hidden_resolved() const {
+    return mlp_hidden > 0 ? mlp_hidden : int((int64_t(8) * d_model + 23) / 24 * 8);
+  }
+  bool uses_mixer(const std::string& kind) const {
+    for (const auto& m : mixers) if (m == kind) return true;
+    return false;
+  }
   // Throws mk::Error naming the offending field when a value is out of range.
   void validate() const;
 };

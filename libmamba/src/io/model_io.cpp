@@ -134,6 +134,19 @@ ModelConfig read_model_config(const std::string& path) {
       c.mixers.push_back(k.get<std::string>());
     }
   }
+  // Options of the non-Mamba mixers, present only where not the default.
+  c.n_heads = f.integer("mambakit_n_heads", c.n_heads);
+  c.rope_theta = f.number("mambakit_rope_theta", c.rope_theta);
+  c.mlp_hidden = f.integer("mambakit_mlp_hidden", c.mlp_hidden);
+  c.s4_d_state = f.integer("mambakit_s4_d_state", c.s4_d_state);
+  if (f.has("mambakit_s4d_init")) {
+    if (!j["mambakit_s4d_init"].is_string()) fail(path, "\"mambakit_s4d_init\" must be a string");
+    c.s4d_init = j["mambakit_s4d_init"].get<std::string>();
+  }
+  if (f.has("mambakit_bidirectional")) {
+    if (!j["mambakit_bidirectional"].is_boolean()) fail(path, "\"mambakit_bidirectional\" must be a boolean");
+    c.bidirectional = j["mambakit_bidirectional"].get<bool>();
+  }
   // transformers derives intermediate_size from expand; a file where they
   // disagree was edited by hand and is ambiguous.
   if (f.has("intermediate_size")) {
@@ -182,7 +195,16 @@ void write_model_config(const std::string& path, const ModelConfig& cfg) {
       {"pad_token_id", token_json(cfg.pad_token_id)},
       {"use_cache", true},
   };
-  if (!cfg.all_mamba()) j["mambakit_mixers"] = cfg.mixers;
+  if (!cfg.all_mamba()) {
+    j["mambakit_mixers"] = cfg.mixers;
+    const ModelConfig def;
+    if (cfg.n_heads != def.n_heads) j["mambakit_n_heads"] = cfg.n_heads;
+    if (cfg.rope_theta != def.rope_theta) j["mambakit_rope_theta"] = cfg.rope_theta;
+    if (cfg.mlp_hidden != def.mlp_hidden) j["mambakit_mlp_hidden"] = cfg.mlp_hidden;
+    if (cfg.s4_d_state != def.s4_d_state) j["mambakit_s4_d_state"] = cfg.s4_d_state;
+    if (cfg.s4d_init != def.s4d_init) j["mambakit_s4d_init"] = cfg.s4d_init;
+    if (cfg.bidirectional != def.bidirectional) j["mambakit_bidirectional"] = cfg.bidirectional;
+  }
   atomic_write_text(path, j.dump(2) + "\n");
 }
 

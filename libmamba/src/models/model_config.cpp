@@ -48,6 +48,26 @@ void ModelConfig::validate() const {
   if (!(std::isfinite(dt_init_floor) && dt_init_floor >= 0))
     throw Error("ModelConfig: dt_init_floor (time_step_floor) must be >= 0, got " +
                 std::to_string(dt_init_floor));
+  // Non-Mamba mixers: checked only where a layer uses them, so that a pure
+  // Mamba config never fails on a field it ignores.
+  if (n_heads < 0) throw Error("ModelConfig: n_heads must be >= 0 (0 = d_model/64), got " + std::to_string(n_heads));
+  if (uses_mixer("attention")) {
+    const int h = n_heads_resolved();
+    if (d_model % h != 0 || (d_model / h) % 2 != 0)
+      throw Error("ModelConfig: attention needs d_model (" + std::to_string(d_model) +
+                  ") divisible by n_heads (" + std::to_string(h) + ") into an even head size (RoPE)");
+    if (!(std::isfinite(rope_theta) && rope_theta > 0))
+      throw Error("ModelConfig: rope_theta must be positive, got " + std::to_string(rope_theta));
+  }
+  if (mlp_hidden < 0)
+    throw Error("ModelConfig: mlp_hidden must be >= 0 (0 = 8/3 d_model), got " + std::to_string(mlp_hidden));
+  if (uses_mixer("s4") || uses_mixer("s4d")) {
+    if (s4_d_state < 2 || s4_d_state % 2 != 0)
+      throw Error("ModelConfig: s4_d_state must be even and >= 2 (N/2 conjugate pairs), got " +
+                  std::to_string(s4_d_state));
+    if (s4d_init != "lin" && s4d_init != "inv")
+      throw Error("ModelConfig: s4d_init must be \"lin\" or \"inv\", got \"" + s4d_init + "\"");
+  }
   check_token(bos_token_id, vocab_size, "bos_token_id");
   check_token(eos_token_id, vocab_size, "eos_token_id");
   check_token(pad_token_id, vocab_size, "pad_token_id");
