@@ -18,6 +18,14 @@ PACKAGES=(
   gnuplot-nox
   # real data: the King James Bible (public domain) for the language demo
   bible-kjv bible-kjv-text
+  # DNA: E. coli 536 (bowtie), 16 genomes of 4 species (ragout), lambda phage
+  # (bowtie2); piano audio: MIDI rendered by fluidsynth with FluidR3_GM,
+  # program changes rewritten by midicsv, down-mixed/resampled by sox
+  bowtie-examples ragout-examples bowtie2-examples
+  fluidsynth fluid-soundfont-gm midicsv sox
+  # LRA: PNG and gzip'd IDX readers; real-data stand-ins (Fashion-MNIST for
+  # Image, man pages for Text and Retrieval)
+  libpng-dev zlib1g-dev dataset-fashion-mnist manpages manpages-dev man-db bsdextrautils
 )
 
 missing=()
