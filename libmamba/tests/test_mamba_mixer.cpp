@@ -156,3 +156,56 @@ TEST(SequenceModel, ParameterNamesFollowHFLayout) {
 
 }  // namespace
 }  // namespace mk
+
+namespace mk {
+namespace {
+
+// The sequence-classifier head: pooled features -> Linear, with padding
+// excluded from the pooling; gradients by finite differences, both poolings.
+void classifier_gradients(const std::string& pooling) {
+  ModelConfig cfg = tiny_config();
+  cfg.n_classes = 3;
+  cfg.pooling = pooling;
+  SequenceModel<double> model(cfg);
+  model.init(21);
+  perturb(model.params(), 22, 0.05);
+  const int B = 3, L = 5;
+  std::mt19937 rng(23);
+  std::vector<int32_t> ids(B * L), lengths = {5, 3, 1}, tgt = {2, 0, 1};
+  for (auto& t : ids) t = int32_t(rng() % cfg.vocab_size);
+  auto& ps = model.params();
+  auto loss = [&] {
+    model.forward(ids.data(), B, L, lengths.data());
+    return model.loss(tgt.data());
+  };
+  ps.zero_grad();
+  model.forward(ids.data(), B, L, lengths.data());
+  ASSERT_EQ(model.logit_rows(), B);
+  ASSERT_EQ(model.logits().size(), size_t(B) * 3);
+  model.backward(tgt.data());
+  double global_scale = 0;
+  for (size_t i = 0; i < ps.size(); ++i) global_scale = std::max(global_scale, std::fabs(ps.grad()[i]));
+  for (const auto& e : ps.entries()) {
+    std::vector<double> p(ps.data() + e.offset, ps.data() + e.offset + e.numel);
+    std::vector<double> g(ps.grad() + e.offset, ps.grad() + e.offset + e.numel);
+    auto f = [&] {
+      std::copy(p.begin(), p.end(), ps.data() + e.offset);
+      return loss();
+    };
+    EXPECT_TRUE(test::grad_check(pooling + " " + e.name, p, g, f, 1e-6, 60, 1e-3, 1e-10, global_scale));
+    std::copy(p.begin(), p.end(), ps.data() + e.offset);
+  }
+  // Padding is invisible: changing tokens past a sequence's length changes
+  // nothing for a causal model.
+  model.forward(ids.data(), B, L, lengths.data());
+  std::vector<double> before = model.logits();
+  for (int t = 1; t < L; ++t) ids[2 * L + t] = (ids[2 * L + t] + 1) % cfg.vocab_size;
+  model.forward(ids.data(), B, L, lengths.data());
+  EXPECT_TRUE(test::all_close(model.logits(), before, 1e-14));
+}
+
+TEST(SequenceClassifier, MeanPoolingGradients) { classifier_gradients("mean"); }
+TEST(SequenceClassifier, LastTokenPoolingGradients) { classifier_gradients("last"); }
+
+}  // namespace
+}  // namespace mk

@@ -31,6 +31,12 @@ struct ModelConfig {
   int mlp_hidden = 0;          // SwiGLU width; 0 means 8/3 * d_model rounded up to a multiple of 8
   int s4_d_state = 64;         // S4/S4D state size N (N/2 complex conjugate-pair states)
   std::string s4d_init = "lin";  // S4D A init: "lin" (A = -1/2 + i pi n) or "inv"
+  // Head: n_classes == 0 is the LM head tied to the embedding (logits per
+  // position over the vocabulary); n_classes > 0 is a sequence classifier
+  // (pooling over positions, then a Linear d_model -> n_classes with bias,
+  // parameters "classifier.weight"/"classifier.bias").
+  int n_classes = 0;
+  std::string pooling = "mean";  // classifier pooling: "mean" or "last"
   bool bidirectional = false;  // S4/S4D: add an anti-causal kernel (no recurrent step then)
 
   int d_inner() const { return expand * d_model; }

@@ -147,6 +147,11 @@ ModelConfig read_model_config(const std::string& path) {
     if (!j["mambakit_bidirectional"].is_boolean()) fail(path, "\"mambakit_bidirectional\" must be a boolean");
     c.bidirectional = j["mambakit_bidirectional"].get<bool>();
   }
+  c.n_classes = f.integer("mambakit_n_classes", c.n_classes);
+  if (f.has("mambakit_pooling")) {
+    if (!j["mambakit_pooling"].is_string()) fail(path, "\"mambakit_pooling\" must be a string");
+    c.pooling = j["mambakit_pooling"].get<std::string>();
+  }
   // transformers derives intermediate_size from expand; a file where they
   // disagree was edited by hand and is ambiguous.
   if (f.has("intermediate_size")) {
@@ -204,6 +209,11 @@ void write_model_config(const std::string& path, const ModelConfig& cfg) {
     if (cfg.s4_d_state != def.s4_d_state) j["mambakit_s4_d_state"] = cfg.s4_d_state;
     if (cfg.s4d_init != def.s4d_init) j["mambakit_s4d_init"] = cfg.s4d_init;
     if (cfg.bidirectional != def.bidirectional) j["mambakit_bidirectional"] = cfg.bidirectional;
+  }
+  // A classifier head (not an HF MambaForCausalLM: loads only here).
+  if (cfg.n_classes > 0) {
+    j["mambakit_n_classes"] = cfg.n_classes;
+    j["mambakit_pooling"] = cfg.pooling;
   }
   atomic_write_text(path, j.dump(2) + "\n");
 }

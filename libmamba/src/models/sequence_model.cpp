@@ -25,6 +25,12 @@ SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
     mixers_[i]->declare(ps_, p + ".mixer", cfg_);
   }
   norm_f_.declare(ps_, "backbone.norm_f.weight", dm, cfg_.norm_eps);
+  if (is_classifier()) {
+    MK_CHECK(cfg_.pooling == "mean" || cfg_.pooling == "last",
+             "ModelConfig: pooling must be 'mean' or 'last', got '" + cfg_.pooling + "'");
+    cls_w_ = ps_.declare("classifier.weight", {cfg_.n_classes, dm}, true);
+    cls_b_ = ps_.declare("classifier.bias", {cfg_.n_classes}, false);
+  }
   ps_.finalize();
 }
 
@@ -39,11 +45,24 @@ void SequenceModel<T>::init(uint64_t seed) {
     mixers_[i]->init(ps_, rng, cfg_.n_layer);
   }
   norm_f_.init(ps_);
+  if (is_classifier()) {
+    std::uniform_real_distribution<double> ud(-1.0 / std::sqrt(double(cfg_.d_model)),
+                                              1.0 / std::sqrt(double(cfg_.d_model)));
+    for (size_t i = 0; i < size_t(cfg_.n_classes) * cfg_.d_model; ++i) ps_.data()[cls_w_ + i] = T(ud(rng));
+  }
 }
 
 template <typename T>
-void SequenceModel<T>::forward(const int32_t* ids, int batch, int len) {
+void SequenceModel<T>::forward(const int32_t* ids, int batch, int len, const int32_t* lengths) {
   MK_CHECK(batch > 0 && len > 0, "SequenceModel::forward: empty batch");
+  lengths_.assign(batch, len);
+  if (lengths)
+    for (int b = 0; b < batch; ++b) {
+      MK_CHECK(lengths[b] >= 1 && lengths[b] <= len,
+               "SequenceModel::forward: length " + std::to_string(lengths[b]) + " of sequence " +
+                   std::to_string(b) + " outside [1, " + std::to_string(len) + "]");
+      lengths_[b] = lengths[b];
+    }
   B_ = batch;
   L_ = len;
   const int rows = batch * len, dm = cfg_.d_model, V = cfg_.vocab_size;
@@ -63,15 +82,60 @@ void SequenceModel<T>::forward(const int32_t* ids, int batch, int len) {
   }
   hf_.resize(nh);
   norm_f_.forward(ps_, resid_[cfg_.n_layer].data(), hf_.data(), rows);
+  if (is_classifier()) {
+    pool_forward();
+    logits_.resize(size_t(batch) * cfg_.n_classes);
+    ops::linear_forward(pooled_.data(), ps_.data() + cls_w_, ps_.data() + cls_b_, logits_.data(),
+                        batch, dm, cfg_.n_classes);
+    return;
+  }
   // Tied head: logits = hf E^T
   logits_.resize(size_t(rows) * V);
   ops::gemm<T>(false, true, rows, V, dm, T(1), hf_.data(), dm, ps_.data() + emb_, dm, T(0),
                logits_.data(), V);
 }
 
+// Classifier pooling: mean over the first length_b positions, or the last
+// of them. pooled (B, Dm).
+template <typename T>
+void SequenceModel<T>::pool_forward() {
+  const int dm = cfg_.d_model;
+  pooled_.assign(size_t(B_) * dm, T(0));
+  for (int b = 0; b < B_; ++b) {
+    T* p = pooled_.data() + size_t(b) * dm;
+    const int n = lengths_[b];
+    if (cfg_.pooling == "last") {
+      std::copy_n(hf_.data() + (size_t(b) * L_ + n - 1) * dm, dm, p);
+      continue;
+    }
+    for (int t = 0; t < n; ++t) {
+      const T* h = hf_.data() + (size_t(b) * L_ + t) * dm;
+      for (int j = 0; j < dm; ++j) p[j] += h[j];
+    }
+    for (int j = 0; j < dm; ++j) p[j] /= T(n);
+  }
+}
+
+// d pooled (B, Dm) -> d hf (B*L, Dm), written.
+template <typename T>
+void SequenceModel<T>::pool_backward(const T* dpooled, T* dhf) const {
+  const int dm = cfg_.d_model;
+  std::fill(dhf, dhf + size_t(B_) * L_ * dm, T(0));
+  for (int b = 0; b < B_; ++b) {
+    const T* g = dpooled + size_t(b) * dm;
+    const int n = lengths_[b];
+    const int t0 = cfg_.pooling == "last" ? n - 1 : 0;
+    const T scale = cfg_.pooling == "last" ? T(1) : T(1) / T(n);
+    for (int t = t0; t < n; ++t) {
+      T* d = dhf + (size_t(b) * L_ + t) * dm;
+      for (int j = 0; j < dm; ++j) d[j] = g[j] * scale;
+    }
+  }
+}
+
 template <typename T>
 double SequenceModel<T>::loss(const int32_t* targets) const {
-  const int rows = B_ * L_, V = cfg_.vocab_size;
+  const int rows = logit_rows(), V = logit_width();
   std::vector<T> losses(rows);
   double sum = ops::softmax_xent<T>(logits_.data(), targets, losses.data(), nullptr, rows, V, T(0));
   long n = 0;
@@ -82,8 +146,8 @@ double SequenceModel<T>::loss(const int32_t* targets) const {
 template <typename T>
 double SequenceModel<T>::backward(const int32_t* targets, double grad_scale) {
   MK_CHECK(B_ > 0, "SequenceModel::backward called before forward");
-  const int rows = B_ * L_, dm = cfg_.d_model, V = cfg_.vocab_size;
-  const size_t nh = size_t(rows) * dm;
+  const int rows = logit_rows(), dm = cfg_.d_model, V = logit_width();
+  const size_t nh = size_t(B_) * L_ * dm;
   long n = 0;
   for (int i = 0; i < rows; ++i) n += targets[i] >= 0;
   const double scale = n ? grad_scale / n : 0.0;
@@ -92,23 +156,32 @@ double SequenceModel<T>::backward(const int32_t* targets, double grad_scale) {
   double sum = ops::softmax_xent<T>(logits_.data(), targets, losses.data(), logits_.data(), rows, V,
                                     T(scale));
   T* gE = ps_.grad() + emb_;
-  // Head: dhf = dlogits E ; dE += dlogits^T hf
   dh_.resize(nh);
-  ops::gemm<T>(false, false, rows, dm, V, T(1), logits_.data(), V, ps_.data() + emb_, dm, T(0),
-               dh_.data(), dm);
-  ops::gemm<T>(true, false, V, dm, rows, T(1), logits_.data(), V, hf_.data(), dm, T(1), gE, dm);
+  if (is_classifier()) {
+    // Head: d pooled = dlogits W ; dW += dlogits^T pooled ; then un-pool.
+    std::vector<T> dpooled(size_t(B_) * dm);
+    ops::linear_backward(logits_.data(), pooled_.data(), ps_.data() + cls_w_, dpooled.data(),
+                         ps_.grad() + cls_w_, ps_.grad() + cls_b_, B_, dm, cfg_.n_classes);
+    pool_backward(dpooled.data(), dh_.data());
+  } else {
+    // Tied head: dhf = dlogits E ; dE += dlogits^T hf
+    ops::gemm<T>(false, false, rows, dm, V, T(1), logits_.data(), V, ps_.data() + emb_, dm, T(0),
+                 dh_.data(), dm);
+    ops::gemm<T>(true, false, V, dm, rows, T(1), logits_.data(), V, hf_.data(), dm, T(1), gE, dm);
+  }
+  const int trows = B_ * L_;
   // Final norm: dh = d resid[n_layer]
   dtmp_.resize(nh);
-  norm_f_.backward(ps_, dh_.data(), resid_[cfg_.n_layer].data(), dtmp_.data(), rows);
+  norm_f_.backward(ps_, dh_.data(), resid_[cfg_.n_layer].data(), dtmp_.data(), trows);
   std::swap(dh_, dtmp_);
   dnorm_.resize(nh);
   for (int i = cfg_.n_layer - 1; i >= 0; --i) {
     // resid[i+1] = resid[i] + mixer(norm(resid[i]))
     mixers_[i]->backward(ps_, dh_.data(), dnorm_.data());
-    norms_[i].backward(ps_, dnorm_.data(), resid_[i].data(), dtmp_.data(), rows);
+    norms_[i].backward(ps_, dnorm_.data(), resid_[i].data(), dtmp_.data(), trows);
     for (size_t j = 0; j < nh; ++j) dh_[j] += dtmp_[j];
   }
-  ops::embedding_backward(ids_.data(), dh_.data(), gE, rows, V, dm);
+  ops::embedding_backward(ids_.data(), dh_.data(), gE, trows, cfg_.vocab_size, dm);
   // The logits now hold gradients; mark them consumed.
   B_ = 0;
   return n ? sum / n : 0.0;
@@ -124,6 +197,7 @@ typename SequenceModel<T>::State SequenceModel<T>::make_state(int batch) const {
 
 template <typename T>
 void SequenceModel<T>::step(const int32_t* ids_t, State& st, T* logits_t) {
+  MK_CHECK(!is_classifier(), "SequenceModel::step: a classifier model has no generation step");
   const int b = st.batch, dm = cfg_.d_model, V = cfg_.vocab_size;
   const size_t nh = size_t(b) * dm;
   step_h_.resize(nh);

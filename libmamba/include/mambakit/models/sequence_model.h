@@ -33,11 +33,19 @@ class SequenceModel {
   // Random initialisation (deterministic in seed).
   void init(uint64_t seed);
 
-  // ids (B, L) -> logits (B, L, V), kept inside (logits()). Saves activations.
-  void forward(const int32_t* ids, int batch, int len);
+  // ids (B, L) -> logits, kept inside (logits()). Saves activations.
+  //   LM head:         logits (B, L, V), targets (B, L)
+  //   classifier head: logits (B, n_classes), targets (B)
+  // lengths (B), optional, for the classifier: sequence b is ids[b, :len_b]
+  // (the rest is padding, excluded from the pooling).
+  void forward(const int32_t* ids, int batch, int len, const int32_t* lengths = nullptr);
   const std::vector<T>& logits() const { return logits_; }
+  bool is_classifier() const { return cfg_.n_classes > 0; }
+  // Rows and width of logits() after the last forward.
+  int logit_rows() const { return is_classifier() ? B_ : B_ * L_; }
+  int logit_width() const { return is_classifier() ? cfg_.n_classes : cfg_.vocab_size; }
 
-  // Mean cross-entropy of the last forward's logits against targets (B, L)
+  // Mean cross-entropy of the last forward's logits against targets
   // (target < 0 ignored), and the full backward: gradients are ACCUMULATED
   // into params().grad(), scaled by grad_scale (1/accumulation steps).
   // Returns the mean loss over non-ignored targets.
@@ -52,19 +60,22 @@ class SequenceModel {
     int batch = 0;
   };
   State make_state(int batch) const;
-  // ids_t (B) -> logits_t (B, V); state advanced.
+  // ids_t (B) -> logits_t (B, V); state advanced. LM head only.
   void step(const int32_t* ids_t, State& st, T* logits_t);
 
  private:
+  void pool_forward();
+  void pool_backward(const T* dpooled, T* dhf) const;
   ModelConfig cfg_;
   ParamStore<T> ps_;
-  size_t emb_ = 0;
+  size_t emb_ = 0, cls_w_ = 0, cls_b_ = 0;
   std::vector<RMSNorm<T>> norms_;
   std::vector<std::unique_ptr<Mixer<T>>> mixers_;
   RMSNorm<T> norm_f_;
 
   int B_ = 0, L_ = 0;
-  std::vector<int32_t> ids_;
+  std::vector<int32_t> ids_, lengths_;
+  std::vector<T> pooled_;
   std::vector<std::vector<T>> resid_;  // n_layer + 1 residual streams (B*L, Dm)
   std::vector<std::vector<T>> normed_;  // per layer normalised input (B*L, Dm)
   std::vector<T> hf_, logits_, mix_out_, dh_, dtmp_, dnorm_;
