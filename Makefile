@@ -27,11 +27,11 @@ test: build
 	cd $(BUILD) && OMP_NUM_THREADS=$(JOBS) ctest --output-on-failure -j 1
 
 # Trains a ~1M-parameter byte-level Mamba on the King James Bible for a few
-# minutes, prints validation bits per byte and a generated sample.
+# minutes (experiments/quickstart.yaml), prints validation bits per byte and a
+# generated sample. The run directory is runs/quickstart (replaced each time).
 demo: build data
-	$(MAMBAKIT) train --data data/kjv.txt --out runs/demo --d-model 128 --n-layer 6 \
-	  --seq-len 256 --batch 16 --steps 600 --lr 3e-3 --seed 1
-	$(MAMBAKIT) generate runs/demo --prompt "And God said" --tokens 300 --temperature 0.8 --seed 1
+	$(MAMBAKIT) train experiments/quickstart.yaml --set output.overwrite=true
+	$(MAMBAKIT) generate runs/quickstart --prompt "And God said" --tokens 300 --temperature 0.8 --seed 1
 
 bench: build
 	$(BUILD)/bench/bench_selective_scan

@@ -1,5 +1,6 @@
 #include "mambakit/evaluation/perplexity.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "mambakit/tasks/language.h"
@@ -21,6 +22,31 @@ NllResult evaluate_nll(SequenceModel<float>& model, const std::vector<uint8_t>& 
   }
   r.nll = r.tokens > 0 ? sum / r.tokens : 0;
   return r;
+}
+
+std::map<std::string, double> evaluate_task(SequenceModel<float>& model, const tasks::Task& task,
+                                            const std::string& split,
+                                            const std::vector<std::string>& metrics, int batch,
+                                            size_t max_sequences) {
+  const auto known = task.metric_names();
+  for (const auto& m : metrics)
+    if (std::find(known.begin(), known.end(), m) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      throw tasks::ConfigError("unknown metric '" + m + "' for task '" + task.name() + "' (known: " +
+                               list + ")" + tasks::did_you_mean(m, known));
+    }
+  auto acc = task.metrics();
+  const int V = model.config().vocab_size;
+  for (const auto& b : task.eval_batches(split, batch, max_sequences)) {
+    model.forward(b.ids.data(), b.batch, b.len);
+    acc->add(b, model.logits().data(), V);
+  }
+  auto all = acc->result();
+  if (metrics.empty()) return all;
+  std::map<std::string, double> out;
+  for (const auto& m : metrics) out[m] = all.at(m);
+  return out;
 }
 
 }  // namespace mk::eval

@@ -1,178 +1,651 @@
 #include "mambakit/experiments/trainer.h"
 
+#include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
 
 #include "mambakit/error.h"
 #include "mambakit/evaluation/perplexity.h"
+#include "mambakit/experiments/plot.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/checkpoint.h"
-#include "mambakit/io/model_io.h"
 #include "mambakit/io/safetensors.h"
+#include "mambakit/ops/optim.h"
+
+#ifdef MAMBAKIT_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace mk::exp {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
-json options_to_json(const TrainOptions& o) {
-  return json{{"data", o.data},         {"out", o.out},
-              {"seq_len", o.seq_len},   {"batch", o.batch},
-              {"steps", o.steps},       {"lr", o.lr},
-              {"min_lr", o.min_lr},     {"warmup", o.warmup},
-              {"weight_decay", o.weight_decay}, {"clip", o.clip},
-              {"seed", o.seed},         {"train_fraction", o.train_fraction},
-              {"log_every", o.log_every}, {"save_every", o.save_every},
-              {"eval_windows", o.eval_windows}};
-}
+const char* kStateFile = "trainer_state.json";
+constexpr int kStateFormat = 1;
 
-TrainOptions options_from_json(const json& j, const std::string& where) {
-  try {
-    TrainOptions o;
-    o.data = j.at("data");
-    o.out = j.at("out");
-    o.seq_len = j.at("seq_len");
-    o.batch = j.at("batch");
-    o.steps = j.at("steps");
-    o.lr = j.at("lr");
-    o.min_lr = j.at("min_lr");
-    o.warmup = j.at("warmup");
-    o.weight_decay = j.at("weight_decay");
-    o.clip = j.at("clip");
-    o.seed = j.at("seed");
-    o.train_fraction = j.at("train_fraction");
-    o.log_every = j.at("log_every");
-    o.save_every = j.at("save_every");
-    o.eval_windows = j.at("eval_windows");
-    return o;
-  } catch (const json::exception& e) {
-    throw Error(where + ": " + e.what());
-  }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 std::string format_eta(double seconds) {
   char buf[32];
-  long s = long(seconds + 0.5);
-  std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  const long s = long(seconds + 0.5);
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
   return buf;
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+// --- signals: the loop polls the flag after each step ---------------------
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+// Installs the handlers for one run() and restores the previous ones after.
+// SA_RESETHAND: a second Ctrl-C kills at once (checkpoints are atomic, so
+// that is safe too).
+class SignalGuard {
+ public:
+  SignalGuard() {
+    g_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalGuard() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal"; }
+
+// The keys that define what is trained: a resumed run must not change them.
+void check_resume_compatible(const RunConfig& saved, const RunConfig& now, const std::string& path) {
+  const auto a = config_values(saved), b = config_values(now);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a) keys.insert(k);
+  for (const auto& [k, v] : b) keys.insert(k);
+  for (const auto& k : keys) {
+    if (!(k.rfind("model.", 0) == 0 || k.rfind("task.", 0) == 0 || k.rfind("data.", 0) == 0)) continue;
+    const std::string va = a.count(k) ? a.at(k) : "(unset)", vb = b.count(k) ? b.at(k) : "(unset)";
+    if (va == vb) continue;
+    if (k == "model.vocab_size" && (va == "0" || vb == "0")) continue;  // 0: the task's
+    if (k == "data.path" && saved.data.paths.size() == now.data.paths.size()) {
+      bool same = true;
+      std::error_code ec;
+      for (size_t i = 0; i < now.data.paths.size(); ++i)
+        same = same && fs::equivalent(saved.data.paths[i], now.data.paths[i], ec);
+      if (same) continue;
+    }
+    throw ConfigError(now.where_of(k) + ": --resume: " + k + " is " + vb + " here but " + va +
+                      " in the run being resumed (" + path +
+                      "); model, task and data must stay the same");
+  }
 }
 
 }  // namespace
 
-void Trainer::load_data() {
-  split_ = data::split_bytes(data::read_bytes(opts_.data), opts_.train_fraction,
-                             size_t(opts_.seq_len) + 2, opts_.data);
-  sampler_ = std::make_unique<tasks::WindowSampler>(&split_.train, opts_.seq_len, opts_.seed);
+// --- the flag form ----------------------------------------------------------
+
+RunConfig language_config(const TrainOptions& o) {
+  RunConfig c;
+  c.source = "<command line>";
+  c.description = "byte-level language model (the flag form of mambakit train)";
+  c.model = o.model;
+  if (c.model.mixers.empty()) c.model.mixers = {"mamba"};
+  c.task_name = "language";
+  c.data.paths = {o.data};
+  c.data.seq_len = o.seq_len;
+  c.data.split = {o.train_fraction, 1 - o.train_fraction};
+  c.train.steps = o.steps;
+  c.train.batch_size = o.batch;
+  c.train.lr = o.lr;
+  c.train.min_lr = o.min_lr;
+  c.train.warmup = o.warmup;
+  c.train.weight_decay = o.weight_decay;
+  c.train.clip = o.clip;
+  c.train.seed = long(o.seed);
+  c.eval.max_sequences = long(o.eval_windows);
+  c.eval.metrics = {"loss", "bpb"};
+  c.output.dir = o.out;
+  c.output.log_every = o.log_every;
+  c.output.save_every = o.save_every;
+  c.output.overwrite = true;  // as the flag form always did
+  validate(c);
+  return c;
 }
 
-Trainer::Trainer(const TrainOptions& opts) : opts_(opts) {
-  MK_CHECK(opts.batch > 0 && opts.seq_len > 0 && opts.steps >= 0 && opts.lr > 0,
-           "train: batch, seq-len and lr must be positive, steps non-negative");
-  load_data();
-  model_ = std::make_unique<SequenceModel<float>>(opts_.model);
-  model_->init(opts_.seed);
+// --- device -------------------------------------------------------------------
+
+std::vector<std::string> check_device(const RunConfig& cfg) {
+  std::vector<std::string> notes;
+  bool cpu = true;
+  if (cfg.train.device == "cuda") {
+#ifdef MAMBAKIT_HAVE_CUDA
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0)
+      throw Error(cfg.where_of("train.device") + ": train.device is 'cuda' but no CUDA GPU is visible (" +
+                  (e != cudaSuccess ? std::string(cudaGetErrorString(e)) : std::string("0 devices")) +
+                  "); use train.device=cpu");
+    notes.push_back("train.device=cuda: " + std::to_string(n) +
+                    " GPU(s) visible, but the sequence model has no CUDA path yet; training on the CPU");
+#else
+    notes.push_back(
+        "train.device=cuda: this build has no CUDA support (configure with -DMAMBAKIT_CUDA=ON); "
+        "training on the CPU");
+#endif
+  }
+  if (cpu && cfg.train.precision == "bf16")
+    notes.push_back("train.precision=bf16 applies to CUDA matmuls; the CPU trains in fp32");
+  return notes;
+}
+
+// --- construction and resume --------------------------------------------------
+
+Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
+  for (const auto& n : check_device(cfg_)) std::fprintf(stderr, "note: %s\n", n.c_str());
+  if (cfg_.train.threads > 0) omp_set_num_threads(cfg_.train.threads);
+  task_ = tasks::make_task(cfg_.task_spec());
+
+  const int tv = task_->vocab_size();
+  if (cfg_.model.vocab_size == 0) cfg_.model.vocab_size = tv;
+  if (cfg_.model.vocab_size < tv)
+    throw ConfigError(cfg_.where_of("model.vocab_size") + ": model.vocab_size " +
+                      std::to_string(cfg_.model.vocab_size) + " is smaller than the vocabulary of task '" +
+                      task_->name() + "' (" + std::to_string(tv) + ")");
+
+  const auto splits = task_->splits();
+  if (std::find(splits.begin(), splits.end(), cfg_.eval.split) == splits.end())
+    throw ConfigError(cfg_.where_of("eval.split") + ": eval.split: task '" + task_->name() +
+                      "' has no split '" + cfg_.eval.split + "' (it has: " + join(splits) + ")" +
+                      tasks::did_you_mean(cfg_.eval.split, splits));
+  const auto known = task_->metric_names();
+  eval_metrics_ = cfg_.eval.metrics.empty() ? task_->default_metrics() : cfg_.eval.metrics;
+  for (const auto& m : eval_metrics_)
+    if (std::find(known.begin(), known.end(), m) == known.end())
+      throw ConfigError(cfg_.where_of("eval.metrics") + ": eval.metrics: task '" + task_->name() +
+                        "' has no metric '" + m + "' (it has: " + join(known) + ")" +
+                        tasks::did_you_mean(m, known));
+  best_metric_ = cfg_.eval.best_metric.empty() ? cfg_.eval.split + "_" + eval_metrics_[0]
+                                               : cfg_.eval.best_metric;
+  std::vector<std::string> reported;
+  for (const auto& m : eval_metrics_) reported.push_back(cfg_.eval.split + "_" + m);
+  if (std::find(reported.begin(), reported.end(), best_metric_) == reported.end())
+    throw ConfigError(cfg_.where_of("eval.best_metric") + ": eval.best_metric '" + best_metric_ +
+                      "' is not among the evaluated metrics (" + join(reported) + ")" +
+                      tasks::did_you_mean(best_metric_, reported));
+  const std::string bare = best_metric_.substr(cfg_.eval.split.size() + 1);
+  best_higher_ = cfg_.eval.best_mode == "auto" ? task_->higher_is_better(bare) : cfg_.eval.best_mode == "max";
+
+  if (cfg_.train.steps > 0) {
+    total_steps_ = cfg_.train.steps;
+  } else {
+    const double per_epoch = task_->train_tokens();
+    if (!(per_epoch > 0))
+      throw ConfigError(cfg_.where_of("train.epochs") + ": train.epochs: task '" + task_->name() +
+                        "' has no fixed training set; set train.steps");
+    const double per_step =
+        double(cfg_.train.batch_size) * cfg_.train.grad_accum * task_->seq_len();
+    total_steps_ = std::max(1L, long(std::ceil(cfg_.train.epochs * per_epoch / per_step)));
+  }
+
+  model_ = std::make_unique<SequenceModel<float>>(cfg_.model);
   m_.assign(model_->num_params(), 0.f);
   v_.assign(model_->num_params(), 0.f);
 }
 
-std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, long new_steps) {
-  const std::string state_path = dir + "/trainer_state.json";
-  json st;
-  try {
-    st = json::parse(read_text_file(state_path));
-  } catch (const json::exception& e) {
-    throw Error(state_path + ": " + e.what());
-  }
-  std::unique_ptr<Trainer> t(new Trainer());
-  t->opts_ = options_from_json(st.at("options"), state_path);
-  t->opts_.out = dir;
-  if (new_steps > 0) t->opts_.steps = new_steps;
-  t->load_data();
-  t->model_ = load_model(dir);
-  t->opts_.model = t->model_->config();
-  t->step_ = st.at("step").get<long>();
-  t->sampler_->set_rng_state(st.at("sampler_rng").get<std::string>());
-  SafetensorsData opt = read_safetensors(dir + "/optimizer.safetensors");
+Trainer::Trainer(const RunConfig& cfg) : Trainer(cfg, Init{}) {
+  model_->init(uint64_t(cfg_.train.seed));
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
+  const std::string dir = cfg.output.dir;
+  clean_stale_temporaries(dir);
+  std::string ckpt = latest_checkpoint(dir);
+  if (ckpt.empty() && fs::exists(fs::path(dir) / kStateFile)) ckpt = dir;
+  if (ckpt.empty())
+    throw Error(dir + ": nothing to resume (no checkpoints/step_N holding a " + kStateFile + ")");
+  const std::string saved_path = dir + "/config.yaml";
+  if (fs::exists(saved_path)) check_resume_compatible(load_config(saved_path), cfg, saved_path);
+
+  std::unique_ptr<Trainer> t(new Trainer(cfg, Init{}));
+  load_params(ckpt + "/model.safetensors", *t->model_);
+
+  const std::string opt_path = ckpt + "/optimizer.safetensors";
+  SafetensorsData opt = read_safetensors(opt_path);
   const size_t n = t->model_->num_params();
   for (const char* name : {"adam.m", "adam.v"})
     if (size_t(opt.get(name).numel()) != n || opt.get(name).dtype() != DType::f32)
-      throw Error(dir + "/optimizer.safetensors: '" + name + "' does not match the model's " +
-                  std::to_string(n) + " parameters");
+      throw Error(opt_path + ": '" + name + "' does not match the model's " + std::to_string(n) +
+                  " parameters");
   t->m_.assign(opt.get("adam.m").data<float>(), opt.get("adam.m").data<float>() + n);
   t->v_.assign(opt.get("adam.v").data<float>(), opt.get("adam.v").data<float>() + n);
+
+  const std::string state_path = ckpt + "/" + kStateFile;
+  try {
+    const json st = json::parse(read_text_file(state_path));
+    t->step_ = st.at("step").get<long>();
+    t->opt_step_ = st.at("opt_step").get<long>();
+    t->task_->set_sampler_state(st.at("sampler_state").get<std::string>());
+    t->nonfinite_run_ = st.value("nonfinite_run", 0);
+    t->nonfinite_total_ = st.value("nonfinite_total", 0L);
+    t->tokens_ = st.value("tokens", 0.0);
+    t->prior_seconds_ = st.value("wall_seconds", 0.0);
+    t->best_ = st.value("best", json(nullptr));
+    t->last_eval_ = st.value("last_eval", json::object());
+    t->last_eval_step_ = st.value("last_eval_step", -1L);
+  } catch (const json::exception& e) {
+    throw Error(state_path + ": " + e.what());
+  }
+  t->last_save_step_ = t->step_;
+  t->resumed_ = true;
   return t;
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, long new_steps) {
+  RunConfig cfg = load_config(run_dir + "/config.yaml");
+  cfg.output.dir = run_dir;
+  if (new_steps > 0) {
+    cfg.train.steps = new_steps;
+    cfg.train.epochs = 0;
+  }
+  return resume(cfg);
+}
+
+// --- one step -------------------------------------------------------------------
+
+double Trainer::lr_at(long step) const {
+  const auto& t = cfg_.train;
+  if (t.schedule == "cosine") return ops::cosine_lr(step, t.warmup, total_steps_, t.lr, t.min_lr);
+  if (step < t.warmup) return t.lr * double(step + 1) / double(t.warmup);
+  if (t.schedule == "constant") return t.lr;
+  // linear: from lr at the end of warmup to min_lr at the last step
+  const double span = double(std::max(1L, total_steps_ - t.warmup));
+  const double frac = std::min(1.0, double(step - t.warmup) / span);
+  return t.lr + (t.min_lr - t.lr) * frac;
 }
 
 double Trainer::step() {
   auto& ps = model_->params();
-  tasks::TokenBatch b = sampler_->next(opts_.batch);
+  const int accum = cfg_.train.grad_accum;
   ps.zero_grad();
-  model_->forward(b.ids.data(), b.batch, b.len);
-  const double loss = model_->backward(b.targets.data());
-  last_grad_norm_ = ops::clip_grad_norm(ps.grad(), ps.size(), opts_.clip);
+  double loss = 0;
+  for (int k = 0; k < accum; ++k) {
+    const tasks::TokenBatch b = task_->next_train_batch(cfg_.train.batch_size);
+    MK_CHECK(b.batch > 0 && b.len > 0 && b.ids.size() == size_t(b.batch) * b.len &&
+                 b.targets.size() == b.ids.size(),
+             "task '" + task_->name() + "' produced a malformed batch");
+    model_->forward(b.ids.data(), b.batch, b.len);
+    // Each micro-batch's mean loss, weighted 1/accum: the mean over the
+    // effective batch when the micro-batches have equal target counts.
+    loss += model_->backward(b.targets.data(), 1.0 / accum) / accum;
+    tokens_ += double(b.ids.size());
+  }
+  last_norm_ = cfg_.train.clip > 0 ? ops::clip_grad_norm(ps.grad(), ps.size(), cfg_.train.clip)
+                                   : ops::global_norm(ps.grad(), ps.size());
+  const long s = step_++;
+  if (!std::isfinite(loss) || !std::isfinite(last_norm_)) {
+    ++nonfinite_run_;
+    ++nonfinite_total_;
+    return std::isfinite(loss) ? std::nan("") : loss;
+  }
+  nonfinite_run_ = 0;
   ops::AdamWHyper h;
-  h.lr = ops::cosine_lr(step_, opts_.warmup, opts_.steps, opts_.lr, opts_.min_lr);
-  h.weight_decay = opts_.weight_decay;
-  ++step_;
+  h.lr = lr_at(s);
+  h.beta1 = cfg_.train.beta1;
+  h.beta2 = cfg_.train.beta2;
+  h.eps = cfg_.train.eps;
+  h.weight_decay = cfg_.train.weight_decay;
+  ++opt_step_;
   for (const auto& e : ps.entries())
     ops::adamw_update(ps.data() + e.offset, ps.grad() + e.offset, m_.data() + e.offset,
-                      v_.data() + e.offset, e.numel, h, step_, e.decay);
+                      v_.data() + e.offset, e.numel, h, opt_step_, e.decay);
   return loss;
 }
 
-void Trainer::save(const std::string& dir) const {
-  fs::create_directories(dir);
-  save_model(dir, *model_);
-  const Shape s{long(m_.size())};
-  write_safetensors(dir + "/optimizer.safetensors",
-                        {{"adam.m", Tensor::borrow(const_cast<float*>(m_.data()), s, DType::f32)},
-                         {"adam.v", Tensor::borrow(const_cast<float*>(v_.data()), s, DType::f32)}});
-  json st{{"step", step_}, {"sampler_rng", sampler_->rng_state()},
-          {"options", options_to_json(opts_)}};
-  atomic_write_text(dir + "/trainer_state.json", st.dump(2) + "\n");
+// --- checkpoints -------------------------------------------------------------------
+
+json Trainer::state_json() const {
+  return json{{"format", kStateFormat},
+              {"step", step_},
+              {"opt_step", opt_step_},
+              {"total_steps", total_steps_},
+              {"sampler_state", task_->sampler_state()},
+              {"nonfinite_run", nonfinite_run_},
+              {"nonfinite_total", nonfinite_total_},
+              {"tokens", tokens_},
+              {"wall_seconds", prior_seconds_ + seconds_since(session_start_)},
+              {"best", best_},
+              {"last_eval", last_eval_},
+              {"last_eval_step", last_eval_step_}};
 }
 
-double Trainer::validation_bpb() {
-  return eval::evaluate_nll(*model_, split_.val, opts_.seq_len, opts_.batch, opts_.eval_windows)
-      .bits();
+void Trainer::save(const std::string& run_dir) {
+  fs::create_directories(run_dir);
+  if (!fs::exists(fs::path(run_dir) / "config.yaml"))
+    atomic_write_text(run_dir + "/config.yaml", dump_config(cfg_));
+  const std::string ckpt = run_dir + "/checkpoints/step_" + std::to_string(step_);
+  write_dir_atomically(ckpt, [&](const std::string& tmp) {
+    save_model(tmp, *model_);
+    test_save_delay();
+    const Shape s{long(m_.size())};
+    write_safetensors(tmp + "/optimizer.safetensors",
+                      {{"adam.m", Tensor::borrow(m_.data(), s, DType::f32)},
+                       {"adam.v", Tensor::borrow(v_.data(), s, DType::f32)}});
+    test_save_delay();
+    // Last: its presence marks the checkpoint complete.
+    atomic_write_text(tmp + "/" + kStateFile, state_json().dump(2) + "\n");
+  });
+  publish_latest(ckpt, run_dir);
+  prune_checkpoints(run_dir, cfg_.output.keep_last);
+  last_save_step_ = step_;
 }
 
-void Trainer::run() {
-  const bool tty = isatty(fileno(stderr));
-  std::fprintf(stderr, "train: %s, %zu train / %zu val bytes, model %zu parameters, %ld steps of %d x %d\n",
-               opts_.data.c_str(), split_.train.size(), split_.val.size(), model_->num_params(),
-               opts_.steps, opts_.batch, opts_.seq_len);
-  using clock = std::chrono::steady_clock;
-  const auto t0 = clock::now();
-  const long first = step_;
-  double smooth = 0;
-  while (step_ < opts_.steps) {
-    const double loss = step();
-    if (!std::isfinite(loss)) throw Error("train: loss is not finite at step " + std::to_string(step_));
-    smooth = step_ == first + 1 ? loss : 0.9 * smooth + 0.1 * loss;
-    const double secs = std::chrono::duration<double>(clock::now() - t0).count();
-    const double tok_s = double(step_ - first) * opts_.batch * opts_.seq_len / secs;
-    const double eta = secs / double(step_ - first) * double(opts_.steps - step_);
-    const double lr = ops::cosine_lr(step_ - 1, opts_.warmup, opts_.steps, opts_.lr, opts_.min_lr);
-    if (tty || step_ % opts_.log_every == 0 || step_ == opts_.steps) {
-      std::fprintf(stderr, "%sstep %ld/%ld  loss %.4f (%.3f bpb)  lr %.2e  |g| %.2f  %.0f tok/s  ETA %s%s",
-                   tty ? "\r" : "", step_, opts_.steps, smooth, smooth / std::log(2.0), lr,
-                   last_grad_norm_, tok_s, format_eta(eta).c_str(), tty ? "\033[K" : "\n");
-      std::fflush(stderr);
-    }
-    if (opts_.save_every > 0 && step_ % opts_.save_every == 0) save(opts_.out);
+void Trainer::save_best() {
+  write_dir_atomically(cfg_.output.dir + "/best", [&](const std::string& tmp) {
+    save_model(tmp, *model_);
+    atomic_write_text(tmp + "/best.json", best_.dump(2) + "\n");
+  });
+}
+
+// --- evaluation ---------------------------------------------------------------------
+
+std::map<std::string, double> Trainer::evaluate(const std::string& split,
+                                                const std::vector<std::string>& metrics) {
+  const int batch = cfg_.eval.batch_size > 0 ? cfg_.eval.batch_size : cfg_.train.batch_size;
+  return eval::evaluate_task(*model_, *task_, split, metrics.empty() ? eval_metrics_ : metrics, batch,
+                             size_t(cfg_.eval.max_sequences));
+}
+
+double Trainer::validation_bpb() { return evaluate("val", {"bpb"}).at("bpb"); }
+
+void Trainer::evaluate_and_track(MetricsLog& log) {
+  const std::string& split = cfg_.eval.split;
+  json rec{{"step", step_}, {"type", "eval"}, {"split", split}};
+  last_eval_ = json::object();
+  std::string line;
+  char buf[64];
+  const auto result = evaluate(split);
+  for (const auto& k : eval_metrics_) {
+    const double v = result.at(k);
+    const std::string name = split + "_" + k;
+    rec[name] = v;
+    last_eval_[name] = v;
+    std::snprintf(buf, sizeof buf, "  %s %.4f", name.c_str(), v);
+    line += buf;
   }
-  if (tty) std::fprintf(stderr, "\n");
-  save(opts_.out);
-  std::fprintf(stderr, "train: %.1f s, checkpoint in %s\n",
-               std::chrono::duration<double>(clock::now() - t0).count(), opts_.out.c_str());
+  last_eval_step_ = step_;
+  log.append(rec);
+  const double value = last_eval_.value(best_metric_, std::nan(""));
+  bool improved = false;
+  if (std::isfinite(value)) {
+    const double prev = best_.is_null() ? std::nan("") : best_["value"].get<double>();
+    improved = best_.is_null() || (best_higher_ ? value > prev : value < prev);
+  }
+  if (improved) {
+    best_ = json{{"step", step_}, {"metric", best_metric_}, {"value", value}, {"metrics", last_eval_}};
+    save_best();
+  }
+  std::fprintf(stderr, "eval step %ld:%s%s\n", step_, line.c_str(), improved ? "  (best)" : "");
+}
+
+json Trainer::summary(double wall) const {
+  json s{{"steps", step_},
+         {"total_steps", total_steps_},
+         {"finished", step_ >= total_steps_},
+         {"interrupted", signal_ ? json(signal_name(signal_)) : json(nullptr)},
+         {"wall_seconds", wall},
+         {"tokens", tokens_},
+         {"tokens_per_second", wall > 0 ? tokens_ / wall : 0.0},
+         {"nonfinite_steps", nonfinite_total_},
+         {"parameters", model_->num_params()},
+         {"task", task_->name()},
+         {"final", last_eval_},
+         {"final_step", last_eval_step_},
+         {"best", best_.is_null() ? json::object() : best_["metrics"]},
+         {"best_step", best_.is_null() ? json(nullptr) : best_["step"]},
+         {"best_metric", best_metric_}};
+  return s;
+}
+
+// --- the loop ---------------------------------------------------------------------------
+
+json Trainer::run(long until) {
+  const std::string dir = cfg_.output.dir;
+  fs::create_directories(dir);
+  clean_stale_temporaries(dir);
+  atomic_write_text(dir + "/config.yaml", dump_config(cfg_));
+  MetricsLog log;
+  log.open(dir + "/metrics.jsonl", resumed_ ? step_ : -1);
+  SignalGuard guard;
+  session_start_ = Clock::now();
+
+  const bool tty = isatty(fileno(stderr));
+  std::string mixers = join(cfg_.model.mixers, "/");
+  std::fprintf(stderr,
+               "train: task %s, model %zu parameters (%d layers of %s, d_model %d), %ld steps of %d x %d "
+               "tokens%s, run dir %s\n",
+               task_->name().c_str(), model_->num_params(), cfg_.model.n_layer, mixers.c_str(),
+               cfg_.model.d_model, total_steps_, cfg_.train.batch_size * cfg_.train.grad_accum,
+               task_->seq_len(), resumed_ ? (", resuming at step " + std::to_string(step_)).c_str() : "",
+               dir.c_str());
+
+  const long first = step_;
+  const double tokens_at_start = tokens_;
+  double train_seconds = 0, loss_sum = 0;
+  long loss_n = 0;
+  double interval_tokens = 0, interval_seconds = 0;
+  double last_draw = -1;
+  auto progress = [&](bool newline) {
+    const long done = step_ - first;
+    const double tok_s = train_seconds > 0 ? (tokens_ - tokens_at_start) / train_seconds : 0;
+    const double eta = done > 0 ? train_seconds / double(done) * double(total_steps_ - step_) : 0;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "step %ld/%ld  loss %s  lr %.2e  %.0f tok/s  ETA %s", step_,
+                  total_steps_,
+                  loss_n ? std::to_string(loss_sum / double(loss_n)).substr(0, 6).c_str() : "n/a",
+                  lr_at(std::max(0L, step_ - 1)), tok_s, format_eta(eta).c_str());
+    if (tty) std::fprintf(stderr, "\r%s\033[K%s", buf, newline ? "\n" : "");
+    else std::fprintf(stderr, "%s\n", buf);
+    std::fflush(stderr);
+  };
+
+  while (step_ < total_steps_ && !(until > 0 && step_ >= until)) {
+    const auto t0 = Clock::now();
+    const double tokens_before = tokens_;
+    const double loss = step();
+    const double dt = seconds_since(t0);
+    train_seconds += dt;
+    interval_seconds += dt;
+    interval_tokens += tokens_ - tokens_before;
+    if (std::isfinite(loss)) {
+      loss_sum += loss;
+      ++loss_n;
+    } else {
+      if (tty) std::fprintf(stderr, "\n");
+      std::fprintf(stderr, "step %ld: loss is not finite (%g); update skipped (%d in a row)\n", step_,
+                   loss, nonfinite_run_);
+      if (nonfinite_run_ >= cfg_.train.max_nonfinite) {
+        save(dir);
+        atomic_write_text(dir + "/summary.json",
+                          summary(prior_seconds_ + seconds_since(session_start_)).dump(2) + "\n");
+        throw Error("train: the loss was not finite for " + std::to_string(nonfinite_run_) +
+                    " steps in a row (steps " + std::to_string(step_ - nonfinite_run_ + 1) + "-" +
+                    std::to_string(step_) + "), so training stopped; checkpoint step_" +
+                    std::to_string(step_) + " in " + dir +
+                    " holds the weights from before the failures. Lower train.lr, raise "
+                    "train.warmup or check the data (train.max_nonfinite sets the limit)");
+      }
+    }
+    const bool log_now = step_ % cfg_.output.log_every == 0 || step_ == total_steps_;
+    if (log_now) {
+      json rec{{"step", step_},
+               {"type", "train"},
+               {"loss", loss_n ? json(loss_sum / double(loss_n)) : json(nullptr)},
+               {"lr", lr_at(step_ - 1)},
+               {"grad_norm", std::isfinite(last_norm_) ? json(last_norm_) : json(nullptr)},
+               {"tokens", tokens_},
+               {"tokens_per_second", interval_seconds > 0 ? interval_tokens / interval_seconds : 0.0},
+               {"elapsed_seconds", prior_seconds_ + seconds_since(session_start_)}};
+      if (nonfinite_total_) rec["nonfinite_steps"] = nonfinite_total_;
+      log.append(rec);
+    }
+    if (tty) {
+      const double now = seconds_since(session_start_);
+      if (now - last_draw > 0.1 || step_ == total_steps_) progress(false), last_draw = now;
+    } else if (log_now) {
+      progress(false);
+    }
+    if (log_now) loss_sum = 0, loss_n = 0, interval_tokens = 0, interval_seconds = 0;
+    if (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0) {
+      if (tty) std::fprintf(stderr, "\n");
+      evaluate_and_track(log);
+    }
+    if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0) save(dir);
+    if (g_signal) {
+      signal_ = g_signal;
+      break;
+    }
+  }
+  if (tty && step_ > first) std::fprintf(stderr, "\n");
+
+  const bool finished = step_ >= total_steps_;
+  if (finished && last_eval_step_ != step_) evaluate_and_track(log);
+  if (last_save_step_ != step_) save(dir);
+  if (finished && cfg_.generate.tokens > 0) {
+    SamplingOptions so;
+    so.temperature = cfg_.generate.temperature;
+    so.top_k = cfg_.generate.top_k;
+    so.top_p = cfg_.generate.top_p;
+    const auto prompt = task_->encode(cfg_.generate.prompt);
+    const auto out = generate_tokens(*model_, prompt, cfg_.generate.tokens, so, uint64_t(cfg_.generate.seed));
+    atomic_write_text(dir + "/sample.txt", cfg_.generate.prompt + task_->decode(out) + "\n");
+  }
+  log.close();
+  const json s = summary(prior_seconds_ + seconds_since(session_start_));
+  atomic_write_text(dir + "/summary.json", s.dump(2) + "\n");
+  if (cfg_.output.plot) {
+    std::string why;
+    if (!plot_run(dir, &why)) std::fprintf(stderr, "note: no loss plot: %s\n", why.c_str());
+  }
+  if (signal_)
+    std::fprintf(stderr, "train: stopped by %s at step %ld; checkpoint saved in %s (continue with --resume)\n",
+                 signal_name(signal_), step_, dir.c_str());
+  else if (!finished)
+    std::fprintf(stderr, "train: paused at step %ld of %ld; checkpoint saved in %s (continue with --resume)\n",
+                 step_, total_steps_, dir.c_str());
+  else
+    std::fprintf(stderr, "train: done, %ld steps in %.1f s; run dir %s\n", step_,
+                 s["wall_seconds"].get<double>(), dir.c_str());
+  return s;
+}
+
+// --- generation and evaluation of saved runs ----------------------------------------
+
+std::vector<int32_t> generate_tokens(SequenceModel<float>& model, const std::vector<int32_t>& prompt,
+                                     int tokens, const SamplingOptions& so, uint64_t seed) {
+  const int V = model.config().vocab_size;
+  auto st = model.make_state(1);
+  std::vector<float> logits(V);
+  std::mt19937_64 rng(seed);
+  int32_t tok = 0;  // with no prompt, generation starts from token 0
+  if (prompt.empty()) model.step(&tok, st, logits.data());
+  for (int32_t p : prompt) {
+    MK_CHECK(p >= 0 && p < V, "generate: prompt token " + std::to_string(p) + " outside the vocabulary");
+    tok = p;
+    model.step(&tok, st, logits.data());
+  }
+  std::vector<int32_t> out;
+  for (int i = 0; i < tokens; ++i) {
+    tok = sample_token(logits.data(), V, so, rng);
+    out.push_back(tok);
+    model.step(&tok, st, logits.data());
+  }
+  return out;
+}
+
+std::string checkpoint_dir(const std::string& run_dir, const std::string& checkpoint) {
+  std::string d;
+  if (checkpoint.empty() || checkpoint == "latest") d = run_dir;
+  else if (checkpoint == "best") d = run_dir + "/best";
+  else if (checkpoint.rfind("step_", 0) == 0) d = run_dir + "/checkpoints/" + checkpoint;
+  else d = checkpoint;
+  if (!fs::exists(fs::path(d) / "model.safetensors")) {
+    std::vector<std::string> have;
+    if (fs::exists(fs::path(run_dir) / "model.safetensors")) have.push_back("latest");
+    if (fs::exists(fs::path(run_dir) / "best" / "model.safetensors")) have.push_back("best");
+    for (const auto& [s, p] : list_checkpoints(run_dir)) have.push_back("step_" + std::to_string(s));
+    throw Error(run_dir + ": no checkpoint '" + checkpoint + "' (" +
+                (have.empty() ? std::string("this directory holds none") : "have: " + join(have)) + ")");
+  }
+  return d;
+}
+
+json evaluate_run(const std::string& run_dir, const std::string& split,
+                  const std::vector<std::string>& metrics, const std::string& checkpoint,
+                  long max_sequences, int batch) {
+  const std::string cfg_path = run_dir + "/config.yaml";
+  if (!fs::exists(cfg_path)) throw Error(run_dir + ": not a run directory (no config.yaml)");
+  RunConfig cfg = load_config(cfg_path);
+  const std::string mdir = checkpoint_dir(run_dir, checkpoint);
+  auto task = tasks::make_task(cfg.task_spec());
+  auto model = load_model(mdir);
+  const std::string sp = split.empty() ? cfg.eval.split : split;
+  std::vector<std::string> names = metrics;
+  if (names.empty()) names = cfg.eval.metrics.empty() ? task->default_metrics() : cfg.eval.metrics;
+  const int b = batch > 0 ? batch : cfg.eval.batch_size > 0 ? cfg.eval.batch_size : cfg.train.batch_size;
+  const long maxs = max_sequences >= 0 ? max_sequences : cfg.eval.max_sequences;
+  json out{{"run", run_dir}, {"checkpoint", checkpoint.empty() ? "latest" : checkpoint}, {"split", sp}};
+  for (const char* f : {"trainer_state.json", "best.json"}) {
+    const fs::path p = fs::path(mdir) / f;
+    if (fs::exists(p)) {
+      try {
+        out["step"] = json::parse(read_text_file(p.string())).at("step");
+      } catch (const json::exception&) {
+      }
+    }
+  }
+  for (const auto& [k, v] : eval::evaluate_task(*model, *task, sp, names, b, size_t(maxs)))
+    out[sp + "_" + k] = v;
+  return out;
+}
+
+void prepare_run_dir(const RunConfig& cfg) {
+  const std::string& d = cfg.output.dir;
+  if (fs::exists(d) && !fs::is_directory(d))
+    throw Error(d + ": output.dir exists and is not a directory");
+  if (holds_run(d)) {
+    if (!cfg.output.overwrite)
+      throw ConfigError(cfg.where_of("output.dir") + ": output.dir '" + d +
+                        "' already holds a run; continue it with --resume, or replace it with "
+                        "--set output.overwrite=true");
+    remove_run_files(d);
+  }
+  fs::create_directories(d);
 }
 
 }  // namespace mk::exp

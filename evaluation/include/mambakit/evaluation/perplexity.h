@@ -1,10 +1,14 @@
 // Perplexity family: mean negative log-likelihood per token in nats, and its
-// conversions (bits per token = nll / ln 2; perplexity = exp(nll)).
+// conversions (bits per token = nll / ln 2; perplexity = exp(nll)); and the
+// task-generic evaluation the experiment runner and `mambakit eval` use.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "mambakit/models/sequence_model.h"
+#include "mambakit/tasks/task.h"
 
 namespace mk::eval {
 
@@ -18,5 +22,14 @@ struct NllResult {
 // Scores the consecutive windows of a token stream (up to max_windows).
 NllResult evaluate_nll(SequenceModel<float>& model, const std::vector<uint8_t>& tokens,
                        int seq_len, int batch, size_t max_windows);
+
+// Runs the model over a task's evaluation batches of `split` (at most
+// max_sequences sequences, 0 = all) and returns the task's metrics, only
+// those named in `metrics` (all of the task's when empty). An unknown metric
+// name is a tasks::ConfigError listing the task's metrics.
+std::map<std::string, double> evaluate_task(SequenceModel<float>& model, const tasks::Task& task,
+                                            const std::string& split,
+                                            const std::vector<std::string>& metrics, int batch,
+                                            size_t max_sequences);
 
 }  // namespace mk::eval

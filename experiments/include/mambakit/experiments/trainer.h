@@ -1,23 +1,28 @@
-// Byte-level language-model training on one text file: the loop behind
-// `mambakit train`. A run directory holds the model (config.json +
-// model.safetensors, loadable by HF transformers), the optimizer moments
-// (optimizer.safetensors) and trainer_state.json (step, sampler RNG, the
-// options), so --resume continues with bit-identical losses.
+// The experiment runner's training loop, task-agnostic: the task (tasks/)
+// supplies batches, targets and metrics; the loop does gradient
+// accumulation, the learning-rate schedule, AdamW, clipping, evaluation,
+// best-checkpoint tracking, checkpoints (atomic, last K kept), resume with
+// bit-identical losses, SIGINT/SIGTERM handling, progress, metrics.jsonl,
+// summary.json and the loss plot. See run_dir.h for the files of a run.
 #pragma once
+#include <chrono>
 #include <cstdint>
-#include <functional>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "mambakit/datasets/text.h"
-#include "mambakit/model_config.h"
+#include "mambakit/experiments/config.h"
+#include "mambakit/experiments/run_dir.h"
+#include "mambakit/models/sampler.h"
 #include "mambakit/models/sequence_model.h"
-#include "mambakit/ops/optim.h"
-#include "mambakit/tasks/language.h"
+#include "mambakit/tasks/task.h"
 
 namespace mk::exp {
 
+// The options of the flag form `mambakit train --data FILE --out DIR ...`,
+// shorthand for the built-in byte-level language-model config.
 struct TrainOptions {
   std::string data;  // text file
   std::string out;   // run directory
@@ -33,45 +38,114 @@ struct TrainOptions {
   uint64_t seed = 1;
   double train_fraction = 0.9;
   long log_every = 10;
-  long save_every = 0;     // 0: only at the end
+  long save_every = 0;        // 0: only at the end
   size_t eval_windows = 256;  // validation windows scored at the end (0 = all)
 };
 
+// The built-in language-model config the flag form stands for.
+RunConfig language_config(const TrainOptions& o);
+
 class Trainer {
  public:
-  // Fresh run: reads the data, initialises the model from opts.seed.
-  explicit Trainer(const TrainOptions& opts);
-  // Continues the run saved in dir (options from its trainer_state.json;
-  // steps may be raised by passing new_steps > 0).
-  static std::unique_ptr<Trainer> resume(const std::string& dir, long new_steps = 0);
+  // A fresh run: creates the task and initialises the model from train.seed.
+  // Throws ConfigError for config mistakes only the task can see.
+  explicit Trainer(const RunConfig& cfg);
+  explicit Trainer(const TrainOptions& opts) : Trainer(language_config(opts)) {}
 
-  // One optimizer step on one batch; returns the training loss (nats/byte).
+  // Continues the run in cfg.output.dir from its newest checkpoint: model,
+  // optimizer moments, sampler RNG, step and best-metric state. cfg may
+  // change train/eval/output keys (e.g. raise train.steps); model, task and
+  // data must match the run's config.yaml (ConfigError otherwise).
+  static std::unique_ptr<Trainer> resume(const RunConfig& cfg);
+  // Same, with the config read from run_dir/config.yaml (train.steps raised
+  // to new_steps when > 0).
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir, long new_steps = 0);
+
+  // One optimizer step (grad_accum micro-batches). Returns the mean training
+  // loss; a non-finite loss or gradient skips the update (the step still
+  // counts, and the batch is consumed) and is returned as it is.
   double step();
   long steps_done() const { return step_; }
-  const TrainOptions& options() const { return opts_; }
+  long total_steps() const { return total_steps_; }
+  double lr_at(long step) const;  // 0-based step
+  int consecutive_nonfinite() const { return nonfinite_run_; }
+  long nonfinite_steps() const { return nonfinite_total_; }
+
+  const RunConfig& config() const { return cfg_; }
   SequenceModel<float>& model() { return *model_; }
+  tasks::Task& task() { return *task_; }
 
-  // Writes model, optimizer state and trainer state into dir (atomically,
-  // file by file; trainer_state.json last, so a half-finished save is never
-  // taken for a complete one).
-  void save(const std::string& dir) const;
+  // Writes checkpoints/step_N (atomically) into run_dir, points the
+  // top-level files at it and prunes to output.keep_last.
+  void save(const std::string& run_dir);
 
-  // Validation bits per byte on the held-out split.
+  // The task's metrics on a split (names without the split prefix); empty
+  // `metrics` = the config's eval.metrics (or the task's defaults).
+  std::map<std::string, double> evaluate(const std::string& split,
+                                         const std::vector<std::string>& metrics = {});
+  // Bits per byte on the validation split (language task).
   double validation_bpb();
 
-  // Runs to opts.steps with a progress line; saves at the end.
-  void run();
+  // Trains to total_steps() with progress, eval, checkpoints, metrics.jsonl,
+  // and at the end summary.json, the plot and sample.txt. until > 0 stops
+  // after that step (with a checkpoint; the schedule still runs to
+  // train.steps), for running a long job in pieces with --resume. Returns
+  // the summary. On SIGINT/SIGTERM: finishes the step, saves, writes the
+  // summary and returns (interrupted_by() tells which signal).
+  nlohmann::json run(long until = 0);
+  int interrupted_by() const { return signal_; }
 
  private:
-  Trainer() = default;
-  void load_data();
-  TrainOptions opts_;
-  data::ByteSplit split_;
+  struct Init {};
+  Trainer(const RunConfig& cfg, Init);  // task and model, no weights yet
+  void evaluate_and_track(MetricsLog& log);
+  void save_best();
+  nlohmann::json summary(double wall_seconds) const;
+  nlohmann::json state_json() const;
+
+  RunConfig cfg_;
+  std::unique_ptr<tasks::Task> task_;
   std::unique_ptr<SequenceModel<float>> model_;
-  std::unique_ptr<tasks::WindowSampler> sampler_;
   std::vector<float> m_, v_;
-  long step_ = 0;
-  double last_grad_norm_ = 0;
+  std::vector<std::string> eval_metrics_;  // without split prefix
+  std::string best_metric_;                // with prefix, e.g. val_loss
+  bool best_higher_ = false;
+  long total_steps_ = 0;
+  long step_ = 0, opt_step_ = 0;
+  int nonfinite_run_ = 0;
+  long nonfinite_total_ = 0;
+  double tokens_ = 0;         // trained on, all sessions
+  double prior_seconds_ = 0;  // wall time of earlier sessions
+  double last_norm_ = 0;
+  long last_eval_step_ = -1, last_save_step_ = -1;
+  nlohmann::json last_eval_ = nlohmann::json::object();
+  nlohmann::json best_ = nullptr;  // {"step", "value", "metrics"}
+  int signal_ = 0;
+  bool resumed_ = false;
+  std::chrono::steady_clock::time_point session_start_ = std::chrono::steady_clock::now();
 };
+
+// Generates `tokens` tokens after `prompt` by recurrent steps.
+std::vector<int32_t> generate_tokens(SequenceModel<float>& model, const std::vector<int32_t>& prompt,
+                                     int tokens, const SamplingOptions& so, uint64_t seed);
+
+// `mambakit eval`: the run's config.yaml, the model of `checkpoint` ("latest",
+// "best", "step_N" or a directory), metrics on a split. Returns one JSON
+// object {"run", "checkpoint", "step", "split", "<split>_<metric>": value}.
+nlohmann::json evaluate_run(const std::string& run_dir, const std::string& split,
+                            const std::vector<std::string>& metrics, const std::string& checkpoint,
+                            long max_sequences, int batch);
+// The model directory a checkpoint name refers to (see evaluate_run).
+std::string checkpoint_dir(const std::string& run_dir, const std::string& checkpoint);
+
+// Prepares output.dir for a fresh run: creates it; refuses (ConfigError) a
+// directory that already holds a run unless output.overwrite, which deletes
+// that run's files first.
+void prepare_run_dir(const RunConfig& cfg);
+
+// Device check for train.device/precision: "cpu" always; "cuda" in a build
+// without CUDA falls back to the CPU with a note; "cuda" with CUDA built but
+// no GPU visible is an mk::Error. Returns notes to print.
+std::vector<std::string> check_device(const RunConfig& cfg);
 
 }  // namespace mk::exp

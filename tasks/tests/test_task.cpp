@@ -1,0 +1,178 @@
+// The task interface: registry, the language task's splits, batches and
+// sampler state, token metrics against a hand computation, option errors.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "mambakit/tasks/language_task.h"
+#include "mambakit/tasks/task.h"
+
+namespace mk::tasks {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A scratch directory removed when the test program ends.
+struct ScratchDir {
+  fs::path path = fs::temp_directory_path() / ("mambakit_task_" + std::to_string(getpid()));
+  ScratchDir() { fs::create_directories(path); }
+  ~ScratchDir() { fs::remove_all(path); }
+};
+
+std::string corpus(size_t bytes) {
+  static ScratchDir dir;
+  static int n = 0;
+  const std::string p = (dir.path / (std::to_string(n++) + ".txt")).string();
+  std::ofstream f(p, std::ios::binary);
+  for (size_t i = 0; i < bytes; ++i) f.put(char('a' + (i * 7 + i / 13) % 26));
+  return p;
+}
+
+TaskSpec language_spec(const std::string& path, int seq_len = 16) {
+  TaskSpec s;
+  s.name = "language";
+  s.data.paths = {path};
+  s.data.seq_len = seq_len;
+  s.data.split = {0.8, 0.1, 0.1};
+  s.seed = 7;
+  s.section_where = "x.yaml:4";
+  return s;
+}
+
+template <typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TaskRegistry, KnowsLanguageAndSuggestsNearMisses) {
+  const auto names = task_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "language"), names.end());
+  TaskSpec s;
+  s.name = "langauge";
+  s.where["name"] = "x.yaml:5";
+  try {
+    make_task(s);
+    FAIL() << "unknown task accepted";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("x.yaml:5"), std::string::npos) << m;
+    EXPECT_NE(m.find("did you mean 'language'"), std::string::npos) << m;
+  }
+}
+
+TEST(TaskRegistry, RunTimeRegistrationIsFound) {
+  int made = 0;
+  register_task({"unit_test_task", "a test", [&](const TaskSpec& s) -> std::unique_ptr<Task> {
+                   ++made;
+                   return std::make_unique<LanguageTask>(s);
+                 }});
+  TaskSpec s = language_spec(corpus(2000));
+  s.name = "unit_test_task";
+  auto t = make_task(s);
+  EXPECT_EQ(made, 1);
+  EXPECT_EQ(t->vocab_size(), 256);
+}
+
+TEST(LanguageTask, SplitsAreContiguousFractions) {
+  const std::string p = corpus(10000);
+  LanguageTask t(language_spec(p));
+  ASSERT_EQ(t.splits(), (std::vector<std::string>{"train", "val", "test"}));
+  EXPECT_EQ(t.split_bytes("train").size(), 8000u);
+  EXPECT_EQ(t.split_bytes("val").size(), 1000u);
+  EXPECT_EQ(t.split_bytes("test").size(), 1000u);
+  std::ifstream f(p, std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(std::string(t.split_bytes("val").begin(), t.split_bytes("val").end()), all.substr(8000, 1000));
+  EXPECT_DOUBLE_EQ(t.train_tokens(), 7999);
+}
+
+TEST(LanguageTask, EvalBatchesAreDeterministicConsecutiveWindows) {
+  LanguageTask t(language_spec(corpus(10000), 16));
+  auto a = t.eval_batches("val", 4, 10), b = t.eval_batches("val", 4, 10);
+  ASSERT_EQ(a.size(), 3u);  // 10 windows in batches of 4
+  EXPECT_EQ(a.back().batch, 2);
+  const auto& val = t.split_bytes("val");
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].ids, b[i].ids);
+    EXPECT_EQ(a[i].targets, b[i].targets);
+  }
+  // Window 5 (batch 1, row 1) starts at byte 5 * 16; targets are the next bytes.
+  EXPECT_EQ(a[1].ids[16], val[80]);
+  EXPECT_EQ(a[1].targets[16], val[81]);
+  EXPECT_THROW(t.eval_batches("dev", 4, 1), ConfigError);
+}
+
+TEST(LanguageTask, SamplerStateRestoresTheSameBatches) {
+  LanguageTask t(language_spec(corpus(5000)));
+  t.next_train_batch(3);
+  const std::string st = t.sampler_state();
+  const auto want = t.next_train_batch(3);
+  LanguageTask u(language_spec(corpus(5000)));
+  u.set_sampler_state(st);
+  const auto got = u.next_train_batch(3);
+  EXPECT_EQ(got.ids, want.ids);
+  EXPECT_EQ(got.targets, want.targets);
+}
+
+TEST(LanguageTask, BadOptionsAndDataAreReported) {
+  TaskSpec s = language_spec(corpus(5000));
+  s.options["tokeniser"] = "byte";
+  s.where["tokeniser"] = "x.yaml:6";
+  std::string m = error_of([&] { LanguageTask t(s); });
+  EXPECT_NE(m.find("x.yaml:6: unknown key 'task.tokeniser'"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'tokenizer'"), std::string::npos) << m;
+
+  s = language_spec(corpus(5000));
+  s.data.paths.clear();
+  s.data_where["path"] = "x.yaml:9";
+  m = error_of([&] { LanguageTask t(s); });
+  EXPECT_NE(m.find("x.yaml:9: data.path"), std::string::npos) << m;
+
+  const std::string tiny = corpus(100);
+  m = error_of([&] { LanguageTask t(language_spec(tiny, 32)); });
+  EXPECT_NE(m.find(tiny), std::string::npos) << m;
+  EXPECT_NE(m.find("too small"), std::string::npos) << m;
+}
+
+TEST(TokenMetrics, MatchesAHandComputationAndSkipsIgnoredTargets) {
+  // Two positions, vocab 3; the second is ignored (-1).
+  TokenBatch b;
+  b.batch = 1;
+  b.len = 3;
+  b.ids = {0, 1, 2};
+  b.targets = {2, -1, 0};
+  const float logits[] = {1.f, 2.f, 3.f, /*ignored*/ 9.f, 9.f, 9.f, 0.5f, -1.f, 0.f};
+  TokenMetrics m;
+  m.add(b, logits, 3);
+  auto ce = [](const float* l, int t) {
+    double s = 0;
+    for (int v = 0; v < 3; ++v) s += std::exp(double(l[v]));
+    return std::log(s) - l[t];
+  };
+  const double want = (ce(logits, 2) + ce(logits + 6, 0)) / 2;
+  auto r = m.result();
+  EXPECT_NEAR(r["loss"], want, 1e-12);
+  EXPECT_NEAR(r["bits"], want / std::log(2.0), 1e-12);
+  EXPECT_NEAR(r["ppl"], std::exp(want), 1e-12);
+  EXPECT_DOUBLE_EQ(r["accuracy"], 1.0);  // argmax 2 at position 0, argmax 0 at position 2
+  EXPECT_EQ(m.targets(), 2);
+}
+
+TEST(DidYouMean, SuggestsOnlyNearMisses) {
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(closest_match("mamab", {"mamba", "s4d", "attention"}), "mamba");
+  EXPECT_EQ(closest_match("attnetion", {"mamba", "s4d", "attention"}), "attention");
+  EXPECT_EQ(closest_match("transformer", {"mamba", "s4d", "attention"}), "");
+  EXPECT_EQ(did_you_mean("xyz", {"mamba"}), "");
+}
+
+}  // namespace
+}  // namespace mk::tasks
