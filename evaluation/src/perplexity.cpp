@@ -37,10 +37,9 @@ std::map<std::string, double> evaluate_task(SequenceModel<float>& model, const t
                                list + ")" + tasks::did_you_mean(m, known));
     }
   auto acc = task.metrics();
-  const int V = model.config().vocab_size;
   for (const auto& b : task.eval_batches(split, batch, max_sequences)) {
-    model.forward(b.ids.data(), b.batch, b.len);
-    acc->add(b, model.logits().data(), V);
+    model.forward(b.ids.data(), b.batch, b.len, b.lengths_or_null());
+    acc->add(b, model.logits().data(), model.logit_width());
   }
   auto all = acc->result();
   if (metrics.empty()) return all;

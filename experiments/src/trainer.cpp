@@ -213,6 +213,10 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     total_steps_ = std::max(1L, long(std::ceil(cfg_.train.epochs * per_epoch / per_step)));
   }
 
+  if (task_->num_classes() > 0) {
+    cfg_.model.n_classes = task_->num_classes();
+    cfg_.model.pooling = task_->pooling();
+  }
   model_ = std::make_unique<SequenceModel<float>>(cfg_.model);
   m_.assign(model_->num_params(), 0.f);
   v_.assign(model_->num_params(), 0.f);
@@ -299,10 +303,10 @@ double Trainer::step() {
     MK_CHECK(b.batch > 0 && b.len > 0 && b.ids.size() == size_t(b.batch) * b.len &&
                  b.targets.size() == b.ids.size(),
              "task '" + task_->name() + "' produced a malformed batch");
-    model_->forward(b.ids.data(), b.batch, b.len);
+    model_->forward(b.ids.data(), b.batch, b.len, b.lengths_or_null());
     // Each micro-batch's mean loss, weighted 1/accum: the mean over the
     // effective batch when the micro-batches have equal target counts.
-    loss += model_->backward(b.targets.data(), 1.0 / accum) / accum;
+    loss += model_->backward(b.loss_targets(), 1.0 / accum) / accum;
     tokens_ += double(b.ids.size());
   }
   last_norm_ = cfg_.train.clip > 0 ? ops::clip_grad_norm(ps.grad(), ps.size(), cfg_.train.clip)

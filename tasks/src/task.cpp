@@ -32,9 +32,10 @@ void TaskSpec::check_options(const std::vector<std::string>& known) const {
 }
 
 void TokenMetrics::add(const TokenBatch& b, const float* logits, int vocab) {
-  const size_t n = size_t(b.batch) * b.len;
+  const size_t n = b.is_classification() ? size_t(b.batch) : size_t(b.batch) * b.len;
+  const int32_t* targets = b.loss_targets();
   for (size_t i = 0; i < n; ++i) {
-    const int t = b.targets[i];
+    const int t = targets[i];
     if (t < 0) continue;
     MK_CHECK(t < vocab, "metrics: target " + std::to_string(t) + " outside the vocabulary of " +
                             std::to_string(vocab));

@@ -12,7 +12,16 @@ namespace mk::tasks {
 struct TokenBatch {
   int batch = 0, len = 0;
   std::vector<int32_t> ids;      // (batch, len)
-  std::vector<int32_t> targets;  // (batch, len)
+  std::vector<int32_t> targets;  // (batch, len), -1 = no target
+  // Classification batches only (tasks with num_classes() > 0): one label per
+  // sequence (batch), and each sequence's true length (batch) when shorter
+  // sequences are padded to len (empty: all have length len).
+  std::vector<int32_t> labels;
+  std::vector<int32_t> lengths;
+  bool is_classification() const { return !labels.empty(); }
+  const int32_t* lengths_or_null() const { return lengths.empty() ? nullptr : lengths.data(); }
+  // What the model's loss compares its logits with.
+  const int32_t* loss_targets() const { return labels.empty() ? targets.data() : labels.data(); }
 };
 
 class WindowSampler {

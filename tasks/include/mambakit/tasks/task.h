@@ -56,13 +56,15 @@ struct TaskSpec {
 class MetricAccumulator {
  public:
   virtual ~MetricAccumulator() = default;
-  // logits (B, L, V) of the model on batch b.
+  // The model's logits on batch b: (B, L, V) per position, or (B, C) for a
+  // classification batch (b.labels set); vocab is V or C.
   virtual void add(const TokenBatch& b, const float* logits, int vocab) = 0;
   // Metric name -> value, for the names the task lists in metric_names().
   virtual std::map<std::string, double> result() const = 0;
 };
 
-// Cross-entropy and argmax accuracy over the positions with a target >= 0:
+// Cross-entropy and argmax accuracy over the positions with a target >= 0
+// (over the sequences' labels for a classification batch):
 // loss (mean nats per target), bits (loss / ln 2), ppl (exp loss), accuracy.
 // Sums in double; log-sum-exp per position, so no overflow.
 class TokenMetrics : public MetricAccumulator {
@@ -81,6 +83,11 @@ class Task {
   virtual std::string name() const = 0;
   virtual int vocab_size() const = 0;
   virtual int seq_len() const = 0;
+  // Sequence classification: the number of classes (0: per-position targets,
+  // the LM head) and how the classifier pools positions ("mean" or "last").
+  // A classification task's batches carry labels (and lengths if padded).
+  virtual int num_classes() const { return 0; }
+  virtual std::string pooling() const { return "mean"; }
 
   // --- training ---
   // The next training batch; advances the sampler (and nothing else).
