@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -38,6 +39,50 @@ void perturb_params(ParamStore<T>& ps, unsigned seed, double scale) {
   for (size_t i = 0; i < ps.size(); ++i) ps.data()[i] += T(noise[i]);
 }
 
+// Finite-difference check of every parameter in ps against ps.grad(), which
+// the caller filled with one backward of loss(). scale_override: see
+// grad_check (whole models pass their largest gradient).
+inline void check_param_gradients(ParamStore<double>& ps, const std::function<double()>& loss,
+                                  double tol, size_t max_checks, double scale_override = 0) {
+  for (const auto& e : ps.entries()) {
+    std::vector<double> p(ps.data() + e.offset, ps.data() + e.offset + e.numel);
+    std::vector<double> g(ps.grad() + e.offset, ps.grad() + e.offset + e.numel);
+    auto f = [&] {
+      std::copy(p.begin(), p.end(), ps.data() + e.offset);
+      return loss();
+    };
+    EXPECT_TRUE(grad_check(e.name, p, g, f, tol, max_checks, 1e-3, 1e-10, scale_override));
+    std::copy(p.begin(), p.end(), ps.data() + e.offset);
+  }
+}
+
+// The largest |gradient| in the store.
+inline double max_abs_grad(const ParamStore<double>& ps) {
+  double m = 0;
+  for (size_t i = 0; i < ps.size(); ++i) m = std::max(m, std::fabs(ps.grad()[i]));
+  return m;
+}
+
+// Logits of a SequenceModel stepped token by token over ids (B, L) from a
+// fresh state (left in *state if given), laid out as the full forward's
+// (B, L, V).
+template <typename Model>
+std::vector<float> stepped_logits(Model& model, const std::vector<int32_t>& ids, int B, int L,
+                                  typename Model::State* state = nullptr) {
+  const int V = model.config().vocab_size;
+  typename Model::State local = model.make_state(B);
+  typename Model::State& st = state ? *state : local;
+  std::vector<float> out(size_t(B) * L * V), lt(size_t(B) * V);
+  std::vector<int32_t> tok(B);
+  for (int t = 0; t < L; ++t) {
+    for (int b = 0; b < B; ++b) tok[b] = ids[size_t(b) * L + t];
+    model.step(tok.data(), st, lt.data());
+    for (int b = 0; b < B; ++b)
+      std::copy_n(lt.data() + size_t(b) * V, V, out.data() + (size_t(b) * L + t) * V);
+  }
+  return out;
+}
+
 // Loss = sum(out * r) over a random r; checks dx and every parameter.
 inline void check_mixer_gradients(Mixer<double>& mixer, ParamStore<double>& ps, int dm, int B, int L,
                                   unsigned seed, double tol = 1e-6, size_t max_checks = 100) {
@@ -55,16 +100,7 @@ inline void check_mixer_gradients(Mixer<double>& mixer, ParamStore<double>& ps, 
   mixer.backward(ps, r.data(), dx.data());
   std::vector<double> gx = dx;
   EXPECT_TRUE(grad_check("mixer input", x, gx, loss, tol, max_checks));
-  for (const auto& e : ps.entries()) {
-    std::vector<double> p(ps.data() + e.offset, ps.data() + e.offset + e.numel);
-    std::vector<double> g(ps.grad() + e.offset, ps.grad() + e.offset + e.numel);
-    auto f = [&] {
-      std::copy(p.begin(), p.end(), ps.data() + e.offset);
-      return loss();
-    };
-    EXPECT_TRUE(grad_check(e.name, p, g, f, tol, max_checks));
-    std::copy(p.begin(), p.end(), ps.data() + e.offset);
-  }
+  check_param_gradients(ps, loss, tol, max_checks);
 }
 
 // Runs forward on x (B, L, dm), then step() token by token from a fresh

@@ -190,13 +190,7 @@ TEST(TransformerPP, KvCacheGenerationReproducesFullForwardLogits) {
   model.forward(ids.data(), B, L);
   std::vector<float> full = model.logits();
   auto st = model.make_state(B);
-  std::vector<float> stepped(full.size()), lt(size_t(B) * V);
-  for (int t = 0; t < L; ++t) {
-    int32_t tok[2] = {ids[t], ids[L + t]};
-    model.step(tok, st, lt.data());
-    for (int b = 0; b < B; ++b)
-      std::copy_n(lt.data() + size_t(b) * V, V, stepped.data() + (size_t(b) * L + t) * V);
-  }
+  std::vector<float> stepped = test::stepped_logits(model, ids, B, L, &st);
   EXPECT_TRUE(test::all_close(stepped, full, 1e-4));
   EXPECT_EQ(st.layers[0].bufs[0].size(), size_t(L) * B * cfg.d_model);  // the K cache grew per token
 }

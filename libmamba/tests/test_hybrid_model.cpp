@@ -66,18 +66,7 @@ TEST(HybridModel, WholeModelGradientsMatchFiniteDifferences) {
   ps.zero_grad();
   model.forward(ids.data(), B, L);
   model.backward(tgt.data());
-  double global_scale = 0;
-  for (size_t i = 0; i < ps.size(); ++i) global_scale = std::max(global_scale, std::fabs(ps.grad()[i]));
-  for (const auto& e : ps.entries()) {
-    std::vector<double> p(ps.data() + e.offset, ps.data() + e.offset + e.numel);
-    std::vector<double> g(ps.grad() + e.offset, ps.grad() + e.offset + e.numel);
-    auto f = [&] {
-      std::copy(p.begin(), p.end(), ps.data() + e.offset);
-      return loss();
-    };
-    EXPECT_TRUE(test::grad_check(e.name, p, g, f, 1e-6, 40, 1e-3, 1e-10, global_scale));
-    std::copy(p.begin(), p.end(), ps.data() + e.offset);
-  }
+  test::check_param_gradients(ps, loss, 1e-6, 40, test::max_abs_grad(ps));
 }
 
 TEST(HybridModel, StepReproducesFullForwardLogits) {
@@ -93,14 +82,7 @@ TEST(HybridModel, StepReproducesFullForwardLogits) {
   for (auto& t : ids) t = int32_t(rng() % V);
   model.forward(ids.data(), B, L);
   std::vector<float> full = model.logits();
-  auto st = model.make_state(B);
-  std::vector<float> stepped(full.size()), lt(size_t(B) * V);
-  for (int t = 0; t < L; ++t) {
-    int32_t tok[2] = {ids[t], ids[L + t]};
-    model.step(tok, st, lt.data());
-    for (int b = 0; b < B; ++b)
-      std::copy_n(lt.data() + size_t(b) * V, V, stepped.data() + (size_t(b) * L + t) * V);
-  }
+  std::vector<float> stepped = test::stepped_logits(model, ids, B, L);
   EXPECT_TRUE(test::all_close(stepped, full, 1e-4));
 }
 

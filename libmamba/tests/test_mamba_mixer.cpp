@@ -6,7 +6,7 @@
 
 #include "mambakit/layers/mamba_mixer.h"
 #include "mambakit/models/sequence_model.h"
-#include "test_util.h"
+#include "mixer_test_util.h"
 
 namespace mk {
 namespace {
@@ -39,39 +39,9 @@ void perturb(ParamStore<T>& ps, unsigned seed, double scale) {
 
 TEST(MambaMixer, GradientsMatchFiniteDifferences) {
   ModelConfig cfg = tiny_config();
-  ParamStore<double> ps;
-  MambaMixer<double> mixer;
-  mixer.declare(ps, "mixer", cfg);
-  ps.finalize();
-  std::mt19937_64 rng(3);
-  mixer.init(ps, rng, 1);
-  perturb(ps, 4, 0.1);
-  const int B = 2, L = 7, dm = cfg.d_model;
-  std::vector<double> x = test::randn<double>(size_t(B) * L * dm, 5);
-  std::vector<double> r = test::randn<double>(x.size(), 6);
-  std::vector<double> out(x.size()), dx(x.size());
-
-  auto loss = [&] {
-    mixer.forward(ps, x.data(), out.data(), B, L);
-    double s = 0;
-    for (size_t i = 0; i < out.size(); ++i) s += out[i] * r[i];
-    return s;
-  };
-  loss();
-  ps.zero_grad();
-  mixer.backward(ps, r.data(), dx.data());
-  std::vector<double> gx = dx;
-  EXPECT_TRUE(test::grad_check("mixer input", x, gx, loss, 1e-6, 200));
-  for (const auto& e : ps.entries()) {
-    std::vector<double> p(ps.data() + e.offset, ps.data() + e.offset + e.numel);
-    std::vector<double> g(ps.grad() + e.offset, ps.grad() + e.offset + e.numel);
-    auto f = [&] {
-      std::copy(p.begin(), p.end(), ps.data() + e.offset);
-      return loss();
-    };
-    EXPECT_TRUE(test::grad_check(e.name, p, g, f, 1e-6, 200));
-    std::copy(p.begin(), p.end(), ps.data() + e.offset);
-  }
+  test::MixerUnderTest<double> m("mamba", cfg);
+  perturb(m.ps, 4, 0.1);
+  test::check_mixer_gradients(*m.mixer, m.ps, cfg.d_model, 2, 7, 5, 1e-6, 200);
 }
 
 TEST(SequenceModel, WholeModelGradientsMatchFiniteDifferences) {
@@ -96,18 +66,7 @@ TEST(SequenceModel, WholeModelGradientsMatchFiniteDifferences) {
   // Some tensors (A_log deep in the stack) move a mean cross-entropy by
   // ~1e-8 per unit: their coordinates are judged against the model's
   // largest gradient, not their own (see grad_check).
-  double global_scale = 0;
-  for (size_t i = 0; i < ps.size(); ++i) global_scale = std::max(global_scale, std::fabs(ps.grad()[i]));
-  for (const auto& e : ps.entries()) {
-    std::vector<double> p(ps.data() + e.offset, ps.data() + e.offset + e.numel);
-    std::vector<double> g(ps.grad() + e.offset, ps.grad() + e.offset + e.numel);
-    auto f = [&] {
-      std::copy(p.begin(), p.end(), ps.data() + e.offset);
-      return loss();
-    };
-    EXPECT_TRUE(test::grad_check(e.name, p, g, f, 1e-6, 100, 1e-3, 1e-10, global_scale));
-    std::copy(p.begin(), p.end(), ps.data() + e.offset);
-  }
+  test::check_param_gradients(ps, loss, 1e-6, 100, test::max_abs_grad(ps));
 }
 
 TEST(SequenceModel, StepReproducesFullForwardLogits) {
@@ -125,14 +84,7 @@ TEST(SequenceModel, StepReproducesFullForwardLogits) {
   model.forward(ids.data(), B, L);
   std::vector<float> full = model.logits();
 
-  auto st = model.make_state(B);
-  std::vector<float> stepped(full.size()), lt(size_t(B) * V);
-  for (int t = 0; t < L; ++t) {
-    int32_t tok[2] = {ids[t], ids[L + t]};
-    model.step(tok, st, lt.data());
-    for (int b = 0; b < B; ++b)
-      std::copy_n(lt.data() + size_t(b) * V, V, stepped.data() + (size_t(b) * L + t) * V);
-  }
+  std::vector<float> stepped = test::stepped_logits(model, ids, B, L);
   EXPECT_TRUE(test::all_close(stepped, full, 1e-4));
 }
 
@@ -183,18 +135,7 @@ void classifier_gradients(const std::string& pooling) {
   ASSERT_EQ(model.logit_rows(), B);
   ASSERT_EQ(model.logits().size(), size_t(B) * 3);
   model.backward(tgt.data());
-  double global_scale = 0;
-  for (size_t i = 0; i < ps.size(); ++i) global_scale = std::max(global_scale, std::fabs(ps.grad()[i]));
-  for (const auto& e : ps.entries()) {
-    std::vector<double> p(ps.data() + e.offset, ps.data() + e.offset + e.numel);
-    std::vector<double> g(ps.grad() + e.offset, ps.grad() + e.offset + e.numel);
-    auto f = [&] {
-      std::copy(p.begin(), p.end(), ps.data() + e.offset);
-      return loss();
-    };
-    EXPECT_TRUE(test::grad_check(pooling + " " + e.name, p, g, f, 1e-6, 60, 1e-3, 1e-10, global_scale));
-    std::copy(p.begin(), p.end(), ps.data() + e.offset);
-  }
+  test::check_param_gradients(ps, loss, 1e-6, 60, test::max_abs_grad(ps));
   // Padding is invisible: changing tokens past a sequence's length changes
   // nothing for a causal model.
   model.forward(ids.data(), B, L, lengths.data());
