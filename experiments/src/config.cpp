@@ -107,6 +107,10 @@ const std::vector<Key>& schema() {
       {"model.bidirectional", kOptional, MK_REF(model.bidirectional),
        "S4/S4D: add an anti-causal kernel (no recurrent generation then)", {}, {},
        {"bidir", "bidirection"}},
+      {"model.init_from", kOptional, MK_REF(init_from),
+       "run or model directory whose model.safetensors initialises this model (fine-tuning; a "
+       "classifier's head stays fresh when the source is a language model)",
+       {}, {}, {"pretrained", "load_from", "init_checkpoint", "initialize_from", "finetune_from"}},
       // task
       {"task.name", kRequired, MK_REF(task_name),
        "task module (other keys of this section are the task's own options)", {}, {},

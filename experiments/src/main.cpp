@@ -1,12 +1,16 @@
 // mambakit: the command-line front end.
 //   mambakit train CONFIG.yaml [--set KEY=VALUE ...] [--resume] [--until STEP]
 //   mambakit train --data FILE --out DIR [model/training flags]   (shorthand)
-//   mambakit eval RUN_DIR [--split S] [--metrics a,b] [--checkpoint best]
+//   mambakit eval RUN_DIR [--split S] [--metrics a,b] [--checkpoint best] [--stride S --bootstrap N] [--generate N] [--mc FILE]
+//   mambakit lra TASK [--data DIR] [--small] | lra report RUN_DIR...
 //   mambakit generate RUN_DIR --prompt TEXT --tokens N [sampling flags]
 //   mambakit info RUN_DIR|MODEL_DIR|FILE.safetensors
 //   mambakit plot RUN_DIR [RUN_DIR ...] [--out PREFIX]
 //   mambakit logits DIR --text TEXT --out FILE.npy
-//   mambakit bench scan|train [flags] [--json]
+//   mambakit prepare text|fasta|audio INPUT... --out DIR
+//   mambakit generate DNA_RUN --out x.fa | AUDIO_RUN --seconds S --out x.wav
+//   mambakit bench data [CONFIG ...]
+//   mambakit bench scan|train|mixers [flags] [--json]
 // Exit codes: 0 ok, 1 runtime error (bad file, corrupt checkpoint, ...),
 // 2 usage error (unknown command or flag, bad value, config mistake);
 // a training run stopped by SIGINT/SIGTERM saves a checkpoint and exits
@@ -22,8 +26,16 @@
 #include <vector>
 
 #include "mambakit/error.h"
+#include "mambakit/experiments/bench_mixers.h"
 #include "mambakit/experiments/bench_train.h"
 #include "mambakit/experiments/config.h"
+#include "mambakit/experiments/evaluate.h"
+#include "mambakit/experiments/lra.h"
+#include "mambakit/experiments/dna_audio.h"
+#include "mambakit/datasets/audio.h"
+#include "mambakit/datasets/shards.h"
+#include "mambakit/tasks/audio_task.h"
+#include "mambakit/tasks/confusion.h"
 #include "mambakit/experiments/plot.h"
 #include "mambakit/experiments/run_dir.h"
 #include "mambakit/experiments/trainer.h"
@@ -59,7 +71,9 @@ std::string top_help() {
          "  info       parameters, tensor shapes and config of a run or checkpoint\n"
          "  plot       overlay the loss curves of runs (PNG + SVG, needs gnuplot)\n"
          "  logits     write a model's logits for a text as a .npy file\n"
-         "  bench      benchmarks: `bench scan`, `bench train`\n\n"
+         "  prepare    turn text, FASTA or audio into memory-mapped token shards\n"
+         "  lra        Long Range Arena: train a task from its config; `lra report` prints the table\n"
+         "  bench      benchmarks: `bench scan`, `bench train`, `bench mixers`, `bench data`\n\n"
          "Run `mambakit COMMAND --help` for a command's options and examples.\n"
          "Tasks:\n" + tasks +
          "Examples:\n"
@@ -113,7 +127,8 @@ int finish_training(mk::exp::Trainer& t, long until) {
       line += buf;
     }
     std::printf("%s\n", line.c_str());
-    if (fin.contains("val_bpb")) std::printf("validation bits per byte: %.4f\n", fin["val_bpb"].get<double>());
+    if (fin.contains("val_bpb") && s.value("task", "") == "language")  // dna_pretrain: bpb is per base
+      std::printf("validation bits per byte: %.4f\n", fin["val_bpb"].get<double>());
   }
   std::fflush(stdout);
   return t.interrupted_by() ? 128 + t.interrupted_by() : 0;
@@ -217,10 +232,259 @@ int cmd_train(const std::vector<std::string>& args) {
   return cmd_train_flags(args);
 }
 
+// --- issue 5: prepare, DNA/audio generation, bench data -------------------------
+
+std::vector<double> parse_fractions(const std::string& s, const char* flag) {
+  std::vector<double> v;
+  for (const auto& x : split_list(s)) {
+    size_t used = 0;
+    double f = 0;
+    try { f = std::stod(x, &used); } catch (const std::exception&) { used = 0; }
+    if (used != x.size() || !(f >= 0 && f <= 1))
+      throw UsageError(std::string("--") + flag + ": expected fractions in [0, 1] separated by commas, got '" + x + "'");
+    v.push_back(f);
+  }
+  if (v.size() < 2 || v.size() > 3) throw UsageError(std::string("--") + flag + ": give 2 or 3 fractions (train, val[, test])");
+  return v;
+}
+
+int cmd_prepare(const std::vector<std::string>& args) {
+  std::string kind, out, split, bed, quant;
+  std::vector<std::string> inputs;
+  mk::data::PrepareOptions o;
+  po::options_description d(
+      "mambakit prepare text|fasta|audio INPUT... --out DIR [options]\n"
+      "Turns text, FASTA/FASTQ or audio into memory-mapped token shards DIR/<split>.mkshard\n"
+      "(versioned header: magic, version, dtype, count; see datasets/README.md) and\n"
+      "DIR/manifest.json, which the dna_pretrain and audio tasks read when data.path is DIR.\n"
+      "Every file is written under a temporary name and renamed, the manifest last.\n\n"
+      "Examples:\n"
+      "  mambakit prepare fasta /usr/share/doc/bowtie/examples/genomes/NC_008253.fna.gz --out data/shards/ecoli\n"
+      "  mambakit prepare fasta hg38.fa --bed human-sequences.bed --out data/shards/hg38\n"
+      "  mambakit prepare audio data/piano --out data/shards/piano --expect-sample-rate 16000 --expect-channels 1\n\n"
+      "Options");
+  d.add_options()("help,h", "show this help")
+      ("kind", po::value(&kind)->required(), "text, fasta (or dna) or audio")
+      ("inputs", po::value(&inputs)->required()->multitoken(), "input files or folders")
+      ("out", po::value(&out)->required(), "output folder")
+      ("split", po::value(&split)->default_value("0.9,0.05,0.05"),
+       "train,val[,test] fractions: text and DNA cut contiguously, audio by whole file (a folder with "
+       "train/ val/ test/ keeps those)")
+      ("seed", po::value(&o.seed)->default_value(1), "which audio files go to which split")
+      ("bed", po::value(&bed)->default_value(""), "DNA: restrict to (and, with a 4th column, split by) these intervals")
+      ("sample-rate", po::value(&o.audio.sample_rate)->default_value(16000), "audio: output rate (resampled)")
+      ("expect-sample-rate", po::value(&o.audio.expect_sample_rate)->default_value(0),
+       "audio: refuse files at another rate (0: resample any)")
+      ("expect-channels", po::value(&o.audio.expect_channels)->default_value(0),
+       "audio: refuse files with another channel count (0: average any)")
+      ("quantization", po::value(&quant)->default_value("mulaw"), "audio: mulaw or linear (256 classes)");
+  po::positional_options_description pos;
+  pos.add("kind", 1).add("inputs", -1);
+  auto vm = parse(args, d, pos);
+  if (vm.count("help")) { std::cout << d; return 0; }
+  if (kind != "text" && kind != "fasta" && kind != "dna" && kind != "audio")
+    throw UsageError("unknown kind '" + kind + "' (expected text, fasta or audio)" +
+                     mk::tasks::did_you_mean(kind, {"text", "fasta", "audio"}));
+  o.split = parse_fractions(split, "split");
+  double sum = 0;
+  for (double f : o.split) sum += f;
+  if (std::abs(sum - 1) > 1e-6) throw UsageError("--split: the fractions must sum to 1");
+  if (quant != "mulaw" && quant != "mu-law" && quant != "linear")
+    throw UsageError("--quantization: expected mulaw or linear, got '" + quant + "'");
+  o.quantization = mk::data::parse_quantization(quant);
+  o.bed = bed;
+  const bool existed = fs::exists(out);
+  try {
+    const auto r = mk::data::prepare_shards(kind, inputs, out, o);
+    std::string line = "prepared " + out + " (" + r.kind + ", vocab " + std::to_string(r.vocab_size) +
+                       (r.sample_rate ? ", " + std::to_string(r.sample_rate) + " Hz" : std::string()) + "):";
+    for (const auto& s : r.splits) line += " " + s + " " + std::to_string(r.tokens.at(s)) + " tokens;";
+    line.back() = '\n';
+    std::fputs(line.c_str(), stdout);
+  } catch (...) {
+    std::error_code ec;
+    if (!existed) fs::remove(out, ec);  // only if empty: shards are temporaries until renamed
+    throw;
+  }
+  return 0;
+}
+
+// Prints a confusion matrix held as confusion JSON (ConfusionMatrix::to_json).
+void print_confusion(const json& j, const std::string& title) {
+  const auto names = j.at("classes").get<std::vector<std::string>>();
+  mk::tasks::ConfusionMatrix cm(int(names.size()));
+  const auto& m = j.at("matrix");
+  for (size_t t = 0; t < names.size(); ++t)
+    for (size_t p = 0; p < names.size(); ++p)
+      for (long k = m[t][p].get<long>(); k > 0; --k) cm.add(int(t), int(p));
+  std::fprintf(stderr, "%s\n%s", title.c_str(), cm.to_text(names).c_str());
+}
+
+struct MediaRequest {
+  std::string dir, checkpoint, out, task_name;
+  mk::tasks::TaskSpec spec;
+  mk::exp::MediaGenOptions gen;
+};
+
+// `generate` for dna_pretrain runs (FASTA) and audio runs (WAV).
+int generate_media(mk::SequenceModel<float>& model, const MediaRequest& r) {
+  if (r.task_name == "dna_pretrain") {
+    const std::string fasta = mk::exp::generate_fasta(model, r.gen);
+    if (r.out.empty()) {
+      std::fwrite(fasta.data(), 1, fasta.size(), stdout);
+    } else {
+      mk::atomic_write_text(r.out, fasta);
+      std::printf("wrote %s: %d record(s) of %d generated bases\n", r.out.c_str(), r.gen.samples, r.gen.tokens);
+    }
+    return 0;
+  }
+  if (r.out.empty()) throw UsageError("an audio run generates a WAV file: give --out x.wav");
+  const auto ao = mk::tasks::audio_task_options(r.spec);
+  size_t prompt = 0;
+  const auto x = mk::exp::generate_audio(model, r.spec, r.gen, &prompt);
+  mk::data::write_wav(r.out, x, ao.sample_rate);
+  std::printf("wrote %s: %.2f s at %d Hz, mono, 16-bit (%zu prompt samples, %zu generated)\n", r.out.c_str(),
+              double(x.size()) / ao.sample_rate, ao.sample_rate, prompt, x.size() - prompt);
+  return 0;
+}
+
+int cmd_bench_data(const std::vector<std::string>& rest) {
+  std::vector<std::string> configs, sets;
+  double seconds = 2;
+  int steps = 2;
+  bool as_json = false;
+  po::options_description d(
+      "mambakit bench data [CONFIG ...] [--seconds S] [--steps N] [--json]\n"
+      "Windows per second each config's training loader delivers (its task's next_train_batch,\n"
+      "timed for S seconds) against the windows per second N training steps of its model\n"
+      "consume, and their ratio. Default configs: experiments/dna_pretrain.yaml,\n"
+      "experiments/dna_species.yaml, experiments/audio_piano.yaml.\nOptions");
+  d.add_options()("help,h", "show this help")
+      ("configs", po::value(&configs)->multitoken(), "experiment configs")
+      ("seconds", po::value(&seconds)->default_value(seconds), "seconds to time each loader")
+      ("steps", po::value(&steps)->default_value(steps), "timed training steps per config (after one warm-up)")
+      ("set", po::value(&sets)->composing(), "override a config key in every config (repeatable)")
+      ("json", po::bool_switch(&as_json), "print one JSON array");
+  po::positional_options_description pos;
+  pos.add("configs", -1);
+  auto vm = parse(rest, d, pos);
+  if (vm.count("help")) { std::cout << d; return 0; }
+  if (!(seconds > 0) || steps < 1) throw UsageError("--seconds must be > 0 and --steps >= 1");
+  if (configs.empty())
+    configs = {"experiments/dna_pretrain.yaml", "experiments/dna_species.yaml", "experiments/audio_piano.yaml"};
+  const json r = mk::exp::run_data_bench(configs, seconds, steps, sets);
+  if (as_json) {
+    std::cout << r.dump() << "\n";
+    return 0;
+  }
+  std::printf("%-32s %-13s %7s %5s %14s %14s %10s %8s\n", "config", "task", "seq_len", "batch", "loader win/s",
+              "loader tok/s", "train win/s", "ratio");
+  for (const auto& x : r)
+    std::printf("%-32s %-13s %7d %5d %14.0f %14.3g %10.2f %7.0fx\n", x["config"].get<std::string>().c_str(),
+                x["task"].get<std::string>().c_str(), x["seq_len"].get<int>(), x["batch"].get<int>(),
+                x["loader_windows_per_s"].get<double>(), x["loader_tokens_per_s"].get<double>(),
+                x["train_windows_per_s"].get<double>(), x["ratio"].get<double>());
+  return 0;
+}
+
+// --- issue 6: eval extras (intervals, generation, zero-shot) and `lra` --------
+
+void print_eval_extras(const json& r) {
+  for (auto it = r.begin(); it != r.end(); ++it)
+    if (it.key().size() > 3 && it.key().compare(it.key().size() - 3, 3, "_ci") == 0 && it->is_array())
+      std::fprintf(stderr, "  %s 95%% interval [%.4f, %.4f]\n", it.key().substr(0, it.key().size() - 3).c_str(),
+                   (*it)[0].get<double>(), (*it)[1].get<double>());
+  if (r.contains("generation")) {
+    const json& g = r["generation"];
+    std::string line = "generation (" + g["samples"].dump() + " samples of " + g["tokens"].dump() + " tokens):";
+    char buf[96];
+    for (const char* part : {"generated", "reference"})
+      if (g.contains(part)) {
+        line += std::string("\n  ") + part + ":";
+        for (auto it = g[part].begin(); it != g[part].end(); ++it)
+          if (it->is_number()) {
+            std::snprintf(buf, sizeof buf, "  %s %.4f", it.key().c_str(), it->get<double>());
+            line += buf;
+          }
+      }
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+  if (r.contains("zero_shot")) {
+    const json& z = r["zero_shot"];
+    std::fprintf(stderr, "zero-shot %s (%s items): acc %.4f +- %.4f, acc_norm %.4f +- %.4f\n",
+                 z["file"].get<std::string>().c_str(), z["n"].dump().c_str(), z["acc"].get<double>(),
+                 z["acc_stderr"].get<double>(), z["acc_norm"].get<double>(), z["acc_norm_stderr"].get<double>());
+  }
+}
+
+int cmd_lra(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "report") {
+    std::vector<std::string> runs;
+    std::string label;
+    po::options_description d("mambakit lra report RUN_DIR [RUN_DIR ...] [--label NAME]\n"
+                              "The LRA table (ListOps, Text, Retrieval, Image, Pathfinder, Path-X, Avg) of\n"
+                              "runs trained with `mambakit lra`, beside the published Transformer, S4 and S5 rows.\n"
+                              "Options");
+    d.add_options()("help,h", "show this help")
+        ("runs", po::value(&runs)->required()->multitoken(), "run directories")
+        ("label", po::value(&label)->default_value(""), "name of our row");
+    po::positional_options_description pos;
+    pos.add("runs", -1);
+    auto vm = parse(std::vector<std::string>(args.begin() + 1, args.end()), d, pos);
+    if (vm.count("help")) { std::cout << d; return 0; }
+    std::cout << mk::exp::lra_report(runs, label);
+    return 0;
+  }
+  if (!args.empty() && args[0] == "test") {
+    if (args.size() < 2) throw UsageError("lra test RUN_DIR [RUN_DIR ...]");
+    for (size_t i = 1; i < args.size(); ++i) {
+      const json b = mk::exp::lra_test_run(args[i]);
+      std::printf("%s: %s test accuracy %.4f (majority %.4f)\n", args[i].c_str(), b["task"].get<std::string>().c_str(),
+                  b["test_accuracy"].get<double>(), b["test_majority"].get<double>());
+    }
+    return 0;
+  }
+  mk::exp::LraOptions o;
+  po::options_description d(
+      "mambakit lra TASK [--data DIR] [--small] [--set KEY=VALUE ...] [--resume]\n"
+      "mambakit lra report RUN_DIR [RUN_DIR ...]      (the LRA table)\n"
+      "mambakit lra test RUN_DIR [RUN_DIR ...]        (re-score a run's best checkpoint on test)\n"
+      "Trains a Long Range Arena task from experiments/lra_TASK[_small].yaml, then scores the\n"
+      "best checkpoint on the test split into RUN_DIR/summary.json (\"lra\").\n"
+      "TASK: listops, text, retrieval, image, pathfinder, pathx, or a variant with its own\n"
+      "config: image_fmnist, text_man, retrieval_man.\n\n"
+      "Examples:\n"
+      "  mambakit lra listops --small                 (generated ListOps, length 512)\n"
+      "  mambakit lra listops --data lra_release/listops-1000\n"
+      "  mambakit lra image_fmnist --small\n"
+      "  mambakit lra pathfinder --small --set train.steps=500\n"
+      "  mambakit lra report runs/lra_listops_small runs/lra_pathfinder_small runs/lra_image_fmnist_small\n\n"
+      "Options");
+  d.add_options()("help,h", "show this help")
+      ("task", po::value(&o.task)->required(), "LRA task")
+      ("data", po::value(&o.data)->default_value(""), "data directory (sets data.path)")
+      ("small", po::bool_switch(&o.small), "the small config (2 CPU cores)")
+      ("config", po::value(&o.config)->default_value(""), "config file instead of experiments/lra_TASK[_small].yaml")
+      ("configs", po::value(&o.configs_dir)->default_value("experiments"), "folder of the lra_*.yaml configs")
+      ("set", po::value(&o.sets)->composing(), "override a config key (repeatable)")
+      ("resume", po::bool_switch(&o.resume), "continue the run from its newest checkpoint")
+      ("threads", po::value(&o.threads)->default_value(0), "CPU threads (0: train.threads or OMP_NUM_THREADS)");
+  po::positional_options_description pos;
+  pos.add("task", 1);
+  auto vm = parse(args, d, pos);
+  if (vm.count("help")) { std::cout << d; return 0; }
+  int sig = 0;
+  const json b = mk::exp::run_lra(o, &sig);
+  if (sig) return 128 + sig;
+  if (!b.empty()) std::cout << b.dump() << "\n";
+  return 0;
+}
+
 int cmd_eval(const std::vector<std::string>& args) {
   std::string dir, split, metrics, checkpoint;
   long max_sequences = -1;
   int batch = 0, threads = 0;
+  mk::exp::EvalOptions eo;
   po::options_description d(
       "mambakit eval RUN_DIR [--split val|test|train] [--metrics loss,bpb,ppl] [--checkpoint best]\n"
       "Evaluates a run's model with its config.yaml's task and data. Prints one line per\n"
@@ -228,7 +492,13 @@ int cmd_eval(const std::vector<std::string>& args) {
       "Examples:\n"
       "  mambakit eval runs/quickstart\n"
       "  mambakit eval runs/quickstart --split test --metrics loss,bpb,ppl --max-sequences 0\n"
-      "  mambakit eval runs/quickstart --checkpoint best\n\n"
+      "  mambakit eval runs/quickstart --checkpoint best\n"
+      "  mambakit eval runs/quickstart --split test --metrics ppl,nll,bpb --stride 128 --bootstrap 1000\n"
+      "  mambakit eval runs/quickstart --generate 16 --judge runs/big_lm\n"
+      "  mambakit eval runs/quickstart --mc experiments/zero_shot/kjv_cloze.jsonl\n"
+      "Perplexity family (--metrics): nll, ppl, bits (per token), bpb (text), bits_per_base (DNA),\n"
+      "bits_per_sample (audio); scored with sliding windows, bootstrap intervals with --bootstrap.\n"
+      "Results are also merged into RUN_DIR/summary.json (evaluation, generation, zero_shot).\n\n"
       "Options");
   d.add_options()("help,h", "show this help")
       ("run", po::value(&dir)->required(), "run directory")
@@ -238,13 +508,33 @@ int cmd_eval(const std::vector<std::string>& args) {
       ("max-sequences", po::value(&max_sequences)->default_value(-1),
        "sequences to score (0: the whole split; default: the config's eval.max_sequences)")
       ("batch-size", po::value(&batch)->default_value(0), "evaluation batch (0: the config's)")
-      ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)");
+      ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)")
+      ("window", po::value(&eo.window)->default_value(0), "perplexity: tokens per window (0: data.seq_len)")
+      ("stride", po::value(&eo.stride)->default_value(0), "perplexity: tokens between window starts (0: = window)")
+      ("bootstrap", po::value(&eo.bootstrap)->default_value(0), "perplexity: bootstrap resamples for 95% intervals (0: none)")
+      ("generate", po::value(&eo.generate)->default_value(0), "generation quality: samples from held-out prompts (0: none)")
+      ("prompt-tokens", po::value(&eo.prompt_tokens)->default_value(64), "generation: prompt length")
+      ("gen-tokens", po::value(&eo.gen_tokens)->default_value(0), "generation: tokens per sample (0: rest of a window)")
+      ("temperature", po::value(&eo.temperature)->default_value(-1), "generation: temperature (default: the config's)")
+      ("top-k", po::value(&eo.top_k)->default_value(-1), "generation: top-k (default: the config's)")
+      ("top-p", po::value(&eo.top_p)->default_value(-1), "generation: top-p (default: the config's)")
+      ("seed", po::value(&eo.seed)->default_value(1), "generation and bootstrap seed")
+      ("judge", po::value(&eo.judge)->default_value(""), "generation: model directory for generative perplexity")
+      ("classifier", po::value(&eo.classifier)->default_value(""), "generation: classifier model for IS/mIS/AM/FID")
+      ("mc", po::value(&eo.mc)->default_value(""), "zero-shot multiple choice: JSONL file of {context, choices, gold}")
+      ("no-summary", "do not write the results into summary.json");
   po::positional_options_description pos;
   pos.add("run", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
   set_threads(threads);
-  const json r = mk::exp::evaluate_run(dir, split, split_list(metrics), checkpoint, max_sequences, batch);
+  eo.split = split;
+  eo.metrics = split_list(metrics);
+  eo.checkpoint = checkpoint;
+  eo.max_sequences = max_sequences;
+  eo.batch = batch;
+  eo.write_summary = !vm.count("no-summary");
+  const json r = mk::exp::evaluate_run_full(dir, eo);
   std::string line = "eval " + dir + " (" + r["checkpoint"].get<std::string>() +
                      (r.contains("step") ? ", step " + r["step"].dump() : "") + "):";
   char buf[96];
@@ -254,6 +544,10 @@ int cmd_eval(const std::vector<std::string>& args) {
       line += buf;
     }
   std::fprintf(stderr, "%s\n", line.c_str());
+  print_eval_extras(r);
+  if (r.contains("confusion"))
+    print_confusion(r["confusion"], "confusion matrix (" + r["split"].get<std::string>() +
+                                        "; rows: true class, columns: predicted):");
   std::cout << r.dump() << "\n";
   return 0;
 }
@@ -263,13 +557,16 @@ int cmd_generate(const std::vector<std::string>& args) {
   int tokens = 0, threads = 0;
   uint64_t seed = 0;
   mk::SamplingOptions so;
+  MediaRequest media;
   po::options_description d(
       "mambakit generate RUN_DIR [--prompt TEXT] [--tokens N] [sampling options]\n"
       "Recurrent generation from a trained model (bytes in, bytes out). Defaults come from\n"
       "the run's `generate:` config section where it has one.\n\n"
       "Examples:\n"
       "  mambakit generate runs/quickstart --prompt \"And God said\" --tokens 300 --temperature 0.8\n"
-      "  mambakit generate runs/quickstart --checkpoint best --top-k 40 --top-p 0.95 --seed 3\n\n"
+      "  mambakit generate runs/quickstart --checkpoint best --top-k 40 --top-p 0.95 --seed 3\n"
+      "  mambakit generate runs/dna_pretrain --tokens 1000 --samples 3 --out gen.fa   (DNA runs: FASTA)\n"
+      "  mambakit generate runs/audio_piano --seconds 2 --out piano.wav             (audio runs: WAV)\n\n"
       "Options");
   d.add_options()("help,h", "show this help")
       ("dir", po::value(&dir)->required(), "run or model directory")
@@ -280,7 +577,14 @@ int cmd_generate(const std::vector<std::string>& args) {
       ("top-p", po::value(&so.top_p)->default_value(1.0), "nucleus sampling mass")
       ("seed", po::value(&seed)->default_value(0), "random seed")
       ("checkpoint", po::value(&checkpoint)->default_value("latest"), "latest, best, step_N or a directory")
-      ("out", po::value(&out)->default_value(""), "also write the text to this file")
+      ("out", po::value(&out)->default_value(""),
+       "also write the text to this file; DNA runs: a FASTA file; audio runs: the WAV file (required)")
+      ("samples", po::value(&media.gen.samples)->default_value(1), "DNA runs: FASTA records to generate")
+      ("seconds", po::value(&media.gen.seconds)->default_value(1.0), "audio runs: seconds to generate")
+      ("prompt-file", po::value(&media.gen.prompt_file)->default_value(""),
+       "audio runs: an audio file whose samples prompt the model (resampled and quantised as the run's data)")
+      ("prompt-seconds", po::value(&media.gen.prompt_seconds)->default_value(0.0),
+       "audio runs: use at most this much of --prompt-file (0: all of it)")
       ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)");
   po::positional_options_description pos;
   pos.add("dir", 1);
@@ -296,11 +600,22 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (vm["top-k"].defaulted()) so.top_k = g.top_k;
     if (vm["top-p"].defaulted()) so.top_p = g.top_p;
     if (vm["seed"].defaulted()) seed = uint64_t(g.seed);
+    media.task_name = cfg.task_name;
+    media.spec = cfg.task_spec();
   }
   if (tokens < 0) throw UsageError("--tokens must be non-negative");
   if (so.top_p <= 0 || so.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
   set_threads(threads);
   auto model = mk::load_model(mk::exp::checkpoint_dir(dir, checkpoint));
+  if (media.task_name == "dna_pretrain" || media.task_name == "audio") {
+    media.out = out;
+    media.gen.sampling = so;
+    media.gen.seed = seed;
+    media.gen.tokens = tokens;
+    media.gen.prompt = prompt;
+    media.gen.source = dir;
+    return generate_media(*model, media);
+  }
   std::vector<int32_t> ids;
   for (unsigned char c : prompt) ids.push_back(c);
   const auto outs = mk::exp::generate_tokens(*model, ids, tokens, so, seed);
@@ -450,10 +765,58 @@ int cmd_logits(const std::vector<std::string>& args) {
   return 0;
 }
 
+// `bench mixers`: time and memory per token of one layer of each mixer, and
+// generation throughput (experiments/include/mambakit/experiments/bench_mixers.h).
+int cmd_bench_mixers(const std::vector<std::string>& rest) {
+  mk::exp::MixerBenchConfig c;
+  std::string lengths = "512,2048,8192", mixers = "mamba,s4d,s4,attention", contexts = "1024,8192";
+  bool as_json = false;
+  po::options_description d(
+      "mambakit bench mixers [options]\n"
+      "One layer of each mixer at equal d_model, batch 1: forward+backward time and peak memory per\n"
+      "token (peak resident-set growth over the call) at each length, as ratios to Mamba; and\n"
+      "generation tokens/s at each context, Mamba's recurrent step vs attention's KV cache.\n"
+      "Example: mambakit bench mixers --d-model 256 --lengths 512,2048,8192\nOptions");
+  d.add_options()("help,h", "show this help")
+      ("d-model", po::value(&c.d_model)->default_value(c.d_model), "model width of every mixer")
+      ("lengths", po::value(&lengths)->default_value(lengths), "sequence lengths, comma-separated")
+      ("mixers", po::value(&mixers)->default_value(mixers), "mixers, comma-separated (the first rows' reference is mamba)")
+      ("contexts", po::value(&contexts)->default_value(contexts), "generation contexts, comma-separated (empty: none)")
+      ("gen-tokens", po::value(&c.gen_tokens)->default_value(c.gen_tokens), "timed generation steps per context")
+      ("repeats", po::value(&c.max_repeats)->default_value(c.max_repeats), "most timed forward+backward runs (best kept)")
+      ("threads", po::value(&c.threads)->default_value(0), "threads (0: OMP default)")
+      ("json", po::bool_switch(&as_json), "print one JSON object");
+  auto vm = parse(rest, d, {});
+  if (vm.count("help")) { std::cout << d; return 0; }
+  auto ints = [](const std::string& list, const char* flag) {
+    std::vector<int> v;
+    for (const auto& s : split_list(list)) {
+      size_t used = 0;
+      int x = 0;
+      try { x = std::stoi(s, &used); } catch (const std::exception&) { used = 0; }
+      if (used != s.size() || x <= 0)
+        throw UsageError(std::string("--") + flag + ": expected positive integers separated by commas, got '" + s + "'");
+      v.push_back(x);
+    }
+    return v;
+  };
+  c.lengths = ints(lengths, "lengths");
+  c.gen_contexts = ints(contexts, "contexts");
+  c.mixers = split_list(mixers);
+  if (c.lengths.empty()) throw UsageError("--lengths: give at least one length");
+  if (c.max_repeats < 1) throw UsageError("--repeats must be >= 1");
+  const auto r = mk::exp::run_mixer_bench(c);
+  if (as_json) std::cout << r.to_json().dump() << "\n";
+  else std::cout << r.to_text();
+  return 0;
+}
+
 int cmd_bench(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "mambakit bench scan [--batch --d-inner --d-state --len --threads --repeats] [--json]\n"
-                 "mambakit bench train [--threads --steps]\n";
+                 "mambakit bench train [--threads --steps]\n"
+                 "mambakit bench mixers [--d-model --lengths --mixers --contexts --threads] [--json]\n"
+                 "mambakit bench data [CONFIG ...] [--seconds --steps] [--json]\n";
     return args.empty() ? 2 : 0;
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
@@ -494,7 +857,9 @@ int cmd_bench(const std::vector<std::string>& args) {
     std::cout << mk::exp::run_train_bench(c) << "\n";
     return 0;
   }
-  throw UsageError("unknown benchmark '" + args[0] + "' (expected scan or train)");
+  if (args[0] == "mixers") return cmd_bench_mixers(rest);
+  if (args[0] == "data") return cmd_bench_data(rest);
+  throw UsageError("unknown benchmark '" + args[0] + "' (expected scan, train, mixers or data)");
 }
 
 }  // namespace
@@ -510,12 +875,14 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "train") return cmd_train(args);
     if (cmd == "eval") return cmd_eval(args);
+    if (cmd == "lra") return cmd_lra(args);
     if (cmd == "generate") return cmd_generate(args);
     if (cmd == "info") return cmd_info(args);
     if (cmd == "plot") return cmd_plot(args);
     if (cmd == "logits") return cmd_logits(args);
     if (cmd == "bench") return cmd_bench(args);
-    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench"};
+    if (cmd == "prepare") return cmd_prepare(args);
+    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra"};
     throw UsageError("unknown command '" + cmd + "'" + mk::tasks::did_you_mean(cmd, cmds) +
                      " (see mambakit --help)");
   } catch (const UsageError& e) {

@@ -25,7 +25,7 @@ const char* kStateFile = "trainer_state.json";
 // Files and directories of a run, for overwrite and cleanup.
 const std::vector<std::string> kRunEntries = {
     "config.yaml", "config.json", "model.safetensors", "optimizer.safetensors", kStateFile,
-    "metrics.jsonl", "summary.json", "loss.png", "loss.svg", "sample.txt", "checkpoints", "best"};
+    "metrics.jsonl", "summary.json", "loss.png", "loss.svg", "sample.txt", "confusion.json", "checkpoints", "best"};
 
 void fsync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);

@@ -14,6 +14,7 @@
 
 #include "mambakit/error.h"
 #include "mambakit/evaluation/perplexity.h"
+#include "mambakit/experiments/dna_audio.h"
 #include "mambakit/experiments/plot.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/checkpoint.h"
@@ -224,6 +225,7 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
 
 Trainer::Trainer(const RunConfig& cfg) : Trainer(cfg, Init{}) {
   model_->init(uint64_t(cfg_.train.seed));
+  if (!cfg_.init_from.empty()) std::fprintf(stderr, "%s\n", init_from(*model_, cfg_.init_from).c_str());
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
@@ -436,6 +438,19 @@ json Trainer::summary(double wall) const {
   return s;
 }
 
+// The confusion matrix on eval.split: confusion.json and a table on stderr.
+void Trainer::write_confusion(const std::string& dir) {
+  const int batch = cfg_.eval.batch_size > 0 ? cfg_.eval.batch_size : cfg_.train.batch_size;
+  const auto cm = confusion_on_split(*model_, *task_, cfg_.eval.split, batch, size_t(cfg_.eval.max_sequences));
+  const auto names = tasks::class_names(*task_);
+  json j = cm.to_json(names);
+  j["split"] = cfg_.eval.split;
+  j["step"] = step_;
+  atomic_write_text(dir + "/confusion.json", j.dump(2) + "\n");
+  std::fprintf(stderr, "confusion matrix (%s, step %ld; rows: true class, columns: predicted):\n%s",
+               cfg_.eval.split.c_str(), step_, cm.to_text(names).c_str());
+}
+
 // --- the loop ---------------------------------------------------------------------------
 
 json Trainer::run(long until) {
@@ -539,6 +554,7 @@ json Trainer::run(long until) {
 
   const bool finished = step_ >= total_steps_;
   if (finished && last_eval_step_ != step_) evaluate_and_track(log);
+  if (finished && task_->num_classes() > 0) write_confusion(dir);
   if (last_save_step_ != step_) save(dir);
   if (finished && cfg_.generate.tokens > 0) {
     SamplingOptions so;
@@ -635,6 +651,8 @@ json evaluate_run(const std::string& run_dir, const std::string& split,
   }
   for (const auto& [k, v] : eval::evaluate_task(*model, *task, sp, names, b, size_t(maxs)))
     out[sp + "_" + k] = v;
+  if (task->num_classes() > 0)
+    out["confusion"] = confusion_on_split(*model, *task, sp, b, size_t(maxs)).to_json(tasks::class_names(*task));
   return out;
 }
 

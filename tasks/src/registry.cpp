@@ -8,6 +8,16 @@
 namespace mk::tasks {
 
 std::unique_ptr<Task> make_language_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_dna_pretrain_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_dna_species_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_audio_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_lra_listops_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_lra_text_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_lra_retrieval_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_lra_image_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_lra_pathfinder_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_selective_copying_task(const TaskSpec& spec);
+std::unique_ptr<Task> make_induction_heads_task(const TaskSpec& spec);
 
 namespace {
 
@@ -15,6 +25,26 @@ std::vector<TaskInfo> builtins() {
   return {
       {"language", "next-token prediction on byte-level text files (metrics loss, bpb, ppl, accuracy)",
        &make_language_task},
+      {"dna_pretrain", "next-base prediction on a FASTA genome or prepared DNA shards (metrics loss, bpb, markov_bpb)",
+       &make_dna_pretrain_task},
+      {"dna_species", "species classification of DNA windows, strains held out (metrics accuracy, balanced_accuracy, loss)",
+       &make_dna_species_task},
+      {"audio", "autoregressive 8-bit mu-law audio, SaShiMi/YouTubeMix style (metrics loss, bits, unigram_bits)",
+       &make_audio_task},
+      {"lra_listops", "LRA ListOps: expression -> value 0..9 (data dir or generated; accuracy)",
+       &make_lra_listops_task},
+      {"lra_text", "LRA Text: byte-level document classification (IMDB or man pages; accuracy)",
+       &make_lra_text_task},
+      {"lra_retrieval", "LRA Retrieval: are two documents linked (AAN or man pages; accuracy)",
+       &make_lra_retrieval_task},
+      {"lra_image", "LRA Image: pixel-by-pixel classification (CIFAR-10 gray or IDX; accuracy)",
+       &make_lra_image_task},
+      {"lra_pathfinder", "LRA Pathfinder / Path-X: are the two dots connected (accuracy)",
+       &make_lra_pathfinder_task},
+      {"selective_copying", "Mamba paper 4.1: recall K data tokens scattered among noise (metrics accuracy, loss, seq_accuracy)",
+       &make_selective_copying_task},
+      {"induction_heads", "Mamba paper 4.1: recall the token after a repeated trigger; eval_lengths for extrapolation",
+       &make_induction_heads_task},
   };
 }
 

@@ -78,6 +78,8 @@ struct RunConfig {
   }
   std::string description;
   ModelConfig model;
+  // model.init_from: a run (or model) directory whose weights start this run.
+  std::string init_from;
   std::string task_name;
   nlohmann::json task_options = nlohmann::json::object();
   tasks::DataSpec data;

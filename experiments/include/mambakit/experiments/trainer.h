@@ -100,6 +100,7 @@ class Trainer {
   Trainer(const RunConfig& cfg, Init);  // task and model, no weights yet
   void evaluate_and_track(MetricsLog& log);
   void save_best();
+  void write_confusion(const std::string& dir);
   nlohmann::json summary(double wall_seconds) const;
   nlohmann::json state_json() const;
 
