@@ -13,6 +13,7 @@
 #include "mambakit/experiments/evaluate.h"
 #include "mambakit/experiments/trainer.h"
 #include "mambakit/io/atomic_file.h"
+#include "mambakit/io/checkpoint.h"
 
 namespace mk::exp {
 namespace {
@@ -107,6 +108,25 @@ TEST_F(EvalExtras, GenerationQualityAndZeroShotLandInSummary) {
   const json s = json::parse(read_text_file(run() + "/summary.json"));
   EXPECT_EQ(s["generation"]["samples"], 3);
   EXPECT_TRUE(s["zero_shot"].contains("mc"));
+  // Given a classifier checkpoint: IS, mIS, AM and FID of the samples.
+  ModelConfig cc;
+  cc.d_model = 8;
+  cc.n_layer = 1;
+  cc.d_state = 4;
+  cc.n_classes = 3;
+  SequenceModel<float> clf(cc);
+  clf.init(2);
+  save_model((dir_ / "clf").string(), clf);
+  EvalOptions c = o;
+  c.mc.clear();
+  c.judge.clear();
+  c.classifier = (dir_ / "clf").string();
+  const json k = evaluate_run_full(run(), c)["generation"]["classifier"];
+  EXPECT_GE(double(k["is"]), 1.0);
+  EXPECT_LE(double(k["is"]), 3.0 + 1e-9);  // at most the number of classes
+  EXPECT_GE(double(k["mis"]), 1.0);
+  EXPECT_GE(double(k["fid"]), 0.0);
+  EXPECT_TRUE(std::isfinite(double(k["am"])));
   EvalOptions one;
   one.generate = 1;
   EXPECT_THROW(evaluate_run_full(run(), one), ConfigError);
