@@ -47,11 +47,16 @@ const char* unit_metric(Modality m) {
   }
 }
 
-// A unit metric that does not fit the task (bits per base of a text model).
-void check_unit(const std::string& metric, Modality m, const std::string& task) {
+// False for a unit metric that does not fit the task (bits per base of a
+// text model).
+bool unit_fits(const std::string& metric, Modality m) {
   const bool text = metric == "bpb" || metric == "bits_per_byte";
-  if ((text && m != Modality::text) || (metric == "bits_per_base" && m != Modality::dna) ||
-      (metric == "bits_per_sample" && m != Modality::audio))
+  return !((text && m != Modality::text) || (metric == "bits_per_base" && m != Modality::dna) ||
+           (metric == "bits_per_sample" && m != Modality::audio));
+}
+
+void check_unit(const std::string& metric, Modality m, const std::string& task) {
+  if (!unit_fits(metric, m))
     throw ConfigError("metric '" + metric + "' does not apply to task '" + task + "' (its unit metric is '" +
                       unit_metric(m) + "'; 'bits' is bits per token for any task)");
 }
@@ -82,12 +87,6 @@ double continuation_loglik(SequenceModel<float>& m, std::vector<int32_t> ctx,
   for (size_t t = ctx.size(); t < ids.size(); ++t)
     s += log_softmax_at(m.logits().data() + (t - 1) * size_t(V), V, ids[t]);
   return s;
-}
-
-std::string fmt(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.4f", v);
-  return b;
 }
 
 // ------------------------------------------------------------ perplexity ---
@@ -382,12 +381,20 @@ json evaluate_run_full(const std::string& run_dir, const EvalOptions& o) {
   const long maxs = o.max_sequences >= 0 ? o.max_sequences : cfg.eval.max_sequences;
 
   std::vector<std::string> family, task_metrics;
-  for (const auto& m : o.metrics) (is_perplexity_metric(m) ? family : task_metrics).push_back(m);
-  // A metric both families know (the language task's own ppl and bpb) is
-  // taken from the perplexity family, which adds intervals and windows.
+  // A metric both know (the language task's own ppl and bpb) is taken from
+  // the perplexity family, which adds intervals and windows; one the family
+  // would refuse for this task but the task has (the DNA task's bpb, bits
+  // per base) is the task's.
+  const auto task_known = task->metric_names();
+  const Modality mod = modality_of(task->name());
+  for (const auto& m : o.metrics) {
+    const bool task_has = std::find(task_known.begin(), task_known.end(), m) != task_known.end();
+    const bool fam = is_perplexity_metric(m) && (unit_fits(m, mod) || !task_has);
+    (fam ? family : task_metrics).push_back(m);
+  }
   const bool extras = o.generate > 0 || !o.mc.empty();
   if (family.empty() && (o.stride > 0 || o.bootstrap > 0 || o.window > 0) && !model->is_classifier())
-    family = {"nll", "ppl", unit_metric(modality_of(task->name()))};
+    family = {"nll", "ppl", unit_metric(mod)};
   if (family.empty() && task_metrics.empty() && !extras)
     task_metrics = cfg.eval.metrics.empty() ? task->default_metrics() : cfg.eval.metrics;
 
