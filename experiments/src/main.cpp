@@ -782,9 +782,9 @@ int cmd_bench_mixers(const std::vector<std::string>& rest) {
       ("lengths", po::value(&lengths)->default_value(lengths), "sequence lengths, comma-separated")
       ("mixers", po::value(&mixers)->default_value(mixers), "mixers, comma-separated (the first rows' reference is mamba)")
       ("contexts", po::value(&contexts)->default_value(contexts), "generation contexts, comma-separated (empty: none)")
-      ("gen-tokens", po::value(&c.gen_tokens)->default_value(c.gen_tokens), "timed generation steps per context")
+      ("gen-tokens", po::value(&c.gen_tokens)->default_value(c.gen_tokens), "generation steps per timed block")
       ("repeats", po::value(&c.max_repeats)->default_value(c.max_repeats), "most timed forward+backward runs (best kept)")
-      ("threads", po::value(&c.threads)->default_value(0), "threads (0: OMP default)")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "threads (0: OMP default; 1 is steadiest on a shared machine)")
       ("json", po::bool_switch(&as_json), "print one JSON object");
   auto vm = parse(rest, d, {});
   if (vm.count("help")) { std::cout << d; return 0; }

@@ -11,6 +11,7 @@ namespace mk::tasks {
 namespace {
 
 constexpr const char* kExtrapolation = "extrapolation";
+constexpr const char* kTestExtrapolation = "test_extrapolation";
 
 // FNV-1a: a stable seed for an evaluation split (the same on every machine
 // and independent of train.seed, so all runs are scored on the same examples).
@@ -162,16 +163,17 @@ void SyntheticTask::set_sampler_state(const std::string& state) {
 
 std::vector<std::string> SyntheticTask::splits() const {
   std::vector<std::string> s = {"val", "test"};
-  for (size_t i = 1; i < lengths_.size(); ++i) s.push_back("val" + length_suffix(lengths_[i]));
-  if (lengths_.size() > 1) s.push_back(kExtrapolation);
+  for (const char* base : {"val", "test"})
+    for (size_t i = 1; i < lengths_.size(); ++i) s.push_back(base + length_suffix(lengths_[i]));
+  if (lengths_.size() > 1) s.push_back(kExtrapolation), s.push_back(kTestExtrapolation);
   return s;
 }
 
 int SyntheticTask::split_length(const std::string& split) const {
   if (split == "val" || split == "test") return len_;
-  if (split == kExtrapolation && lengths_.size() > 1) return 0;
+  if ((split == kExtrapolation || split == kTestExtrapolation) && lengths_.size() > 1) return 0;
   for (int n : lengths_)
-    if (split == "val" + length_suffix(n)) return n;
+    if (split == "val" + length_suffix(n) || split == "test" + length_suffix(n)) return n;
   const auto known = splits();
   std::string list;
   for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
@@ -200,12 +202,14 @@ void SyntheticTask::append_split(const std::string& split, int len, int batch, s
 std::vector<TokenBatch> SyntheticTask::eval_batches(const std::string& split, int batch,
                                                     size_t max_sequences) const {
   const int len = split_length(split);
+  // val_L<n> holds the same examples as the length-n part of extrapolation
+  // (test_L<n>: of test_extrapolation), and val_L<L> would be val.
+  const std::string base = split.compare(0, 4, "test") == 0 ? "test" : "val";
   std::vector<TokenBatch> out;
   if (len > 0) {
-    // val_L<n> holds the same examples as the length-n part of extrapolation.
-    append_split(split == "test" ? "test" : "val", len, batch, max_sequences, out);
+    append_split(base, len, batch, max_sequences, out);
   } else {
-    for (int n : lengths_) append_split("val", n, batch, max_sequences, out);
+    for (int n : lengths_) append_split(base, n, batch, max_sequences, out);
   }
   return out;
 }

@@ -138,7 +138,8 @@ TEST(SyntheticTask, ExtrapolationSplitsHaveTheirLengths) {
   s.options = {{"eval_lengths", {256, 1024}}, {"val_size", 6}};
   auto t = make_task(s);
   const auto splits = t->splits();
-  for (const char* name : {"val", "test", "val_L256", "val_L1024", "extrapolation"})
+  for (const char* name : {"val", "test", "val_L256", "val_L1024", "test_L256", "test_L1024", "extrapolation",
+                           "test_extrapolation"})
     EXPECT_NE(std::find(splits.begin(), splits.end(), name), splits.end()) << name;
 
   for (const auto& b : t->eval_batches("val_L1024", 4, 0)) {
@@ -154,6 +155,15 @@ TEST(SyntheticTask, ExtrapolationSplitsHaveTheirLengths) {
   EXPECT_EQ(lens, (std::vector<int>{64, 64, 256, 256, 1024, 1024}));
   EXPECT_EQ(all[4].ids, t->eval_batches("val_L1024", 4, 0)[0].ids);
   EXPECT_EQ(all[0].ids, t->eval_batches("val", 4, 0)[0].ids);
+  // The test side: the same lengths, other examples.
+  const auto test_all = t->eval_batches("test_extrapolation", 4, 0);
+  ASSERT_EQ(test_all.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(test_all[i].len, all[i].len);
+    EXPECT_NE(test_all[i].ids, all[i].ids);
+  }
+  EXPECT_EQ(test_all[4].ids, t->eval_batches("test_L1024", 4, 0)[0].ids);
+  EXPECT_EQ(test_all[0].ids, t->eval_batches("test", 4, 0)[0].ids);
 
   const auto names = t->metric_names();
   for (const char* m : {"accuracy", "loss", "seq_accuracy", "accuracy_L64", "accuracy_L256", "accuracy_L1024"})

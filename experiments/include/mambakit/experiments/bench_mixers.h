@@ -24,10 +24,14 @@ struct MixerBenchConfig {
   std::vector<int> lengths = {512, 2048, 8192};
   std::vector<std::string> mixers = {"mamba", "s4d", "s4", "attention"};
   std::vector<int> gen_contexts = {1024, 8192};
-  int gen_tokens = 64;        // timed generation steps per context
+  int gen_tokens = 64;        // generation steps per timed block (blocks repeat for
+                              // min_seconds, at most 20 x max_repeats; best kept)
   double min_seconds = 0.5;   // timing: repeat forward+backward at least this long ...
   int max_repeats = 5;        // ... but at most this often (the best time is kept)
-  int threads = 0;            // 0: OMP_NUM_THREADS
+  // One thread by default: on a shared machine OpenMP's barriers make
+  // 2-thread timings of these small per-token kernels erratic (measured:
+  // Mamba generation at 94 tokens/s with 2 threads vs 3500 with 1).
+  int threads = 1;            // 0: OMP_NUM_THREADS
   unsigned seed = 1;
 };
 

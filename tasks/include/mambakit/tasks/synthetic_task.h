@@ -11,13 +11,14 @@
 //                     e.g. [1024, 4096]
 //   task.val_size     sequences per evaluation split and length (default 512)
 // Splits: "val" and "test" (length L; fixed examples, the same for every run
-// and seed), "val_L<n>" for each n in eval_lengths, and "extrapolation"
-// (val at L followed by every val_L<n>).
+// and seed, different between val and test), "val_L<n>" and "test_L<n>" for
+// each n in eval_lengths, and "extrapolation" (val, then every val_L<n>) and
+// "test_extrapolation" (test, then every test_L<n>). Tune on val, report test.
 // Metrics: accuracy (argmax over the scored positions), loss (nats per
 // scored token), seq_accuracy (sequences with every scored token right), and
 // accuracy_L<n> for n = L and each eval length (the positions of sequences of
 // that length; NaN in a split that has none). So
-//   mambakit eval RUN --split extrapolation --metrics accuracy_L256,accuracy_L4096
+//   mambakit eval RUN --split test_extrapolation --metrics accuracy_L256,accuracy_L4096
 // reports the extrapolation numbers of a trained run.
 // Training batches come from a mt19937_64 seeded with train.seed; its state
 // is the sampler state of a checkpoint, so a resumed run draws the same data.
@@ -63,7 +64,8 @@ class SyntheticTask : public Task {
   const std::vector<int>& lengths() const { return lengths_; }
 
  private:
-  // The length of split, or 0 for "extrapolation"; ConfigError if unknown.
+  // The length of split, or 0 for the two extrapolation splits; ConfigError
+  // if unknown.
   int split_length(const std::string& split) const;
   // val_size fixed examples of (split, length) batched.
   void append_split(const std::string& split, int len, int batch, size_t max_sequences,
