@@ -16,6 +16,7 @@
 #include "mambakit/layers/mixer.h"
 #include "mambakit/model_config.h"
 #include "mambakit/params.h"
+#include "mambakit/threads.h"
 
 namespace mk::exp {
 
@@ -188,7 +189,7 @@ GenCost measure_generation(const std::string& mixer, int d_model, int context, c
 
 MixerBenchResult run_mixer_bench(const MixerBenchConfig& c) {
   check_config(c);
-  if (c.threads > 0) omp_set_num_threads(c.threads);
+  set_cpu_threads(c.threads);
   MixerBenchResult r;
   r.config = c;
   r.threads = omp_get_max_threads();

@@ -46,6 +46,7 @@
 #include "mambakit/io/safetensors.h"
 #include "mambakit/models/sampler.h"
 #include "mambakit/tasks/task.h"
+#include "mambakit/threads.h"
 #ifdef MAMBAKIT_HAVE_BENCH
 #include "scan_bench.h"
 #endif
@@ -103,7 +104,7 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
 }
 
 void set_threads(int threads) {
-  if (threads > 0) omp_set_num_threads(threads);
+  mk::set_cpu_threads(threads);
 }
 
 std::vector<std::string> split_list(const std::string& s) {

@@ -20,6 +20,7 @@
 #include "mambakit/io/checkpoint.h"
 #include "mambakit/io/safetensors.h"
 #include "mambakit/ops/optim.h"
+#include "mambakit/threads.h"
 
 #ifdef MAMBAKIT_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -169,7 +170,7 @@ std::vector<std::string> check_device(const RunConfig& cfg) {
 
 Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
   for (const auto& n : check_device(cfg_)) std::fprintf(stderr, "note: %s\n", n.c_str());
-  if (cfg_.train.threads > 0) omp_set_num_threads(cfg_.train.threads);
+  set_cpu_threads(cfg_.train.threads);
   task_ = tasks::make_task(cfg_.task_spec());
 
   const int tv = task_->vocab_size();
