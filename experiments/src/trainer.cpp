@@ -210,14 +210,16 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     if (!(per_epoch > 0))
       throw ConfigError(cfg_.where_of("train.epochs") + ": train.epochs: task '" + task_->name() +
                         "' has no fixed training set; set train.steps");
-    const double per_step =
-        double(cfg_.train.batch_size) * cfg_.train.grad_accum * task_->seq_len();
+    // A pair task's example is two rows of seq_len tokens.
+    const double per_step = double(cfg_.train.batch_size) * cfg_.train.grad_accum * task_->seq_len() *
+                            (task_->pair_inputs() ? 2 : 1);
     total_steps_ = std::max(1L, long(std::ceil(cfg_.train.epochs * per_epoch / per_step)));
   }
 
   if (task_->num_classes() > 0) {
     cfg_.model.n_classes = task_->num_classes();
     cfg_.model.pooling = task_->pooling();
+    cfg_.model.pair_classifier = task_->pair_inputs();
   }
   model_ = std::make_unique<SequenceModel<float>>(cfg_.model);
   m_.assign(model_->num_params(), 0.f);
@@ -467,12 +469,12 @@ json Trainer::run(long until) {
   const bool tty = isatty(fileno(stderr));
   std::string mixers = join(cfg_.model.mixers, "/");
   std::fprintf(stderr,
-               "train: task %s, model %zu parameters (%d layers of %s, d_model %d), %ld steps of %d x %d "
+               "train: task %s, model %zu parameters (%d layers of %s, d_model %d), %ld steps of %d x %s%d "
                "tokens%s, run dir %s\n",
                task_->name().c_str(), model_->num_params(), cfg_.model.n_layer, mixers.c_str(),
                cfg_.model.d_model, total_steps_, cfg_.train.batch_size * cfg_.train.grad_accum,
-               task_->seq_len(), resumed_ ? (", resuming at step " + std::to_string(step_)).c_str() : "",
-               dir.c_str());
+               task_->pair_inputs() ? "2 x " : "", task_->seq_len(),
+               resumed_ ? (", resuming at step " + std::to_string(step_)).c_str() : "", dir.c_str());
 
   const long first = step_;
   const double tokens_at_start = tokens_;

@@ -1,5 +1,6 @@
-// Model directories beyond the HF-compatible LM: a classifier and a hybrid
-// model round-trip through save_model/load_model with their head and mixers.
+// Model directories beyond the HF-compatible LM: a classifier, a hybrid
+// model and a pair classifier round-trip through save_model/load_model
+// with their heads and mixers.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -30,6 +31,25 @@ TEST(Checkpoint, ClassifierAndHybridRoundTrip) {
   ASSERT_EQ(a.num_params(), b->num_params());
   EXPECT_EQ(0, std::memcmp(a.params().data(), b->params().data(), a.num_params() * sizeof(float)));
   EXPECT_TRUE(b->params().has("classifier.weight"));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, PairClassifierRoundTrip) {
+  namespace fs = std::filesystem;
+  const std::string dir = (fs::temp_directory_path() / ("mambakit_ckpt_pair_" + std::to_string(getpid()))).string();
+  ModelConfig cfg;
+  cfg.d_model = 16;
+  cfg.n_layer = 1;
+  cfg.n_classes = 2;
+  cfg.pair_classifier = true;
+  SequenceModel<float> a(cfg);
+  a.init(5);
+  save_model(dir, a);
+  auto b = load_model(dir);
+  EXPECT_TRUE(b->config().pair_classifier);
+  ASSERT_EQ(a.num_params(), b->num_params());
+  EXPECT_EQ(0, std::memcmp(a.params().data(), b->params().data(), a.num_params() * sizeof(float)));
+  EXPECT_EQ(b->params().entry("classifier.dense.weight").shape, (Shape{16, 64}));
   fs::remove_all(dir);
 }
 

@@ -1,9 +1,12 @@
 // MambaMixer and SequenceModel: finite-difference gradients in double for the
-// layer and the whole model, and recurrent step() against the full forward.
+// layer and the whole model (LM head, sequence classifier, two-tower pair
+// classifier), and recurrent step() against the full forward.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
+#include "mambakit/error.h"
 #include "mambakit/layers/mamba_mixer.h"
 #include "mambakit/models/sequence_model.h"
 #include "mixer_test_util.h"
@@ -147,6 +150,135 @@ void classifier_gradients(const std::string& pooling) {
 
 TEST(SequenceClassifier, MeanPoolingGradients) { classifier_gradients("mean"); }
 TEST(SequenceClassifier, LastTokenPoolingGradients) { classifier_gradients("last"); }
+
+// logits = features W^T + b: features() is the input of the last Linear.
+template <typename T>
+void expect_logits_from_features(SequenceModel<T>& model) {
+  const auto& ps = model.params();
+  const int rows = model.logit_rows(), C = model.logit_width(), dm = model.feature_width();
+  ASSERT_EQ(model.features().size(), size_t(rows) * dm);
+  const T* W = ps.data() + ps.entry("classifier.weight").offset;
+  const T* bias = ps.data() + ps.entry("classifier.bias").offset;
+  std::vector<T> expect(size_t(rows) * C);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < C; ++c) {
+      double s = bias[c];
+      for (int j = 0; j < dm; ++j) s += double(W[size_t(c) * dm + j]) * model.features()[size_t(r) * dm + j];
+      expect[size_t(r) * C + c] = T(s);
+    }
+  EXPECT_TRUE(test::all_close(model.logits(), expect, 1e-12));
+}
+
+TEST(SequenceClassifier, FeaturesArePooledSequence) {
+  ModelConfig cfg = tiny_config();
+  cfg.n_classes = 3;
+  SequenceModel<double> model(cfg);
+  model.init(31);
+  perturb(model.params(), 32, 0.05);
+  std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6, 7, 8}, lengths = {4, 2};
+  model.forward(ids.data(), 2, 4, lengths.data());
+  expect_logits_from_features(model);
+}
+
+ModelConfig pair_config(const std::string& pooling) {
+  ModelConfig cfg = tiny_config();
+  cfg.n_classes = 3;
+  cfg.pooling = pooling;
+  cfg.pair_classifier = true;
+  return cfg;
+}
+
+// The two-tower pair classifier: [u, v, u*v, u-v] -> Linear -> GELU ->
+// Linear, every parameter (both towers' shared backbone and the head) by
+// finite differences, both poolings.
+void pair_classifier_gradients(const std::string& pooling) {
+  const ModelConfig cfg = pair_config(pooling);
+  SequenceModel<double> model(cfg);
+  model.init(41);
+  perturb(model.params(), 42, 0.1);
+  ASSERT_TRUE(model.params().has("classifier.dense.weight"));
+  EXPECT_EQ(model.params().entry("classifier.dense.weight").shape, (Shape{cfg.d_model, 4 * cfg.d_model}));
+  EXPECT_EQ(model.params().entry("classifier.dense.bias").shape, (Shape{cfg.d_model}));
+  EXPECT_EQ(model.params().entry("classifier.weight").shape, (Shape{cfg.n_classes, cfg.d_model}));
+  const int P = 2, B = 2 * P, L = 5;
+  std::mt19937 rng(43);
+  // Rows 0, 1: first documents; rows 2, 3: second documents.
+  std::vector<int32_t> ids(B * L), lengths = {5, 3, 2, 4}, tgt = {2, 0};
+  for (auto& t : ids) t = int32_t(rng() % cfg.vocab_size);
+  auto& ps = model.params();
+  auto loss = [&] {
+    model.forward(ids.data(), B, L, lengths.data());
+    return model.loss(tgt.data());
+  };
+  ps.zero_grad();
+  model.forward(ids.data(), B, L, lengths.data());
+  ASSERT_EQ(model.logit_rows(), P);
+  ASSERT_EQ(model.logits().size(), size_t(P) * cfg.n_classes);
+  expect_logits_from_features(model);
+  model.backward(tgt.data());
+  for (const char* name : {"classifier.dense.weight", "classifier.dense.bias", "classifier.weight",
+                           "backbone.embeddings.weight"}) {
+    const auto& e = ps.entry(name);
+    double norm = 0;
+    for (size_t i = 0; i < e.numel; ++i) norm += std::fabs(ps.grad()[e.offset + i]);
+    EXPECT_GT(norm, 0) << name << " gets no gradient";
+  }
+  test::check_param_gradients(ps, loss, 1e-6, 60, test::max_abs_grad(ps));
+}
+
+TEST(PairClassifier, MeanPoolingGradients) { pair_classifier_gradients("mean"); }
+TEST(PairClassifier, LastTokenPoolingGradients) { pair_classifier_gradients("last"); }
+
+// Each pair is scored on its own: permuting the pairs (moving rows p and
+// P + p together) permutes the logits, a pair alone scores as in a batch,
+// and the order inside a pair matters (the head sees u - v, not |u - v|).
+TEST(PairClassifier, PairsAreScoredIndependently) {
+  const ModelConfig cfg = pair_config("mean");
+  SequenceModel<double> model(cfg);
+  model.init(51);
+  perturb(model.params(), 52, 0.1);
+  const int P = 3, B = 2 * P, L = 6, C = cfg.n_classes;
+  std::mt19937 rng(53);
+  std::vector<int32_t> ids(B * L), lengths = {6, 2, 5, 3, 6, 1};
+  for (auto& t : ids) t = int32_t(rng() % cfg.vocab_size);
+  model.forward(ids.data(), B, L, lengths.data());
+  const std::vector<double> logits = model.logits();
+
+  // Rearranges the batch: pair p of the result is pair src[p], with its two
+  // documents swapped where swap is set.
+  auto rearranged = [&](const std::vector<int>& src, bool swap) {
+    std::vector<int32_t> ids2(ids.size()), len2(B);
+    for (int p = 0; p < P; ++p)
+      for (int side = 0; side < 2; ++side) {
+        const int from = (swap ? 1 - side : side) * P + src[size_t(p)], to = side * P + p;
+        std::copy_n(ids.begin() + long(from) * L, L, ids2.begin() + long(to) * L);
+        len2[size_t(to)] = lengths[size_t(from)];
+      }
+    model.forward(ids2.data(), B, L, len2.data());
+    return model.logits();
+  };
+  const std::vector<int> perm = {2, 0, 1};
+  const auto permuted = rearranged(perm, false);
+  for (int p = 0; p < P; ++p)
+    EXPECT_TRUE(test::all_close(permuted.data() + size_t(p) * C, logits.data() + size_t(perm[size_t(p)]) * C,
+                                size_t(C), 1e-12))
+        << "pair " << p;
+
+  // Pair 1 alone: its first document, then its second.
+  std::vector<int32_t> one(2 * L), one_len = {lengths[1], lengths[P + 1]};
+  std::copy_n(ids.begin() + L, L, one.begin());
+  std::copy_n(ids.begin() + long(P + 1) * L, L, one.begin() + L);
+  model.forward(one.data(), 2, L, one_len.data());
+  ASSERT_EQ(model.logit_rows(), 1);
+  EXPECT_TRUE(test::all_close(model.logits().data(), logits.data() + C, size_t(C), 1e-12));
+
+  const auto swapped = rearranged({0, 1, 2}, true);
+  double diff = 0;
+  for (size_t i = 0; i < logits.size(); ++i) diff = std::max(diff, std::fabs(swapped[i] - logits[i]));
+  EXPECT_GT(diff, 1e-6) << "swapping the documents of each pair left the logits unchanged";
+
+  EXPECT_THROW(model.forward(ids.data(), 5, L, lengths.data()), Error);
+}
 
 }  // namespace
 }  // namespace mk

@@ -244,6 +244,33 @@ TEST(ModelConfig, Validate) {
   EXPECT_TRUE(bad([](ModelConfig& c) { c.dt_init_floor = -1; }, "dt_init_floor"));
   EXPECT_TRUE(bad([](ModelConfig& c) { c.eos_token_id = 256; }, "eos_token_id"));
   EXPECT_TRUE(bad([](ModelConfig& c) { c.pad_token_id = -2; }, "pad_token_id"));
+  EXPECT_TRUE(bad([](ModelConfig& c) { c.pair_classifier = true; }, "pair_classifier"));
+}
+
+// The pair-classifier flag: written only when set, read back, and checked.
+TEST(ModelIo, PairClassifierFlag) {
+  ScratchDir dir;
+  const std::string path = dir.file("config.json");
+  ModelConfig c;
+  c.n_classes = 2;
+  write_model_config(path, c);
+  EXPECT_FALSE(json::parse(read_text_file(path)).contains("mambakit_pair_classifier"));
+  EXPECT_FALSE(read_model_config(path).pair_classifier);
+  c.pair_classifier = true;
+  write_model_config(path, c);
+  EXPECT_EQ(json::parse(read_text_file(path))["mambakit_pair_classifier"], true);
+  const ModelConfig back = read_model_config(path);
+  EXPECT_TRUE(back.pair_classifier);
+  EXPECT_EQ(back.n_classes, 2);
+
+  json j = json::parse(read_text_file(path));
+  j["mambakit_pair_classifier"] = "yes";
+  spit(path, j.dump());
+  EXPECT_TRUE(throws_error([&] { read_model_config(path); }, {path, "mambakit_pair_classifier", "boolean"}));
+  j["mambakit_pair_classifier"] = true;
+  j.erase("mambakit_n_classes");
+  spit(path, j.dump());
+  EXPECT_TRUE(throws_error([&] { read_model_config(path); }, {path, "pair_classifier", "n_classes"}));
 }
 
 }  // namespace

@@ -24,10 +24,10 @@ void ConfusionMatrix::add(const TokenBatch& b, const float* logits, int vocab) {
   MK_CHECK(b.is_classification(), "confusion matrix: the batch has no labels");
   MK_CHECK(vocab == n_, "confusion matrix: logits have " + std::to_string(vocab) + " classes, expected " +
                             std::to_string(n_));
-  for (int i = 0; i < b.batch; ++i) {
-    if (b.labels[size_t(i)] < 0) continue;
-    const float* l = logits + size_t(i) * vocab;
-    add(b.labels[size_t(i)], int(std::max_element(l, l + vocab) - l));
+  for (size_t i = 0; i < b.labels.size(); ++i) {  // one logits row per label (pairs: batch / 2)
+    if (b.labels[i] < 0) continue;
+    const float* l = logits + i * size_t(vocab);
+    add(b.labels[i], int(std::max_element(l, l + vocab) - l));
   }
 }
 

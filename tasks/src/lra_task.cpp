@@ -269,13 +269,7 @@ void LraTask::load(const TaskSpec& s) {
       }
     }
   } else if (kind_ == "retrieval") {
-    const std::string mode = str_option(s, "mode", "concat", {"concat", "two_tower"});
-    if (mode == "two_tower")
-      throw ConfigError(s.where_of("mode") +
-                        ": task.mode: the published two-tower retrieval model (each document "
-                        "pooled separately, then [u, v, u*v, u-v]) is not supported yet: the "
-                        "sequence model takes one input sequence. Use mode: concat (both "
-                        "documents in one sequence, with a separator token)");
+    two_tower_ = str_option(s, "mode", "concat", {"concat", "two_tower"}) == "two_tower";
     for (auto [part, stem] : Parts{{&train_, "train"}, {&val_, "eval"}, {&test_, "test"}}) {
       const std::string p = first_existing(dir_, {std::string("pairs.") + stem + ".tsv",
                                                   std::string("new_aan_pairs.") + stem + ".tsv"});
@@ -339,7 +333,7 @@ void LraTask::load(const TaskSpec& s) {
   pad_ = reader_vocab;
   vocab_ = reader_vocab + 1;
   len_ = doc_len_;
-  if (kind_ == "retrieval") {
+  if (kind_ == "retrieval" && !two_tower_) {
     sep_ = reader_vocab + 1;
     vocab_ = reader_vocab + 2;
     len_ = 2 * doc_len_ + 1;
@@ -364,7 +358,32 @@ std::vector<size_t> LraTask::epoch_order(uint64_t epoch) const {
   return order;
 }
 
+// Two-tower retrieval: P examples -> 2P rows, the first documents in rows
+// [0, P), the second ones in [P, 2P), each padded to the document length.
+TokenBatch LraTask::make_pair_batch(const lra::Dataset& d, const std::vector<size_t>& idx) const {
+  const int P = int(idx.size());
+  TokenBatch b;
+  b.batch = 2 * P;
+  b.len = len_;
+  b.ids.assign(size_t(b.batch) * len_, pad_);
+  b.targets.assign(b.ids.size(), -1);
+  b.lengths.assign(size_t(b.batch), 1);  // an empty document is one pad token
+  for (int i = 0; i < P; ++i) {
+    const auto& e = d.examples[idx[size_t(i)]];
+    int side = 0;
+    for (const auto* doc : {&e.tokens, &e.tokens2}) {
+      const int row = side++ * P + i;
+      const int n = int(std::min(doc->size(), size_t(doc_len_)));
+      std::copy_n(doc->begin(), n, b.ids.begin() + long(row) * len_);
+      b.lengths[size_t(row)] = std::max(1, n);
+    }
+    b.labels.push_back(e.label);
+  }
+  return b;
+}
+
 TokenBatch LraTask::make_batch(const lra::Dataset& d, const std::vector<size_t>& idx) const {
+  if (two_tower_) return make_pair_batch(d, idx);
   TokenBatch b;
   b.batch = int(idx.size());
   b.len = len_;

@@ -32,7 +32,7 @@ void TaskSpec::check_options(const std::vector<std::string>& known) const {
 }
 
 void TokenMetrics::add(const TokenBatch& b, const float* logits, int vocab) {
-  const size_t n = b.is_classification() ? size_t(b.batch) : size_t(b.batch) * b.len;
+  const size_t n = b.is_classification() ? b.labels.size() : size_t(b.batch) * b.len;
   const int32_t* targets = b.loss_targets();
   for (size_t i = 0; i < n; ++i) {
     const int t = targets[i];

@@ -1,7 +1,8 @@
 // LRA tasks: data from generators (cached once) and from files in the
 // release layouts, padded classification batches with true lengths, an
 // epoch sampler that resumes exactly, deterministic evaluation batches, the
-// majority-class metric, and config errors that name what is wrong.
+// majority-class metric, retrieval pairs in one sequence (concat) or in two
+// rows (two_tower), and config errors that name what is wrong.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "mambakit/tasks/confusion.h"
 #include "mambakit/tasks/lra_task.h"
 
 namespace mk::tasks {
@@ -181,8 +183,64 @@ TEST_F(LraTaskTest, RetrievalConcatenatesThePairWithASeparator) {
   EXPECT_EQ(b.lengths[0], 8);
   EXPECT_EQ(b.lengths[1], 7);  // "qq" + separator + "rrrr"
   EXPECT_EQ(b.labels, (std::vector<int32_t>{1, 0}));
-  s.options["mode"] = "two_tower";
+  EXPECT_FALSE(t.pair_inputs());
+  s.options["mode"] = "three_towers";
   EXPECT_THROW(LraTask("retrieval", s), ConfigError);
+}
+
+// Two towers: P pairs -> 2P rows (first documents, then second ones), each
+// padded to seq_len with its own length, and P labels; metrics and the
+// confusion matrix score one logits row per label.
+TEST_F(LraTaskTest, RetrievalTwoTowerBatchesHoldEachDocumentInItsOwnRow) {
+  for (const char* stem : {"train", "eval", "test"}) {
+    std::ofstream f(dir_ / (std::string("pairs.") + stem + ".tsv"));
+    f << "1\ta\tb\tabcdef\txyz\n0\tc\td\tqq\trrrrrrrr\n1\te\tf\ts\tt\n";
+  }
+  TaskSpec s;
+  s.name = "lra_retrieval";
+  s.data.paths = {dir_.string()};
+  s.data.seq_len = 4;
+  s.options["mode"] = "two_tower";
+  LraTask t("retrieval", s);
+  EXPECT_TRUE(t.pair_inputs());
+  EXPECT_EQ(t.seq_len(), 4);       // one document per row
+  EXPECT_EQ(t.vocab_size(), 257);  // bytes and padding, no separator
+  EXPECT_EQ(t.train_tokens(), 3.0 * 2 * 4);
+  const auto batches = t.eval_batches("test", 2, 0);
+  ASSERT_EQ(batches.size(), 2u);  // 3 pairs: 2 + 1
+  const auto& b = batches[0];
+  ASSERT_EQ(b.batch, 4);
+  ASSERT_EQ(b.len, 4);
+  auto row = [&](int r) { return std::vector<int32_t>(b.ids.begin() + r * 4, b.ids.begin() + (r + 1) * 4); };
+  EXPECT_EQ(row(0), (std::vector<int32_t>{'a', 'b', 'c', 'd'}));
+  EXPECT_EQ(row(1), (std::vector<int32_t>{'q', 'q', 256, 256}));
+  EXPECT_EQ(row(2), (std::vector<int32_t>{'x', 'y', 'z', 256}));
+  EXPECT_EQ(row(3), (std::vector<int32_t>{'r', 'r', 'r', 'r'}));
+  EXPECT_EQ(b.lengths, (std::vector<int32_t>{4, 2, 3, 4}));
+  EXPECT_EQ(b.labels, (std::vector<int32_t>{1, 0}));
+  EXPECT_EQ(b.targets.size(), b.ids.size());
+  EXPECT_EQ(batches[1].batch, 2);
+  EXPECT_EQ(batches[1].labels.size(), 1u);
+
+  const TokenBatch tb = t.next_train_batch(3);
+  EXPECT_EQ(tb.batch, 6);
+  EXPECT_EQ(tb.labels.size(), 3u);
+  EXPECT_EQ(tb.lengths.size(), 6u);
+
+  // Logits for the P pairs only (predicting class 1 each time).
+  auto acc = t.metrics();
+  ConfusionMatrix cm(2);
+  for (const auto& bb : batches) {
+    std::vector<float> logits(bb.labels.size() * 2, 0.f);
+    for (size_t i = 0; i < bb.labels.size(); ++i) logits[i * 2 + 1] = 3.f;
+    acc->add(bb, logits.data(), 2);
+    cm.add(bb, logits.data(), 2);
+  }
+  EXPECT_NEAR(acc->result().at("accuracy"), 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(acc->result().at("majority"), 2.0 / 3.0, 1e-12);
+  EXPECT_EQ(cm.total(), 3);
+  EXPECT_EQ(cm.count(1, 1), 2);
+  EXPECT_EQ(cm.count(0, 1), 1);
 }
 
 TEST_F(LraTaskTest, ConfigMistakesAreReported) {

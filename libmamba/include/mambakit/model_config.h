@@ -37,6 +37,14 @@ struct ModelConfig {
   // parameters "classifier.weight"/"classifier.bias").
   int n_classes = 0;
   std::string pooling = "mean";  // classifier pooling: "mean" or "last"
+  // A classifier of document pairs (LRA Retrieval's two-tower model): a
+  // batch of 2P sequences holds the first documents of P pairs, then their
+  // second documents; both towers share every weight. Each document is
+  // pooled to u or v, and the head is the published LRA combination
+  // [u, v, u*v, u-v] -> Linear(4 d_model -> d_model) -> GELU -> Linear(->
+  // n_classes), parameters "classifier.dense.{weight,bias}" and
+  // "classifier.{weight,bias}". Needs n_classes > 0.
+  bool pair_classifier = false;
   bool bidirectional = false;  // S4/S4D: add an anti-causal kernel (no recurrent step then)
 
   int d_inner() const { return expand * d_model; }

@@ -152,6 +152,10 @@ ModelConfig read_model_config(const std::string& path) {
     if (!j["mambakit_pooling"].is_string()) fail(path, "\"mambakit_pooling\" must be a string");
     c.pooling = j["mambakit_pooling"].get<std::string>();
   }
+  if (f.has("mambakit_pair_classifier")) {
+    if (!j["mambakit_pair_classifier"].is_boolean()) fail(path, "\"mambakit_pair_classifier\" must be a boolean");
+    c.pair_classifier = j["mambakit_pair_classifier"].get<bool>();
+  }
   // transformers derives intermediate_size from expand; a file where they
   // disagree was edited by hand and is ambiguous.
   if (f.has("intermediate_size")) {
@@ -214,6 +218,7 @@ void write_model_config(const std::string& path, const ModelConfig& cfg) {
   if (cfg.n_classes > 0) {
     j["mambakit_n_classes"] = cfg.n_classes;
     j["mambakit_pooling"] = cfg.pooling;
+    if (cfg.pair_classifier) j["mambakit_pair_classifier"] = true;
   }
   atomic_write_text(path, j.dump(2) + "\n");
 }

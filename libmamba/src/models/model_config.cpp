@@ -68,6 +68,9 @@ void ModelConfig::validate() const {
     if (s4d_init != "lin" && s4d_init != "inv")
       throw Error("ModelConfig: s4d_init must be \"lin\" or \"inv\", got \"" + s4d_init + "\"");
   }
+  if (pair_classifier && n_classes <= 0)
+    throw Error("ModelConfig: pair_classifier needs a classifier head (n_classes > 0), got n_classes " +
+                std::to_string(n_classes));
   check_token(bos_token_id, vocab_size, "bos_token_id");
   check_token(eos_token_id, vocab_size, "eos_token_id");
   check_token(pad_token_id, vocab_size, "pad_token_id");

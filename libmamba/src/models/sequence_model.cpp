@@ -7,6 +7,7 @@
 
 #include "mambakit/error.h"
 #include "mambakit/ops/embedding.h"
+#include "mambakit/ops/gated.h"
 #include "mambakit/ops/matmul.h"
 #include "mambakit/ops/softmax_xent.h"
 
@@ -28,6 +29,10 @@ SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
   if (is_classifier()) {
     MK_CHECK(cfg_.pooling == "mean" || cfg_.pooling == "last",
              "ModelConfig: pooling must be 'mean' or 'last', got '" + cfg_.pooling + "'");
+    if (is_pair_classifier()) {
+      dense_w_ = ps_.declare("classifier.dense.weight", {dm, 4 * dm}, true);
+      dense_b_ = ps_.declare("classifier.dense.bias", {dm}, false);
+    }
     cls_w_ = ps_.declare("classifier.weight", {cfg_.n_classes, dm}, true);
     cls_b_ = ps_.declare("classifier.bias", {cfg_.n_classes}, false);
   }
@@ -49,12 +54,21 @@ void SequenceModel<T>::init(uint64_t seed) {
     std::uniform_real_distribution<double> ud(-1.0 / std::sqrt(double(cfg_.d_model)),
                                               1.0 / std::sqrt(double(cfg_.d_model)));
     for (size_t i = 0; i < size_t(cfg_.n_classes) * cfg_.d_model; ++i) ps_.data()[cls_w_ + i] = T(ud(rng));
+    if (is_pair_classifier()) {
+      // PyTorch's Linear default bound, 1/sqrt(fan_in), fan_in = 4 d_model.
+      std::uniform_real_distribution<double> dd(-0.5 / std::sqrt(double(cfg_.d_model)),
+                                                0.5 / std::sqrt(double(cfg_.d_model)));
+      for (size_t i = 0; i < size_t(4) * cfg_.d_model * cfg_.d_model; ++i) ps_.data()[dense_w_ + i] = T(dd(rng));
+    }
   }
 }
 
 template <typename T>
 void SequenceModel<T>::forward(const int32_t* ids, int batch, int len, const int32_t* lengths) {
   MK_CHECK(batch > 0 && len > 0, "SequenceModel::forward: empty batch");
+  MK_CHECK(!is_pair_classifier() || batch % 2 == 0,
+           "SequenceModel::forward: a pair classifier takes an even batch (the first documents of the "
+           "pairs, then the second ones), got " + std::to_string(batch) + " sequences");
   lengths_.assign(batch, len);
   if (lengths)
     for (int b = 0; b < batch; ++b) {
@@ -82,6 +96,11 @@ void SequenceModel<T>::forward(const int32_t* ids, int batch, int len, const int
   }
   hf_.resize(nh);
   norm_f_.forward(ps_, resid_[cfg_.n_layer].data(), hf_.data(), rows);
+  if (is_pair_classifier()) {
+    pool_forward();
+    pair_head_forward();
+    return;
+  }
   if (is_classifier()) {
     pool_forward();
     logits_.resize(size_t(batch) * cfg_.n_classes);
@@ -133,6 +152,55 @@ void SequenceModel<T>::pool_backward(const T* dpooled, T* dhf) const {
   }
 }
 
+// Pair head: pooled rows p (u) and P + p (v) -> [u, v, u*v, u-v] -> Linear
+// -> GELU -> Linear -> logits (P, C).
+template <typename T>
+void SequenceModel<T>::pair_head_forward() {
+  const int dm = cfg_.d_model, P = B_ / 2, C = cfg_.n_classes;
+  pair_in_.resize(size_t(P) * 4 * dm);
+  for (int p = 0; p < P; ++p) {
+    const T* u = pooled_.data() + size_t(p) * dm;
+    const T* v = pooled_.data() + size_t(P + p) * dm;
+    T* f = pair_in_.data() + size_t(p) * 4 * dm;
+    for (int j = 0; j < dm; ++j) {
+      f[j] = u[j];
+      f[dm + j] = v[j];
+      f[2 * dm + j] = u[j] * v[j];
+      f[3 * dm + j] = u[j] - v[j];
+    }
+  }
+  dense_.resize(size_t(P) * dm);
+  hidden_.resize(dense_.size());
+  ops::linear_forward(pair_in_.data(), ps_.data() + dense_w_, ps_.data() + dense_b_, dense_.data(), P, 4 * dm,
+                      dm);
+  ops::gelu_forward(dense_.data(), hidden_.data(), dense_.size());
+  logits_.resize(size_t(P) * C);
+  ops::linear_forward(hidden_.data(), ps_.data() + cls_w_, ps_.data() + cls_b_, logits_.data(), P, dm, C);
+}
+
+template <typename T>
+void SequenceModel<T>::pair_head_backward(const T* dlogits, T* dpooled) {
+  const int dm = cfg_.d_model, P = B_ / 2, C = cfg_.n_classes;
+  T* g = ps_.grad();
+  std::vector<T> dhidden(size_t(P) * dm), ddense(dhidden.size()), din(size_t(P) * 4 * dm);
+  ops::linear_backward(dlogits, hidden_.data(), ps_.data() + cls_w_, dhidden.data(), g + cls_w_, g + cls_b_, P,
+                       dm, C);
+  ops::gelu_backward(dhidden.data(), dense_.data(), ddense.data(), ddense.size());
+  ops::linear_backward(ddense.data(), pair_in_.data(), ps_.data() + dense_w_, din.data(), g + dense_w_,
+                       g + dense_b_, P, 4 * dm, dm);
+  for (int p = 0; p < P; ++p) {
+    const T* u = pooled_.data() + size_t(p) * dm;
+    const T* v = pooled_.data() + size_t(P + p) * dm;
+    const T* d = din.data() + size_t(p) * 4 * dm;
+    T* du = dpooled + size_t(p) * dm;
+    T* dv = dpooled + size_t(P + p) * dm;
+    for (int j = 0; j < dm; ++j) {
+      du[j] = d[j] + d[2 * dm + j] * v[j] + d[3 * dm + j];
+      dv[j] = d[dm + j] + d[2 * dm + j] * u[j] - d[3 * dm + j];
+    }
+  }
+}
+
 template <typename T>
 double SequenceModel<T>::loss(const int32_t* targets) const {
   const int rows = logit_rows(), V = logit_width();
@@ -157,7 +225,11 @@ double SequenceModel<T>::backward(const int32_t* targets, double grad_scale) {
                                     T(scale));
   T* gE = ps_.grad() + emb_;
   dh_.resize(nh);
-  if (is_classifier()) {
+  if (is_pair_classifier()) {
+    std::vector<T> dpooled(size_t(B_) * dm);
+    pair_head_backward(logits_.data(), dpooled.data());
+    pool_backward(dpooled.data(), dh_.data());
+  } else if (is_classifier()) {
     // Head: d pooled = dlogits W ; dW += dlogits^T pooled ; then un-pool.
     std::vector<T> dpooled(size_t(B_) * dm);
     ops::linear_backward(logits_.data(), pooled_.data(), ps_.data() + cls_w_, dpooled.data(),

@@ -8,6 +8,10 @@
 //       x_proj.weight, dt_proj.weight, dt_proj.bias, A_log, D, out_proj.weight}
 //   backbone.norm_f.weight
 // conv1d.weight is stored (Di, 1, K) as in PyTorch.
+// With n_classes > 0 the LM head is replaced by a sequence classifier
+// (pooling, then classifier.weight/bias); with pair_classifier too, by the
+// two-tower pair classifier (see ModelConfig::pair_classifier), which adds
+// classifier.dense.weight/bias.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -36,14 +40,25 @@ class SequenceModel {
   // ids (B, L) -> logits, kept inside (logits()). Saves activations.
   //   LM head:         logits (B, L, V), targets (B, L)
   //   classifier head: logits (B, n_classes), targets (B)
+  //   pair classifier: B = 2P even; rows [0, P) are the first documents of
+  //                    the pairs, rows [P, 2P) the second ones (pair p is
+  //                    rows p and P + p); logits (P, n_classes), targets (P)
   // lengths (B), optional, for the classifier: sequence b is ids[b, :len_b]
   // (the rest is padding, excluded from the pooling).
   void forward(const int32_t* ids, int batch, int len, const int32_t* lengths = nullptr);
   const std::vector<T>& logits() const { return logits_; }
   bool is_classifier() const { return cfg_.n_classes > 0; }
+  bool is_pair_classifier() const { return cfg_.pair_classifier; }
   // Rows and width of logits() after the last forward.
-  int logit_rows() const { return is_classifier() ? B_ : B_ * L_; }
+  int logit_rows() const { return is_classifier() ? (is_pair_classifier() ? B_ / 2 : B_) : B_ * L_; }
   int logit_width() const { return is_classifier() ? cfg_.n_classes : cfg_.vocab_size; }
+  // A classifier's penultimate features after the last forward: the input
+  // of its final Linear layer, one row of d_model values per logits row.
+  // For the one-sequence classifier that is the pooled sequence (B, Dm);
+  // for the pair classifier the GELU hidden layer of the head (P, Dm),
+  // computed from [u, v, u*v, u-v]. Empty for the LM head.
+  const std::vector<T>& features() const { return is_pair_classifier() ? hidden_ : pooled_; }
+  int feature_width() const { return cfg_.d_model; }
 
   // Mean cross-entropy of the last forward's logits against targets
   // (target < 0 ignored), and the full backward: gradients are ACCUMULATED
@@ -66,16 +81,22 @@ class SequenceModel {
  private:
   void pool_forward();
   void pool_backward(const T* dpooled, T* dhf) const;
+  void pair_head_forward();
+  // d logits (P, C) -> d pooled (2P, Dm), written; head gradients accumulated.
+  void pair_head_backward(const T* dlogits, T* dpooled);
   ModelConfig cfg_;
   ParamStore<T> ps_;
-  size_t emb_ = 0, cls_w_ = 0, cls_b_ = 0;
+  size_t emb_ = 0, cls_w_ = 0, cls_b_ = 0, dense_w_ = 0, dense_b_ = 0;
   std::vector<RMSNorm<T>> norms_;
   std::vector<std::unique_ptr<Mixer<T>>> mixers_;
   RMSNorm<T> norm_f_;
 
   int B_ = 0, L_ = 0;
   std::vector<int32_t> ids_, lengths_;
-  std::vector<T> pooled_;
+  std::vector<T> pooled_;  // (B, Dm)
+  // Pair head: pair_in_ (P, 4Dm) = [u, v, u*v, u-v], dense_ (P, Dm) its
+  // Linear, hidden_ (P, Dm) = GELU(dense_).
+  std::vector<T> pair_in_, dense_, hidden_;
   std::vector<std::vector<T>> resid_;  // n_layer + 1 residual streams (B*L, Dm)
   std::vector<std::vector<T>> normed_;  // per layer normalised input (B*L, Dm)
   std::vector<T> hf_, logits_, mix_out_, dh_, dtmp_, dnorm_;

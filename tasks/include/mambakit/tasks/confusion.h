@@ -19,7 +19,8 @@ class ConfusionMatrix {
   int classes() const { return n_; }
   // One prediction; throws on a class outside [0, classes).
   void add(int truth, int predicted);
-  // The argmax of each row of logits (B, vocab) against the batch's labels.
+  // The argmax of each row of logits (one row per label, vocab) against the
+  // batch's labels.
   void add(const TokenBatch& b, const float* logits, int vocab);
 
   long count(int truth, int predicted) const { return m_[size_t(truth) * n_ + predicted]; }

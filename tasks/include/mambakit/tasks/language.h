@@ -14,8 +14,11 @@ struct TokenBatch {
   std::vector<int32_t> ids;      // (batch, len)
   std::vector<int32_t> targets;  // (batch, len), -1 = no target
   // Classification batches only (tasks with num_classes() > 0): one label per
-  // sequence (batch), and each sequence's true length (batch) when shorter
-  // sequences are padded to len (empty: all have length len).
+  // example, and each sequence's true length (batch) when shorter sequences
+  // are padded to len (empty: all have length len). An example is one
+  // sequence (labels: batch), or for a pair task (Task::pair_inputs) rows p
+  // and batch/2 + p (labels: batch/2). Code scoring labels iterates
+  // labels.size(), never batch.
   std::vector<int32_t> labels;
   std::vector<int32_t> lengths;
   bool is_classification() const { return !labels.empty(); }

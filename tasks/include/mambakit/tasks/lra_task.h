@@ -3,7 +3,7 @@
 //   lra_text        byte-level documents -> class (IMDB sentiment, or the
 //                   man-page stand-in: section 2 / 3 / 7)
 //   lra_retrieval   document pairs -> linked or not (AAN, or man pages
-//                   linked by SEE ALSO); see RetrievalMode below
+//                   linked by SEE ALSO); task.mode below
 //   lra_image       images pixel by pixel -> class (grayscale CIFAR-10, or
 //                   any IDX set such as Fashion-MNIST)
 //   lra_pathfinder  Pathfinder / Path-X images -> connected or not
@@ -21,13 +21,24 @@
 // Other options: pooling (mean | last), max_train / max_eval (keep that
 // many examples of a split, drawn at random with a fixed seed; 0 = all),
 // val_fraction / test_fraction (splits cut from data that ships without
-// them), dataset (lra_image: auto | cifar10
-// | idx; lra_text: auto | tsv | imdb), mode (lra_retrieval: concat),
-// levels (lra_image / lra_pathfinder: grey levels kept, 2..256; pixel p
-// becomes p * levels / 256).
+// them), dataset (lra_image: auto | cifar10 | idx; lra_text: auto | tsv |
+// imdb), mode (lra_retrieval: concat | two_tower, see below), levels
+// (lra_image / lra_pathfinder: grey levels kept, 2..256; pixel p becomes
+// p * levels / 256).
+//
+// Retrieval modes:
+//   concat     one tower: both documents in one sequence of 2 seq_len + 1
+//              tokens, separated by a separator token.
+//   two_tower  the published model: each document is its own sequence of
+//              seq_len tokens, both run through the same (shared) backbone
+//              and pooled separately, then classified from [u, v, u*v,
+//              u-v] (pair_inputs(); the model is a pair classifier). A
+//              batch of P pairs has 2P rows: the first documents, then the
+//              second ones, and P labels; batch_size counts pairs.
 //
 // Token ids are the reader's ids; id vocab (= the reader's vocab size) is the
-// padding token, and for retrieval vocab + 1 separates the two documents.
+// padding token, and for concat retrieval vocab + 1 separates the two
+// documents.
 // Batches are padded to the fixed task length (so a bidirectional model sees
 // the same padding for an example in training and evaluation) and carry
 // each sequence's true length, which the classifier's pooling uses.
@@ -54,11 +65,14 @@ class LraTask : public Task {
   int seq_len() const override { return len_; }
   int num_classes() const override { return classes_; }
   std::string pooling() const override { return pooling_; }
+  bool pair_inputs() const override { return two_tower_; }
 
   TokenBatch next_train_batch(int batch) override;
   std::string sampler_state() const override;
   void set_sampler_state(const std::string& state) override;
-  double train_tokens() const override { return double(train_.examples.size()) * len_; }
+  double train_tokens() const override {
+    return double(train_.examples.size()) * len_ * (two_tower_ ? 2 : 1);
+  }
 
   std::vector<std::string> splits() const override { return {"train", "val", "test"}; }
   std::vector<TokenBatch> eval_batches(const std::string& split, int batch,
@@ -78,11 +92,13 @@ class LraTask : public Task {
  private:
   void load(const TaskSpec& spec);
   TokenBatch make_batch(const data::lra::Dataset& d, const std::vector<size_t>& idx) const;
+  TokenBatch make_pair_batch(const data::lra::Dataset& d, const std::vector<size_t>& idx) const;
   std::vector<size_t> epoch_order(uint64_t epoch) const;
 
   std::string kind_, pooling_ = "mean", dir_;
   int len_ = 0;       // padded length of a batch
   int doc_len_ = 0;   // data.seq_len (per document for retrieval)
+  bool two_tower_ = false;  // retrieval: one row per document (pair_inputs)
   int vocab_ = 0, pad_ = 0, sep_ = -1, classes_ = 0;
   uint64_t seed_ = 1;
   data::lra::Dataset train_, val_, test_;

@@ -7,7 +7,8 @@
 //
 // Batches are LM-style: ids (B, L) and per-position targets (B, L), with -1
 // meaning "no target here" (padding, the prompt part of a copying task). A
-// classification task puts its label at the last position and -1 elsewhere.
+// classification task's batches carry one label per example (see
+// TokenBatch::labels; a pair task's examples are two rows each).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -56,8 +57,9 @@ struct TaskSpec {
 class MetricAccumulator {
  public:
   virtual ~MetricAccumulator() = default;
-  // The model's logits on batch b: (B, L, V) per position, or (B, C) for a
-  // classification batch (b.labels set); vocab is V or C.
+  // The model's logits on batch b: (B, L, V) per position, or (labels, C)
+  // for a classification batch (b.labels set: B rows, or B/2 for pairs);
+  // vocab is V or C.
   virtual void add(const TokenBatch& b, const float* logits, int vocab) = 0;
   // Metric name -> value, for the names the task lists in metric_names().
   virtual std::map<std::string, double> result() const = 0;
@@ -88,6 +90,13 @@ class Task {
   // A classification task's batches carry labels (and lengths if padded).
   virtual int num_classes() const { return 0; }
   virtual std::string pooling() const { return "mean"; }
+  // True where the classification batches hold pairs of sequences (LRA
+  // Retrieval's two-tower mode): a batch of P examples has 2P rows, the
+  // first sequences of the pairs, then the second ones (example p is rows
+  // p and P + p), 2P lengths and P labels. The model is then a pair
+  // classifier (ModelConfig::pair_classifier), and the batch size of
+  // next_train_batch / eval_batches counts pairs.
+  virtual bool pair_inputs() const { return false; }
 
   // --- training ---
   // The next training batch; advances the sampler (and nothing else).
