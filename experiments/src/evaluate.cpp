@@ -222,7 +222,12 @@ double judge_ppl(SequenceModel<float>& judge, const std::vector<std::vector<int3
 json classifier_block(SequenceModel<float>& clf, const std::vector<std::vector<int32_t>>& gen,
                       const std::vector<std::vector<int32_t>>& ref) {
   MK_CHECK(clf.is_classifier(), "--classifier: the model has no classifier head (config.json n_classes)");
-  const int C = clf.config().n_classes;
+  MK_CHECK(!clf.is_pair_classifier(),
+           "--classifier: the model classifies pairs of documents (a two-tower retrieval model); "
+           "scoring samples needs a one-sequence classifier");
+  const int C = clf.config().n_classes, D = clf.feature_width();
+  // IS, mIS and AM use the class probabilities; FID the penultimate
+  // features (the pooled sequence the classifier's Linear reads).
   auto run = [&](const std::vector<std::vector<int32_t>>& seqs, std::vector<double>& probs,
                  std::vector<double>& feats) {
     for (const auto& s : seqs) {
@@ -231,16 +236,16 @@ json classifier_block(SequenceModel<float>& clf, const std::vector<std::vector<i
       double mx = l[0], z = 0;
       for (int c = 1; c < C; ++c) mx = std::max(mx, double(l[c]));
       for (int c = 0; c < C; ++c) z += std::exp(double(l[c]) - mx);
-      for (int c = 0; c < C; ++c) probs.push_back(std::exp(double(l[c]) - mx) / z), feats.push_back(l[c]);
+      for (int c = 0; c < C; ++c) probs.push_back(std::exp(double(l[c]) - mx) / z);
+      feats.insert(feats.end(), clf.features().begin(), clf.features().begin() + D);
     }
   };
   std::vector<double> pg, fg, pr, fr;
   run(gen, pg, fg);
   run(ref, pr, fr);
-  // Features are the classifier's logits: the model exposes no pooled features.
-  const auto s = eval::classifier_scores(pg, gen.size(), size_t(C), fg, size_t(C), fr, ref.size());
+  const auto s = eval::classifier_scores(pg, gen.size(), size_t(C), fg, size_t(D), fr, ref.size());
   json j(s.to_map());
-  j["features"] = "classifier logits";
+  j["features"] = "classifier penultimate features (pooled, d_model " + std::to_string(D) + ")";
   j["is_reference"] = eval::inception_score(pr, ref.size(), size_t(C));
   return j;
 }

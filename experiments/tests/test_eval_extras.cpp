@@ -126,7 +126,23 @@ TEST_F(EvalExtras, GenerationQualityAndZeroShotLandInSummary) {
   EXPECT_LE(double(k["is"]), 3.0 + 1e-9);  // at most the number of classes
   EXPECT_GE(double(k["mis"]), 1.0);
   EXPECT_GE(double(k["fid"]), 0.0);
+  EXPECT_TRUE(std::isfinite(double(k["fid"])));
   EXPECT_TRUE(std::isfinite(double(k["am"])));
+  // FID compares the classifier's penultimate features (d_model wide), not its logits.
+  EXPECT_NE(k["features"].get<std::string>().find("penultimate"), std::string::npos) << k["features"];
+  EXPECT_NE(k["features"].get<std::string>().find("d_model 8"), std::string::npos) << k["features"];
+  // A two-tower pair classifier cannot score single samples.
+  cc.pair_classifier = true;
+  SequenceModel<float> pair_clf(cc);
+  pair_clf.init(3);
+  save_model((dir_ / "pair_clf").string(), pair_clf);
+  c.classifier = (dir_ / "pair_clf").string();
+  try {
+    evaluate_run_full(run(), c);
+    ADD_FAILURE() << "a pair classifier was accepted as --classifier";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pairs"), std::string::npos) << e.what();
+  }
   EvalOptions one;
   one.generate = 1;
   EXPECT_THROW(evaluate_run_full(run(), one), ConfigError);
