@@ -43,14 +43,14 @@ bool worth_threads(const DplrKernelShape& s, long len) {
 struct Channel {
   int N = 0;
   double dt = 0, q = 0, S = 0;
-  std::vector<cd> lam, P, B, d1, f, e;
+  std::vector<cd> lam, P, B, d1, inv_d1, f, e;
 
   template <typename T>
   void load(const DplrKernelShape& s, int h, const T* dts, const std::complex<T>* Lambda,
             const std::complex<T>* Ps, const std::complex<T>* Bs) {
     N = s.half_state;
     dt = double(dts[h]);
-    lam.resize(N); P.resize(N); B.resize(N); d1.resize(N); f.resize(N); e.resize(N);
+    lam.resize(N); P.resize(N); B.resize(N); d1.resize(N); inv_d1.resize(N); f.resize(N); e.resize(N);
     S = 0;
     for (int n = 0; n < N; ++n) {
       const size_t i = size_t(h) * N + n;
@@ -58,6 +58,7 @@ struct Channel {
       P[n] = cd(Ps[i]);
       B[n] = cd(Bs[i]);
       d1[n] = 1.0 - 0.5 * dt * lam[n];
+      inv_d1[n] = 1.0 / d1[n];  // the steps below multiply by it L times
       f[n] = 1.0 + 0.5 * dt * lam[n];
       e[n] = std::conj(P[n]) / d1[n];
       S += 2.0 * (std::norm(P[n]) / d1[n]).real();
@@ -68,10 +69,10 @@ struct Channel {
   // a' = a Abar (row vector, half form); out may not alias a.
   void row_step(const cd* a, cd* out) const {
     double t = 0;
-    for (int n = 0; n < N; ++n) t += 2.0 * (a[n] / d1[n] * P[n]).real();
+    for (int n = 0; n < N; ++n) t += 2.0 * (a[n] * inv_d1[n] * P[n]).real();
     double s = 0;
     for (int n = 0; n < N; ++n) {
-      out[n] = a[n] / d1[n] - t * q * e[n];  // w
+      out[n] = a[n] * inv_d1[n] - t * q * e[n];  // w
       s += 2.0 * (out[n] * P[n]).real();
     }
     for (int n = 0; n < N; ++n) out[n] = out[n] * f[n] - 0.5 * dt * s * std::conj(P[n]);
@@ -93,13 +94,13 @@ void row_step_backward(const Channel& ch, const cd* a, const cd* ga_out, cd* ga_
   const int N = ch.N;
   const double dt = ch.dt, q = ch.q;
   double t = 0;
-  for (int n = 0; n < N; ++n) t += 2.0 * (a[n] / ch.d1[n] * ch.P[n]).real();
+  for (int n = 0; n < N; ++n) t += 2.0 * (a[n] * ch.inv_d1[n] * ch.P[n]).real();
   double s = 0;
-  for (int n = 0; n < N; ++n) s += 2.0 * ((a[n] / ch.d1[n] - t * q * ch.e[n]) * ch.P[n]).real();
+  for (int n = 0; n < N; ++n) s += 2.0 * ((a[n] * ch.inv_d1[n] - t * q * ch.e[n]) * ch.P[n]).real();
   // a' = w F - dt/2 s conj(P)
   double gs = 0;
   for (int n = 0; n < N; ++n) {
-    const cd w = a[n] / ch.d1[n] - t * q * ch.e[n];
+    const cd w = a[n] * ch.inv_d1[n] - t * q * ch.e[n];
     const cd go = ga_out[n];
     gw[n] = std::conj(ch.f[n]) * go;
     const cd gf = std::conj(w) * go;
@@ -112,7 +113,7 @@ void row_step_backward(const Channel& ch, const cd* a, const cd* ga_out, cd* ga_
   // s = 2 Re sum w P ; w = b - t q e
   double gtq = 0;
   for (int n = 0; n < N; ++n) {
-    const cd w = a[n] / ch.d1[n] - t * q * ch.e[n];
+    const cd w = a[n] * ch.inv_d1[n] - t * q * ch.e[n];
     gw[n] += 2.0 * gs * std::conj(ch.P[n]);
     g.P[n] += 2.0 * gs * std::conj(w);
     gtq -= (std::conj(gw[n]) * ch.e[n]).real();
@@ -122,11 +123,11 @@ void row_step_backward(const Channel& ch, const cd* a, const cd* ga_out, cd* ga_
   g.Gq += gtq * t;
   // t = 2 Re sum b P ; b = a / D1
   for (int n = 0; n < N; ++n) {
-    const cd b = a[n] / ch.d1[n];
+    const cd b = a[n] * ch.inv_d1[n];
     const cd gb = gw[n] + 2.0 * gt * std::conj(ch.P[n]);
     g.P[n] += 2.0 * gt * std::conj(b);
-    ga_in[n] = std::conj(1.0 / ch.d1[n]) * gb;
-    g.Gd1[n] += std::conj(-b / ch.d1[n]) * gb;
+    ga_in[n] = std::conj(ch.inv_d1[n]) * gb;
+    g.Gd1[n] += std::conj(-b * ch.inv_d1[n]) * gb;
   }
 }
 
