@@ -742,7 +742,8 @@ int cmd_plot(const std::vector<std::string>& args) {
 int cmd_logits(const std::vector<std::string>& args) {
   std::string dir, text, out;
   po::options_description d("mambakit logits DIR --text TEXT --out FILE.npy\n"
-                            "Writes float32 logits, shape (len(text bytes), vocab).\n\n"
+                            "Writes float32 logits, shape (len(text bytes), vocab); for a classifier\n"
+                            "model (1, classes).\n\n"
                             "Example:\n"
                             "  mambakit logits runs/quickstart --text \"In the beginning\" --out l.npy\n\n"
                             "Options");
@@ -758,10 +759,13 @@ int cmd_logits(const std::vector<std::string>& args) {
   auto model = mk::load_model(dir);
   std::vector<int32_t> ids(text.begin(), text.end());
   for (auto& i : ids) i &= 0xff;
+  if (model->config().pair_classifier)
+    throw UsageError("logits: " + dir + " is a two-tower classifier, which scores pairs of documents; "
+                     "use `mambakit eval` on its run");
   model->forward(ids.data(), 1, int(ids.size()));
-  const int V = model->config().vocab_size;
+  // LM head: one row per byte; classifier head: one row of class logits.
   mk::Tensor t = mk::Tensor::borrow(const_cast<float*>(model->logits().data()),
-                                    {long(ids.size()), V}, mk::DType::f32);
+                                    {long(model->logit_rows()), model->logit_width()}, mk::DType::f32);
   mk::write_npy(out, t);
   return 0;
 }

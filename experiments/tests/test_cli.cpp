@@ -9,6 +9,10 @@
 #include <fstream>
 #include <string>
 
+#include "mambakit/io/checkpoint.h"
+#include "mambakit/io/npy.h"
+#include "mambakit/models/sequence_model.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -97,6 +101,31 @@ TEST(Cli, TrainGenerateLogitsEndToEnd) {
   Result l = run("logits " + dir + "/run --text hello --out " + dir + "/l.npy");
   ASSERT_EQ(l.code, 0) << l.output;
   EXPECT_EQ(fs::file_size(dir + "/l.npy"), 128u + 5 * 256 * 4);
+  fs::remove_all(dir);
+}
+
+// A classifier model has one row of class logits, not one row per byte;
+// a two-tower model scores pairs and is refused with a clear message.
+TEST(Cli, LogitsOfClassifierModels) {
+  const std::string dir = tmp("clf");
+  mk::ModelConfig cfg;
+  cfg.d_model = 16;
+  cfg.n_layer = 1;
+  cfg.n_classes = 3;
+  mk::SequenceModel<float> model(cfg);
+  model.init(7);
+  mk::save_model(dir + "/model", model);
+  Result l = run("logits " + dir + "/model --text hello --out " + dir + "/l.npy");
+  ASSERT_EQ(l.code, 0) << l.output;
+  const mk::Tensor t = mk::read_npy(dir + "/l.npy");
+  EXPECT_EQ(t.shape(), (std::vector<long>{1, 3}));
+
+  cfg.pair_classifier = true;
+  mk::SequenceModel<float> pair(cfg);
+  pair.init(7);
+  mk::save_model(dir + "/pair", pair);
+  expect_one_line_error(run("logits " + dir + "/pair --text hello --out " + dir + "/p.npy"), 2,
+                        "two-tower");
   fs::remove_all(dir);
 }
 
