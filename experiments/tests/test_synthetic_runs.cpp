@@ -22,7 +22,7 @@ const fs::path kExperiments = fs::path(__FILE__).parent_path().parent_path();
 
 TEST(SyntheticRuns, ShippedConfigsBuildTheirTaskAndModel) {
   for (const char* name : {"selective_copying_mamba", "selective_copying_s4d", "induction_heads_mamba",
-                           "induction_heads_attention"}) {
+                           "induction_heads_attention", "induction_heads_attention_only"}) {
     SCOPED_TRACE(name);
     RunConfig cfg = load_config((kExperiments / (std::string(name) + ".yaml")).string());
     Trainer t(cfg);
