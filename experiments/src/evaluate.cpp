@@ -404,15 +404,7 @@ json evaluate_run_full(const std::string& run_dir, const EvalOptions& o) {
     task_metrics = cfg.eval.metrics.empty() ? task->default_metrics() : cfg.eval.metrics;
 
   json out{{"run", run_dir}, {"checkpoint", o.checkpoint.empty() ? "latest" : o.checkpoint}, {"split", split}};
-  for (const char* f : {"trainer_state.json", "best.json"}) {
-    const fs::path p = fs::path(mdir) / f;
-    if (fs::exists(p)) {
-      try {
-        out["step"] = json::parse(read_text_file(p.string())).at("step");
-      } catch (const json::exception&) {
-      }
-    }
-  }
+  if (auto step = checkpoint_step(mdir); !step.is_null()) out["step"] = step;
   if (!task_metrics.empty()) {  // the runner's own evaluation (and its extras, e.g. a confusion matrix)
     const json t = evaluate_run(run_dir, split, task_metrics, o.checkpoint, o.max_sequences, o.batch);
     for (auto it = t.begin(); it != t.end(); ++it)

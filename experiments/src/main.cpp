@@ -103,10 +103,6 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   return vm;
 }
 
-void set_threads(int threads) {
-  mk::set_cpu_threads(threads);
-}
-
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -212,7 +208,7 @@ int cmd_train_flags(const std::vector<std::string>& args) {
       ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)");
   auto vm = parse(args, d, {});
   if (vm.count("help") || vm.count("help-flags")) { std::cout << d; return 0; }
-  set_threads(threads);
+  mk::set_cpu_threads(threads);
   std::unique_ptr<mk::exp::Trainer> t;
   if (resume) {
     t = mk::exp::Trainer::resume(o.out, vm["steps"].defaulted() ? 0 : o.steps);
@@ -528,7 +524,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   pos.add("run", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
-  set_threads(threads);
+  mk::set_cpu_threads(threads);
   eo.split = split;
   eo.metrics = split_list(metrics);
   eo.checkpoint = checkpoint;
@@ -606,7 +602,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   }
   if (tokens < 0) throw UsageError("--tokens must be non-negative");
   if (so.top_p <= 0 || so.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
-  set_threads(threads);
+  mk::set_cpu_threads(threads);
   auto model = mk::load_model(mk::exp::checkpoint_dir(dir, checkpoint));
   if (media.task_name == "dna_pretrain" || media.task_name == "audio") {
     media.out = out;
@@ -858,7 +854,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         ("steps", po::value(&c.steps)->default_value(c.steps), "timed steps");
     auto vm = parse(rest, d, {});
     if (vm.count("help")) { std::cout << d; return 0; }
-    set_threads(c.threads);
+    mk::set_cpu_threads(c.threads);
     std::cout << mk::exp::run_train_bench(c) << "\n";
     return 0;
   }

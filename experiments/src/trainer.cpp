@@ -611,6 +611,19 @@ std::vector<int32_t> generate_tokens(SequenceModel<float>& model, const std::vec
   return out;
 }
 
+json checkpoint_step(const std::string& model_dir) {
+  json step;  // the last file that names one wins (best.json beside a trainer state)
+  for (const char* f : {"trainer_state.json", "best.json"}) {
+    const fs::path p = fs::path(model_dir) / f;
+    if (!fs::exists(p)) continue;
+    try {
+      step = json::parse(read_text_file(p.string())).at("step");
+    } catch (const json::exception&) {
+    }
+  }
+  return step;
+}
+
 std::string checkpoint_dir(const std::string& run_dir, const std::string& checkpoint) {
   std::string d;
   if (checkpoint.empty() || checkpoint == "latest") d = run_dir;
@@ -643,15 +656,7 @@ json evaluate_run(const std::string& run_dir, const std::string& split,
   const int b = batch > 0 ? batch : cfg.eval.batch_size > 0 ? cfg.eval.batch_size : cfg.train.batch_size;
   const long maxs = max_sequences >= 0 ? max_sequences : cfg.eval.max_sequences;
   json out{{"run", run_dir}, {"checkpoint", checkpoint.empty() ? "latest" : checkpoint}, {"split", sp}};
-  for (const char* f : {"trainer_state.json", "best.json"}) {
-    const fs::path p = fs::path(mdir) / f;
-    if (fs::exists(p)) {
-      try {
-        out["step"] = json::parse(read_text_file(p.string())).at("step");
-      } catch (const json::exception&) {
-      }
-    }
-  }
+  if (auto step = checkpoint_step(mdir); !step.is_null()) out["step"] = step;
   for (const auto& [k, v] : eval::evaluate_task(*model, *task, sp, names, b, size_t(maxs)))
     out[sp + "_" + k] = v;
   if (task->num_classes() > 0)

@@ -42,7 +42,9 @@ TEST(LraConfigs, AllParseAndMatchTheirNames) {
                                                   {"lra_retrieval.yaml", 4000}, {"lra_image.yaml", 1024},
                                                   {"lra_pathfinder.yaml", 1024}, {"lra_pathx.yaml", 16384},
                                                   {"lra_image_fmnist.yaml", 784}};
-      if (lengths.count(n)) EXPECT_EQ(c.data.seq_len, lengths.at(n));
+      if (lengths.count(n)) {
+        EXPECT_EQ(c.data.seq_len, lengths.at(n));
+      }
     }
     if (c.task_name == "lra_retrieval") {  // the published two-tower model
       EXPECT_EQ(c.task_options.value("mode", ""), "two_tower");

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "mambakit/tasks/dna_task.h"  // is_prepared_dir
+#include "eval_rows.h"
 #include "option_util.h"
 
 namespace mk::tasks {
@@ -146,21 +147,9 @@ std::vector<TokenBatch> AudioTask::eval_batches(const std::string& split, int ba
     throw ConfigError("audio task: no split '" + split + "' (this data has: " + have + ")");
   }
   const int64_t W = int64_t(seq_len_) + 1;
-  std::vector<std::vector<int32_t>> rows;
   // Windows seq_len apart from the start of each file: consecutive stretches.
-  if (corpus_) {
-    data::AudioWindowSampler s(*corpus_, split, W, 0);
-    for (const auto& w : s.eval_windows(seq_len_, max_sequences)) {
-      rows.emplace_back(size_t(W));
-      s.fetch(w, rows.back().data());
-    }
-  } else {
-    data::ShardWindowSampler s(shards_.at(split), W, 0);
-    for (const auto& w : s.eval_windows(seq_len_, max_sequences)) {
-      rows.emplace_back(size_t(W));
-      s.fetch(w, rows.back().data());
-    }
-  }
+  const auto rows = corpus_ ? eval_rows(data::AudioWindowSampler(*corpus_, split, W, 0), W, seq_len_, max_sequences)
+                            : eval_rows(data::ShardWindowSampler(shards_.at(split), W, 0), W, seq_len_, max_sequences);
   std::vector<TokenBatch> out;
   for (size_t k = 0; k < rows.size(); k += size_t(batch)) {
     TokenBatch b;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 
+#include "eval_rows.h"
 #include "option_util.h"
 
 namespace mk::tasks {
@@ -250,20 +251,9 @@ std::vector<TokenBatch> DnaPretrainTask::eval_batches(const std::string& split, 
   const int64_t W = int64_t(seq_len_) + 1;
   // Windows seq_len apart: each window's last target is the next one's first
   // input, so every base of the split (but the first) is a target once.
-  std::vector<std::vector<int32_t>> rows;
-  if (fasta_) {
-    data::DnaWindowSampler s(*fasta_, parts_.at(split), W, 0, 0.0);
-    for (const auto& w : s.eval_windows(seq_len_, max_sequences)) {
-      rows.emplace_back(size_t(W));
-      s.fetch(w, rows.back().data());
-    }
-  } else {
-    data::ShardWindowSampler s(shards_.at(split), W, 0);
-    for (const auto& w : s.eval_windows(seq_len_, max_sequences)) {
-      rows.emplace_back(size_t(W));
-      s.fetch(w, rows.back().data());
-    }
-  }
+  const auto rows = fasta_ ? eval_rows(data::DnaWindowSampler(*fasta_, parts_.at(split), W, 0, 0.0), W, seq_len_,
+                                       max_sequences)
+                           : eval_rows(data::ShardWindowSampler(shards_.at(split), W, 0), W, seq_len_, max_sequences);
   return batches_of(rows.size(), batch, [&](size_t k, TokenBatch& b, int i) {
     if (i == 0) {
       b.len = seq_len_;

@@ -138,6 +138,9 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& split
                             long max_sequences, int batch);
 // The model directory a checkpoint name refers to (see evaluate_run).
 std::string checkpoint_dir(const std::string& run_dir, const std::string& checkpoint);
+// The training step a model directory was saved at (from its
+// trainer_state.json or best.json), or null if neither says.
+nlohmann::json checkpoint_step(const std::string& model_dir);
 
 // Prepares output.dir for a fresh run: creates it; refuses (ConfigError) a
 // directory that already holds a run unless output.overwrite, which deletes
