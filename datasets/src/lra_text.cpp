@@ -196,15 +196,6 @@ Dataset read_retrieval(const std::string& tsv_path, const ReadOptions& o) {
   return d;
 }
 
-void retrieval_features(const float* u, const float* v, int d, float* out) {
-  for (int i = 0; i < d; ++i) {
-    out[i] = u[i];
-    out[d + i] = v[i];
-    out[2 * d + i] = u[i] * v[i];
-    out[3 * d + i] = u[i] - v[i];
-  }
-}
-
 // ----------------------------------------------------------------- Splits ---
 
 Splits split_dataset(Dataset d, double val_fraction, double test_fraction, uint64_t seed) {

@@ -137,13 +137,6 @@ TEST_F(LraReaders, RetrievalPairsAreTwoTower) {
   expect_error([&] { read_retrieval(label); }, {label + ":2", "label 2 out of range [0, 2)"});
 }
 
-TEST(LraFeatures, RetrievalCombination) {
-  float u[2] = {1, 2}, v[2] = {3, -1}, out[8];
-  retrieval_features(u, v, 2, out);
-  float want[8] = {1, 2, 3, -1, 3, -2, -2, 3};  // [u, v, u*v, u-v]
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], want[i]) << i;
-}
-
 TEST_F(LraReaders, Cifar10BinaryToGrayscale) {
   // Two records: label, then R, G, B planes of 1024 bytes.
   std::string rec0(3073, '\0'), rec1(3073, '\0');

@@ -9,6 +9,7 @@
 #include "mambakit/ops/embedding.h"
 #include "mambakit/ops/gated.h"
 #include "mambakit/ops/matmul.h"
+#include "mambakit/ops/pair_features.h"
 #include "mambakit/ops/softmax_xent.h"
 
 namespace mk {
@@ -158,17 +159,8 @@ template <typename T>
 void SequenceModel<T>::pair_head_forward() {
   const int dm = cfg_.d_model, P = B_ / 2, C = cfg_.n_classes;
   pair_in_.resize(size_t(P) * 4 * dm);
-  for (int p = 0; p < P; ++p) {
-    const T* u = pooled_.data() + size_t(p) * dm;
-    const T* v = pooled_.data() + size_t(P + p) * dm;
-    T* f = pair_in_.data() + size_t(p) * 4 * dm;
-    for (int j = 0; j < dm; ++j) {
-      f[j] = u[j];
-      f[dm + j] = v[j];
-      f[2 * dm + j] = u[j] * v[j];
-      f[3 * dm + j] = u[j] - v[j];
-    }
-  }
+  // pooled_ holds the first documents in rows [0, P), the second in [P, 2P).
+  ops::pair_features_forward(pooled_.data(), pooled_.data() + size_t(P) * dm, pair_in_.data(), P, dm);
   dense_.resize(size_t(P) * dm);
   hidden_.resize(dense_.size());
   ops::linear_forward(pair_in_.data(), ps_.data() + dense_w_, ps_.data() + dense_b_, dense_.data(), P, 4 * dm,
@@ -188,17 +180,8 @@ void SequenceModel<T>::pair_head_backward(const T* dlogits, T* dpooled) {
   ops::gelu_backward(dhidden.data(), dense_.data(), ddense.data(), ddense.size());
   ops::linear_backward(ddense.data(), pair_in_.data(), ps_.data() + dense_w_, din.data(), g + dense_w_,
                        g + dense_b_, P, 4 * dm, dm);
-  for (int p = 0; p < P; ++p) {
-    const T* u = pooled_.data() + size_t(p) * dm;
-    const T* v = pooled_.data() + size_t(P + p) * dm;
-    const T* d = din.data() + size_t(p) * 4 * dm;
-    T* du = dpooled + size_t(p) * dm;
-    T* dv = dpooled + size_t(P + p) * dm;
-    for (int j = 0; j < dm; ++j) {
-      du[j] = d[j] + d[2 * dm + j] * v[j] + d[3 * dm + j];
-      dv[j] = d[dm + j] + d[2 * dm + j] * u[j] - d[3 * dm + j];
-    }
-  }
+  ops::pair_features_backward(din.data(), pooled_.data(), pooled_.data() + size_t(P) * dm, dpooled,
+                              dpooled + size_t(P) * dm, P, dm);
 }
 
 template <typename T>

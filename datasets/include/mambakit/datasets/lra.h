@@ -82,8 +82,8 @@ Dataset read_imdb_dir(const std::string& split_dir, const ReadOptions& o = {});
 // AAN pairs TSV, no header: label \t id1 \t id2 \t text1 \t text2 (label 0/1,
 // "1.0" accepted). Each document byte-level, truncated to max_len (4000).
 Dataset read_retrieval(const std::string& tsv_path, const ReadOptions& o = {});
-// The published two-tower feature combination: out = [u, v, u*v, u-v], (4 d).
-void retrieval_features(const float* u, const float* v, int d, float* out);
+// The two-tower model's feature combination is libmamba's
+// ops::pair_features_forward, used by SequenceModel's pair classifier.
 
 // --- Image ---------------------------------------------------------------------
 // CIFAR-10 binary batches: records of 1 label byte + 3072 bytes (1024 R, G,
