@@ -314,6 +314,7 @@ json generation_quality(SequenceModel<float>& model, const tasks::Task& task, co
   }
   if (!o.judge.empty()) {
     auto judge = load_model(o.judge);
+    judge->to(parse_device(o.device));
     j["judge"] = o.judge;
     j["generated"]["gen_ppl"] = judge_ppl(*judge, pr.prompts, gen);
     if (j.contains("reference")) j["reference"]["gen_ppl"] = judge_ppl(*judge, pr.prompts, pr.references);
@@ -321,6 +322,7 @@ json generation_quality(SequenceModel<float>& model, const tasks::Task& task, co
   }
   if (!o.classifier.empty()) {
     auto clf = load_model(o.classifier);
+    clf->to(parse_device(o.device));
     j["classifier"] = classifier_block(*clf, gen, pr.references);
     j["classifier"]["model"] = o.classifier;
   }
@@ -381,6 +383,7 @@ json evaluate_run_full(const std::string& run_dir, const EvalOptions& o) {
   const std::string mdir = checkpoint_dir(run_dir, o.checkpoint);
   auto task = tasks::make_task(cfg.task_spec());
   auto model = load_model(mdir);
+  model->to(parse_device(o.device));
   const std::string split = o.split.empty() ? cfg.eval.split : o.split;
   const int batch = o.batch > 0 ? o.batch : cfg.eval.batch_size > 0 ? cfg.eval.batch_size : cfg.train.batch_size;
   const long maxs = o.max_sequences >= 0 ? o.max_sequences : cfg.eval.max_sequences;

@@ -505,6 +505,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       ("max-sequences", po::value(&max_sequences)->default_value(-1),
        "sequences to score (0: the whole split; default: the config's eval.max_sequences)")
       ("batch-size", po::value(&batch)->default_value(0), "evaluation batch (0: the config's)")
+      ("device", po::value(&eo.device)->default_value("cpu"), "where the model runs: cpu or cuda")
       ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)")
       ("window", po::value(&eo.window)->default_value(0), "perplexity: tokens per window (0: data.seq_len)")
       ("stride", po::value(&eo.stride)->default_value(0), "perplexity: tokens between window starts (0: = window)")
@@ -550,7 +551,7 @@ int cmd_eval(const std::vector<std::string>& args) {
 }
 
 int cmd_generate(const std::vector<std::string>& args) {
-  std::string dir, prompt, checkpoint, out;
+  std::string dir, prompt, checkpoint, out, device;
   int tokens = 0, threads = 0;
   uint64_t seed = 0;
   mk::SamplingOptions so;
@@ -582,6 +583,8 @@ int cmd_generate(const std::vector<std::string>& args) {
        "audio runs: an audio file whose samples prompt the model (resampled and quantised as the run's data)")
       ("prompt-seconds", po::value(&media.gen.prompt_seconds)->default_value(0.0),
        "audio runs: use at most this much of --prompt-file (0: all of it)")
+      ("device", po::value(&device)->default_value("cpu"),
+       "where the model runs: cpu or cuda (recurrent step kernels and KV cache on the GPU)")
       ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)");
   po::positional_options_description pos;
   pos.add("dir", 1);
@@ -603,7 +606,9 @@ int cmd_generate(const std::vector<std::string>& args) {
   if (tokens < 0) throw UsageError("--tokens must be non-negative");
   if (so.top_p <= 0 || so.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
   mk::set_cpu_threads(threads);
+  const mk::Device dev = mk::parse_device(device);
   auto model = mk::load_model(mk::exp::checkpoint_dir(dir, checkpoint));
+  model->to(dev);
   if (media.task_name == "dna_pretrain" || media.task_name == "audio") {
     media.out = out;
     media.gen.sampling = so;

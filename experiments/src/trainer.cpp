@@ -22,9 +22,6 @@
 #include "mambakit/ops/optim.h"
 #include "mambakit/threads.h"
 
-#ifdef MAMBAKIT_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 namespace mk::exp {
 
@@ -144,25 +141,13 @@ RunConfig language_config(const TrainOptions& o) {
 
 std::vector<std::string> check_device(const RunConfig& cfg) {
   std::vector<std::string> notes;
-  bool cpu = true;
-  if (cfg.train.device == "cuda") {
-#ifdef MAMBAKIT_HAVE_CUDA
-    int n = 0;
-    const cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess || n == 0)
-      throw Error(cfg.where_of("train.device") + ": train.device is 'cuda' but no CUDA GPU is visible (" +
-                  (e != cudaSuccess ? std::string(cudaGetErrorString(e)) : std::string("0 devices")) +
-                  "); use train.device=cpu");
-    notes.push_back("train.device=cuda: " + std::to_string(n) +
-                    " GPU(s) visible, but the sequence model has no CUDA path yet; training on the CPU");
-#else
-    notes.push_back(
-        "train.device=cuda: this build has no CUDA support (configure with -DMAMBAKIT_CUDA=ON); "
-        "training on the CPU");
-#endif
-  }
-  if (cpu && cfg.train.precision == "bf16")
-    notes.push_back("train.precision=bf16 applies to CUDA matmuls; the CPU trains in fp32");
+  const Device d = parse_device(cfg.train.device);
+  std::string why;
+  if (d == Device::cuda && !cuda_backend_available(&why))
+    throw Error(cfg.where_of("train.device") + ": train.device is 'cuda' but " + why +
+                "; use train.device=cpu");
+  if (cfg.train.precision == "bf16" && d == Device::cpu)
+    notes.push_back("train.precision=bf16 applies to CUDA; the CPU trains in fp32");
   return notes;
 }
 
@@ -222,13 +207,25 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     cfg_.model.pair_classifier = task_->pair_inputs();
   }
   model_ = std::make_unique<SequenceModel<float>>(cfg_.model);
-  m_.assign(model_->num_params(), 0.f);
-  v_.assign(model_->num_params(), 0.f);
+  m_.assign_zero(cpu_memory(), model_->num_params());
+  v_.assign_zero(cpu_memory(), model_->num_params());
+}
+
+// The model is initialised or loaded on the CPU; from here on its
+// parameters, gradients and AdamW moments live on the training device.
+void Trainer::place_on_device() {
+  const Device d = parse_device(cfg_.train.device);
+  model_->to(d);
+  Backend<float>& be = model_->params().backend();
+  be.set_bf16_matmuls(cfg_.train.precision == "bf16");
+  m_.bind(be);
+  v_.bind(be);
 }
 
 Trainer::Trainer(const RunConfig& cfg) : Trainer(cfg, Init{}) {
   model_->init(uint64_t(cfg_.train.seed));
   if (!cfg_.init_from.empty()) std::fprintf(stderr, "%s\n", init_from(*model_, cfg_.init_from).c_str());
+  place_on_device();
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
@@ -251,8 +248,9 @@ std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
     if (size_t(opt.get(name).numel()) != n || opt.get(name).dtype() != DType::f32)
       throw Error(opt_path + ": '" + name + "' does not match the model's " + std::to_string(n) +
                   " parameters");
-  t->m_.assign(opt.get("adam.m").data<float>(), opt.get("adam.m").data<float>() + n);
-  t->v_.assign(opt.get("adam.v").data<float>(), opt.get("adam.v").data<float>() + n);
+  t->m_.from_host(cpu_memory(), opt.get("adam.m").data<float>(), n);
+  t->v_.from_host(cpu_memory(), opt.get("adam.v").data<float>(), n);
+  t->place_on_device();
 
   const std::string state_path = ckpt + "/" + kStateFile;
   try {
@@ -314,8 +312,9 @@ double Trainer::step() {
     loss += model_->backward(b.loss_targets(), 1.0 / accum) / accum;
     tokens_ += double(b.ids.size());
   }
-  last_norm_ = cfg_.train.clip > 0 ? ops::clip_grad_norm(ps.grad(), ps.size(), cfg_.train.clip)
-                                   : ops::global_norm(ps.grad(), ps.size());
+  Backend<float>& be = ps.backend();
+  last_norm_ = cfg_.train.clip > 0 ? be.clip_grad_norm(ps.grad(), ps.size(), cfg_.train.clip)
+                                   : be.global_norm(ps.grad(), ps.size());
   const long s = step_++;
   if (!std::isfinite(loss) || !std::isfinite(last_norm_)) {
     ++nonfinite_run_;
@@ -331,8 +330,8 @@ double Trainer::step() {
   h.weight_decay = cfg_.train.weight_decay;
   ++opt_step_;
   for (const auto& e : ps.entries())
-    ops::adamw_update(ps.data() + e.offset, ps.grad() + e.offset, m_.data() + e.offset,
-                      v_.data() + e.offset, e.numel, h, opt_step_, e.decay);
+    be.adamw_update(ps.data() + e.offset, ps.grad() + e.offset, m_.data() + e.offset,
+                    v_.data() + e.offset, e.numel, h, opt_step_, e.decay);
   return loss;
 }
 
@@ -362,9 +361,10 @@ void Trainer::save(const std::string& run_dir) {
     save_model(tmp, *model_);
     test_save_delay();
     const Shape s{long(m_.size())};
+    std::vector<float> m = m_.to_host(), v = v_.to_host();
     write_safetensors(tmp + "/optimizer.safetensors",
-                      {{"adam.m", Tensor::borrow(m_.data(), s, DType::f32)},
-                       {"adam.v", Tensor::borrow(v_.data(), s, DType::f32)}});
+                      {{"adam.m", Tensor::borrow(m.data(), s, DType::f32)},
+                       {"adam.v", Tensor::borrow(v.data(), s, DType::f32)}});
     test_save_delay();
     // Last: its presence marks the checkpoint complete.
     atomic_write_text(tmp + "/" + kStateFile, state_json().dump(2) + "\n");

@@ -34,6 +34,7 @@ TEST(CudaBackend, NotBuilt) {
 #include <vector>
 
 #include "mambakit/cuda/device.h"
+#include "cuda_test_util.h"
 #include "mambakit/error.h"
 #include "mambakit/ops/activations.h"
 #include "mambakit/ops/conv1d.h"
@@ -54,153 +55,8 @@ TEST(CudaBackend, NotBuilt) {
 
 namespace {
 
+using namespace cuda_test;
 namespace cu = mk::ops::cuda;
-using mk::cuda::bf16;
-using mk::cuda::DeviceBuffer;
-using Vec = std::vector<double>;
-
-// ---------------------------------------------------------------------------
-// Host helpers: values as the device type holds them, transfers, poisoning.
-// ---------------------------------------------------------------------------
-
-template <typename T> constexpr const char* type_name();
-template <> constexpr const char* type_name<float>() { return "f32"; }
-template <> constexpr const char* type_name<bf16>() { return "bf16"; }
-
-template <typename T> T to_dev_type(double x);
-template <> float to_dev_type<float>(double x) { return float(x); }
-template <> bf16 to_dev_type<bf16>(double x) { return __float2bfloat16_rn(float(x)); }
-inline double to_double(float x) { return x; }
-inline double to_double(bf16 x) { return double(__bfloat162float(x)); }
-
-// v rounded to what a T holds (the CPU reference must see the GPU's inputs).
-template <typename T>
-Vec rounded(Vec v) {
-  for (double& x : v) x = to_double(to_dev_type<T>(x));
-  return v;
-}
-
-template <typename T>
-DeviceBuffer<T> upload(const Vec& host) {
-  std::vector<T> tmp(host.size());
-  for (size_t i = 0; i < host.size(); ++i) tmp[i] = to_dev_type<T>(host[i]);
-  DeviceBuffer<T> d(host.size());
-  if (!host.empty()) d.upload(tmp.data());
-  return d;
-}
-
-template <typename T>
-Vec download(const DeviceBuffer<T>& d) {
-  std::vector<T> tmp(d.size());
-  if (d.size()) d.download(tmp.data());
-  Vec out(d.size());
-  for (size_t i = 0; i < d.size(); ++i) out[i] = to_double(tmp[i]);
-  return out;
-}
-
-// All-ones bytes are NaN in fp32 and bf16: an element the kernel fails to
-// write shows up as NaN.
-template <typename T>
-DeviceBuffer<T> poisoned(size_t n) {
-  DeviceBuffer<T> d(n);
-  d.fill_bytes(0xFF);
-  return d;
-}
-
-Vec randn(std::mt19937& rng, size_t n, double scale = 1.0) {
-  std::normal_distribution<double> dist(0.0, scale);
-  Vec v(n);
-  for (double& x : v) x = dist(rng);
-  return v;
-}
-Vec uniform(std::mt19937& rng, size_t n, double lo, double hi) {
-  std::uniform_real_distribution<double> dist(lo, hi);
-  Vec v(n);
-  for (double& x : v) x = dist(rng);
-  return v;
-}
-int pick(std::mt19937& rng, std::initializer_list<int> choices) {
-  std::uniform_int_distribution<size_t> d(0, choices.size() - 1);
-  return *(choices.begin() + d(rng));
-}
-int randint(std::mt19937& rng, int lo, int hi) {  // [lo, hi]
-  return std::uniform_int_distribution<int>(lo, hi)(rng);
-}
-
-// ---------------------------------------------------------------------------
-// Comparison: relative L2 error and worst element, per output, remembered
-// for the op's summary line.
-// ---------------------------------------------------------------------------
-
-struct Checker {
-  std::string op;
-  double tol = 1e-5;
-  std::string shape;  // current shape, for messages
-  struct Worst {
-    std::string what;
-    double rel_l2 = 0, max_err = 0;
-  };
-  std::vector<Worst> worst;
-
-  void record(const std::string& what, double rel, double max_err) {
-    for (Worst& w : worst)
-      if (w.what == what) {
-        w.rel_l2 = std::max(w.rel_l2, rel);
-        w.max_err = std::max(w.max_err, max_err);
-        return;
-      }
-    worst.push_back({what, rel, max_err});
-  }
-
-  // Passes when ||got - ref|| <= tol ||ref|| and every element is within
-  // 10 tol of the largest |ref| (NaN never passes). A zero reference needs
-  // a zero result.
-  void compare(const std::string& what, const Vec& got, const Vec& ref, double tol_here = -1) {
-    const double t = tol_here > 0 ? tol_here : tol;
-    ASSERT_EQ(got.size(), ref.size()) << op << " " << what << " [" << shape << "]: size";
-    double num = 0, den = 0, max_err = 0, max_ref = 0;
-    size_t worst_i = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      const double e = std::fabs(got[i] - ref[i]);
-      if (!(e == e)) {  // NaN
-        max_err = INFINITY;
-        worst_i = i;
-        break;
-      }
-      num += e * e;
-      den += ref[i] * ref[i];
-      max_ref = std::max(max_ref, std::fabs(ref[i]));
-      if (e > max_err) {
-        max_err = e;
-        worst_i = i;
-      }
-    }
-    const double rel = den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
-    record(what, rel, max_err);
-    const bool ok = std::isfinite(max_err) && rel <= t && max_err <= 10 * t * max_ref + 1e-300;
-    if (ok) return;
-    std::ostringstream os;
-    os << op << " " << what << " [" << shape << "]: rel L2 error " << rel << ", max abs error "
-       << max_err << " at " << worst_i << " (max |ref| " << max_ref << ", tol " << t << ")";
-    if (!got.empty())
-      os << ": got " << got[worst_i] << " want " << ref[worst_i] << "\n  first values:";
-    for (size_t i = 0; i < std::min<size_t>(got.size(), 6); ++i)
-      os << " (" << got[i] << ", " << ref[i] << ")";
-    ADD_FAILURE() << os.str();
-  }
-
-  void print_summary() const {
-    std::printf("[cuda vs cpu] %-22s", op.c_str());
-    for (const Worst& w : worst)
-      std::printf("  %s: rel %.2e max %.2e;", w.what.c_str(), w.rel_l2, w.max_err);
-    std::printf("  (tol %.0e)\n", tol);
-  }
-};
-
-template <typename T>
-double tol_for(double f32, double b16 = 1e-2) {
-  return std::is_same_v<T, float> ? f32 : b16;
-}
 
 // ---------------------------------------------------------------------------
 // Ops.
@@ -831,11 +687,6 @@ void test_selective_scan_naive_and_step(std::mt19937& rng, Checker& c) {
 // The table.
 // ---------------------------------------------------------------------------
 
-struct OpCase {
-  const char* name;
-  std::function<void(std::mt19937&, Checker&)> run;
-};
-
 const std::vector<OpCase>& op_table() {
   static const std::vector<OpCase> ops = {
       {"embedding_f32", test_embedding<float>},
@@ -862,21 +713,9 @@ const std::vector<OpCase>& op_table() {
   return ops;
 }
 
-void PrintTo(const OpCase& op, std::ostream* os) { *os << op.name; }
-
 class CudaBackend : public ::testing::TestWithParam<OpCase> {};
 
-TEST_P(CudaBackend, MatchesCpuReference) {
-  if (!mk::cuda::device_available())
-    GTEST_SKIP() << "no CUDA device: " << mk::cuda::device_unavailable_reason();
-  const OpCase& op = GetParam();
-  std::seed_seq seed(op.name, op.name + std::strlen(op.name));
-  std::mt19937 rng(seed);
-  Checker c;
-  c.op = op.name;
-  op.run(rng, c);
-  c.print_summary();
-}
+TEST_P(CudaBackend, MatchesCpuReference) { run_op_case(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Ops, CudaBackend, ::testing::ValuesIn(op_table()),
                          [](const ::testing::TestParamInfo<OpCase>& info) {

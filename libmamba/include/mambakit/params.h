@@ -2,12 +2,15 @@
 // named view into them (names follow HF MambaForCausalLM, e.g.
 // "backbone.layers.0.mixer.in_proj.weight"), so the optimizer, gradient
 // clipping, all-reduce and checkpointing each run over a single array.
+// Both buffers live on the store's device (the CPU until to() moves them);
+// data() and grad() are pointers on that device, backend() its op table.
 #pragma once
 #include <cstddef>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "mambakit/backend.h"
 #include "mambakit/tensor.h"
 
 namespace mk {
@@ -36,19 +39,32 @@ class ParamStore {
   const T* grad() const { return grad_.data(); }
   void zero_grad();
 
+  // The device of both buffers and its op table (the CPU by default).
+  Device device() const { return device_; }
+  Backend<T>& backend() const { return *backend_; }
+  // Moves both buffers to device d (contents kept). Throws mk::Error if the
+  // device has no backend for T.
+  void to(Device d);
+  // Host copies of the buffers, and writing the parameters from the host.
+  std::vector<T> host_data() const { return data_.to_host(); }
+  std::vector<T> host_grad() const { return grad_.to_host(); }
+  void set_host_data(const T* src) { data_.from_host(*backend_, src, total_); }
+
   const std::vector<ParamEntry>& entries() const { return entries_; }
   bool has(const std::string& name) const { return index_.count(name) != 0; }
   const ParamEntry& entry(const std::string& name) const;
   T* param(const std::string& name) { return data_.data() + entry(name).offset; }
   T* grad(const std::string& name) { return grad_.data() + entry(name).offset; }
-  // Tensor views (no copy) of a parameter and its gradient.
+  // Tensor views (no copy) of a parameter and its gradient; CPU only.
   Tensor view(const std::string& name);
   Tensor grad_view(const std::string& name);
 
  private:
   std::vector<ParamEntry> entries_;
   std::map<std::string, size_t> index_;
-  std::vector<T> data_, grad_;
+  Backend<T>* backend_ = &backend_for<T>(Device::cpu);
+  Device device_ = Device::cpu;
+  Buf<T> data_, grad_;
   size_t total_ = 0;
   bool finalized_ = false;
 };

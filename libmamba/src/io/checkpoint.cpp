@@ -14,9 +14,13 @@ namespace fs = std::filesystem;
 
 void save_model(const std::string& dir, const SequenceModel<float>& model) {
   fs::create_directories(dir);
-  auto& ps = const_cast<ParamStore<float>&>(model.params());
+  // A host copy of the flat buffer (the parameters may live on the GPU): the
+  // bytes written are the same whichever device trained the model.
+  const auto& ps = model.params();
+  std::vector<float> host = ps.host_data();
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& e : ps.entries()) tensors.emplace_back(e.name, ps.view(e.name));
+  for (const auto& e : ps.entries())
+    tensors.emplace_back(e.name, Tensor::borrow(host.data() + e.offset, e.shape, DType::f32));
   write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
   write_model_config(dir + "/config.json", model.config());
 }
@@ -24,6 +28,7 @@ void save_model(const std::string& dir, const SequenceModel<float>& model) {
 void load_params(const std::string& path, SequenceModel<float>& model) {
   SafetensorsData st = read_safetensors(path);
   auto& ps = model.params();
+  MK_CHECK(ps.device() == Device::cpu, path + ": load parameters before moving the model to the GPU");
   for (const auto& e : ps.entries()) {
     if (!st.has(e.name)) throw Error(path + ": missing tensor '" + e.name + "'");
     const Tensor& t = st.get(e.name);

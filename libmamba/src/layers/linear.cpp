@@ -1,6 +1,5 @@
 #include "mambakit/layers/linear.h"
 
-#include "mambakit/ops/matmul.h"
 
 namespace mk {
 
@@ -16,13 +15,13 @@ void Linear<T>::declare(ParamStore<T>& ps, const std::string& name, int in_featu
 template <typename T>
 void Linear<T>::forward(ParamStore<T>& ps, const T* x, T* y, int rows) const {
   const T* bias = b == SIZE_MAX ? nullptr : ps.data() + b;
-  ops::linear_forward(x, ps.data() + w, bias, y, rows, in, out);
+  ps.backend().linear_forward(x, ps.data() + w, bias, y, rows, in, out);
 }
 
 template <typename T>
 void Linear<T>::backward(ParamStore<T>& ps, const T* dy, const T* x, T* dx, int rows) const {
   T* db = b == SIZE_MAX ? nullptr : ps.grad() + b;
-  ops::linear_backward(dy, x, ps.data() + w, dx, ps.grad() + w, db, rows, in, out);
+  ps.backend().linear_backward(dy, x, ps.data() + w, dx, ps.grad() + w, db, rows, in, out);
 }
 
 template <typename T>

@@ -3,38 +3,15 @@
 #include <algorithm>
 #include <cmath>
 
-#include "mambakit/ops/activations.h"
-#include "mambakit/ops/conv1d.h"
-#include "mambakit/ops/selective_scan.h"
 
 namespace mk {
 
 namespace {
 
-// Copies columns [c0, c0+w) of a (rows, stride) matrix into a dense (rows, w).
-template <typename T>
-void take_cols(const T* src, int rows, int stride, int c0, int w, std::vector<T>& dst) {
-  dst.resize(size_t(rows) * w);
-  for (int r = 0; r < rows; ++r)
-    std::copy_n(src + size_t(r) * stride + c0, w, dst.data() + size_t(r) * w);
-}
-
-// Writes a dense (rows, w) into columns [c0, c0+w) of a (rows, stride) matrix.
-template <typename T>
-void put_cols(const T* src, int rows, int w, T* dst, int stride, int c0) {
-  for (int r = 0; r < rows; ++r)
-    std::copy_n(src + size_t(r) * w, w, dst + size_t(r) * stride + c0);
-}
-
 template <typename T>
 void uniform_fill(T* p, size_t n, double bound, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> d(-bound, bound);
   for (size_t i = 0; i < n; ++i) p[i] = T(d(rng));
-}
-
-template <typename T>
-void neg_exp(const T* a_log, T* A, size_t n) {
-  for (size_t i = 0; i < n; ++i) A[i] = -std::exp(a_log[i]);
 }
 
 }  // namespace
@@ -87,6 +64,7 @@ void MambaMixer<T>::init(ParamStore<T>& ps, std::mt19937_64& rng, int n_layer) c
 
 template <typename T>
 void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, int len) {
+  Backend<T>& be = ps.backend();
   B_ = batch;
   L_ = len;
   x_in_ = x;
@@ -94,128 +72,152 @@ void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, in
   const size_t nd = size_t(rows) * di_;
 
   // in_proj -> x | z
-  dx_.resize(size_t(rows) * 2 * di_);
+  dx_.resize(be, size_t(rows) * 2 * di_);
   in_proj_.forward(ps, x, dx_.data(), rows);
-  take_cols(dx_.data(), rows, 2 * di_, 0, di_, x_);
-  take_cols(dx_.data(), rows, 2 * di_, di_, di_, z_);
+  x_.resize(be, nd);
+  z_.resize(be, nd);
+  be.copy_cols(dx_.data(), rows, 2 * di_, 0, di_, x_.data(), di_, 0);
+  be.copy_cols(dx_.data(), rows, 2 * di_, di_, di_, z_.data(), di_, 0);
 
   // causal conv + SiLU -> u
-  xc_.resize(nd);
-  u_.resize(nd);
-  ops::conv1d_causal_forward(ops::Conv1dShape{batch, len, di_, k_}, x_.data(), ps.data() + conv_w_,
-                             ps.data() + conv_b_, xc_.data());
-  ops::silu_forward(xc_.data(), u_.data(), nd);
+  xc_.resize(be, nd);
+  u_.resize(be, nd);
+  be.conv1d_forward(ops::Conv1dShape{batch, len, di_, k_}, x_.data(), ps.data() + conv_w_,
+                    ps.data() + conv_b_, xc_.data());
+  be.silu_forward(xc_.data(), u_.data(), nd);
 
   // x_proj -> dt_in | B | C ; dt_proj + softplus -> delta
   const int wx = r_ + 2 * n_;
-  dy_.resize(size_t(rows) * wx);
+  dy_.resize(be, size_t(rows) * wx);
   x_proj_.forward(ps, u_.data(), dy_.data(), rows);
-  take_cols(dy_.data(), rows, wx, 0, r_, dtin_);
-  take_cols(dy_.data(), rows, wx, r_, n_, Bm_);
-  take_cols(dy_.data(), rows, wx, r_ + n_, n_, Cm_);
-  dtpre_.resize(nd);
-  delta_.resize(nd);
+  dtin_.resize(be, size_t(rows) * r_);
+  Bm_.resize(be, size_t(rows) * n_);
+  Cm_.resize(be, size_t(rows) * n_);
+  be.copy_cols(dy_.data(), rows, wx, 0, r_, dtin_.data(), r_, 0);
+  be.copy_cols(dy_.data(), rows, wx, r_, n_, Bm_.data(), n_, 0);
+  be.copy_cols(dy_.data(), rows, wx, r_ + n_, n_, Cm_.data(), n_, 0);
+  dtpre_.resize(be, nd);
+  delta_.resize(be, nd);
   dt_proj_.forward(ps, dtin_.data(), dtpre_.data(), rows);
-  ops::softplus_forward(dtpre_.data(), delta_.data(), nd);
+  be.softplus_forward(dtpre_.data(), delta_.data(), nd);
 
   // selective scan, gated by silu(z)
-  A_.resize(size_t(di_) * n_);
-  neg_exp(ps.data() + A_log_, A_.data(), A_.size());
-  ops::SelectiveScanParams<T> sp;
-  sp.batch = batch; sp.len = len; sp.dim = di_; sp.dstate = n_;
-  sp.u = u_.data(); sp.delta = delta_.data(); sp.A = A_.data();
-  sp.Bm = Bm_.data(); sp.Cm = Cm_.data(); sp.Dskip = ps.data() + D_; sp.z = z_.data();
-  y_.resize(nd);
-  states_.resize(ops::selective_scan_states_size(batch, len, di_, n_));
-  ops::selective_scan_forward(sp, y_.data(), states_.data(), static_cast<T*>(nullptr));
+  A_.resize(be, size_t(di_) * n_);
+  be.neg_exp(ps.data() + A_log_, A_.data(), A_.size());
+  y_.resize(be, nd);
+  states_.resize(be, be.scan_states_size(batch, len, di_, n_));
+  be.selective_scan_forward(scan_params(ps), y_.data(), states_.data());
 
   out_proj_.forward(ps, y_.data(), out, rows);
 }
 
 template <typename T>
+ops::SelectiveScanParams<T> MambaMixer<T>::scan_params(const ParamStore<T>& ps) const {
+  ops::SelectiveScanParams<T> sp;
+  sp.batch = B_; sp.len = L_; sp.dim = di_; sp.dstate = n_;
+  sp.u = u_.data(); sp.delta = delta_.data(); sp.A = A_.data();
+  sp.Bm = Bm_.data(); sp.Cm = Cm_.data(); sp.Dskip = ps.data() + D_; sp.z = z_.data();
+  return sp;
+}
+
+template <typename T>
 void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
+  Backend<T>& be = ps.backend();
   const int rows = B_ * L_;
   const size_t nd = size_t(rows) * di_;
   T* g = ps.grad();
 
   // out_proj
-  dy_.resize(nd);
+  dy_.resize(be, nd);
   out_proj_.backward(ps, dout, y_.data(), dy_.data(), rows);
 
   // scan
-  du_.resize(nd); ddelta_.resize(nd); dz_.resize(nd);
-  dB_.resize(size_t(rows) * n_); dC_.resize(size_t(rows) * n_);
-  dA_.assign(size_t(di_) * n_, T(0));
-  ops::SelectiveScanParams<T> sp;
-  sp.batch = B_; sp.len = L_; sp.dim = di_; sp.dstate = n_;
-  sp.u = u_.data(); sp.delta = delta_.data(); sp.A = A_.data();
-  sp.Bm = Bm_.data(); sp.Cm = Cm_.data(); sp.Dskip = ps.data() + D_; sp.z = z_.data();
+  du_.resize(be, nd); ddelta_.resize(be, nd); dz_.resize(be, nd);
+  dB_.resize(be, size_t(rows) * n_); dC_.resize(be, size_t(rows) * n_);
+  dA_.assign_zero(be, size_t(di_) * n_);
   ops::SelectiveScanGrads<T> sg;
   sg.du = du_.data(); sg.ddelta = ddelta_.data(); sg.dA = dA_.data();
   sg.dB = dB_.data(); sg.dC = dC_.data(); sg.dD = g + D_; sg.dz = dz_.data();
-  ops::selective_scan_backward(sp, states_.data(), dy_.data(), sg);
+  be.selective_scan_backward(scan_params(ps), states_.data(), dy_.data(), sg);
   // A = -exp(A_log)  =>  dA_log = dA * A
-  for (size_t i = 0; i < dA_.size(); ++i) g[A_log_ + i] += dA_[i] * A_[i];
+  be.mul_acc(dA_.data(), A_.data(), g + A_log_, dA_.size());
 
   // softplus, dt_proj  (dy_ now holds d dt_pre)
-  ops::softplus_backward(ddelta_.data(), dtpre_.data(), dy_.data(), nd);
-  ddtin_.resize(size_t(rows) * r_);
+  be.softplus_backward(ddelta_.data(), dtpre_.data(), dy_.data(), nd);
+  ddtin_.resize(be, size_t(rows) * r_);
   dt_proj_.backward(ps, dy_.data(), dtin_.data(), ddtin_.data(), rows);
 
   // x_proj: gather d(dt_in | B | C) and add its input gradient into du
   const int wx = r_ + 2 * n_;
-  std::vector<T>& dxdbl = dx_;  // scratch, (rows, wx)
-  dxdbl.resize(size_t(rows) * wx);
-  put_cols(ddtin_.data(), rows, r_, dxdbl.data(), wx, 0);
-  put_cols(dB_.data(), rows, n_, dxdbl.data(), wx, r_);
-  put_cols(dC_.data(), rows, n_, dxdbl.data(), wx, r_ + n_);
-  ddelta_.resize(nd);  // reused: input gradient of x_proj
+  Buf<T>& dxdbl = dx_;  // scratch, (rows, wx)
+  dxdbl.resize(be, size_t(rows) * wx);
+  be.copy_cols(ddtin_.data(), rows, r_, 0, r_, dxdbl.data(), wx, 0);
+  be.copy_cols(dB_.data(), rows, n_, 0, n_, dxdbl.data(), wx, r_);
+  be.copy_cols(dC_.data(), rows, n_, 0, n_, dxdbl.data(), wx, r_ + n_);
+  // ddelta_ is reused: the input gradient of x_proj
   x_proj_.backward(ps, dxdbl.data(), u_.data(), ddelta_.data(), rows);
-  for (size_t i = 0; i < nd; ++i) du_[i] += ddelta_[i];
+  be.axpy(T(1), ddelta_.data(), du_.data(), nd);
 
   // SiLU, conv
-  ops::silu_backward(du_.data(), xc_.data(), ddelta_.data(), nd);  // d conv out
-  ops::conv1d_causal_backward(ops::Conv1dShape{B_, L_, di_, k_}, ddelta_.data(), x_.data(),
-                              ps.data() + conv_w_, du_.data(), g + conv_w_, g + conv_b_);
+  be.silu_backward(du_.data(), xc_.data(), ddelta_.data(), nd);  // d conv out
+  be.conv1d_backward(ops::Conv1dShape{B_, L_, di_, k_}, ddelta_.data(), x_.data(),
+                     ps.data() + conv_w_, du_.data(), g + conv_w_, g + conv_b_);
 
   // in_proj: d(x | z)
-  std::vector<T>& dxz = dx_;
-  dxz.resize(size_t(rows) * 2 * di_);
-  put_cols(du_.data(), rows, di_, dxz.data(), 2 * di_, 0);
-  put_cols(dz_.data(), rows, di_, dxz.data(), 2 * di_, di_);
+  Buf<T>& dxz = dx_;
+  dxz.resize(be, size_t(rows) * 2 * di_);
+  be.copy_cols(du_.data(), rows, di_, 0, di_, dxz.data(), 2 * di_, 0);
+  be.copy_cols(dz_.data(), rows, di_, 0, di_, dxz.data(), 2 * di_, di_);
   in_proj_.backward(ps, dxz.data(), x_in_, dx, rows);
 }
 
 template <typename T>
 MixerState<T> MambaMixer<T>::make_state(int batch) const {
   MixerState<T> s;
-  s.bufs.emplace_back(size_t(batch) * di_ * k_, T(0));
-  s.bufs.emplace_back(size_t(batch) * di_ * n_, T(0));
+  s.bufs.emplace_back(cpu_memory(), size_t(batch) * di_ * k_);
+  s.bufs.emplace_back(cpu_memory(), size_t(batch) * di_ * n_);
   return s;
 }
 
 template <typename T>
 void MambaMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, MixerState<T>& st,
                          int batch) {
+  Backend<T>& be = ps.backend();
+  for (auto& b : st.bufs) b.bind(be);
   const int wx = r_ + 2 * n_;
   const size_t nd = size_t(batch) * di_;
-  std::vector<T> xz(size_t(batch) * 2 * di_), xs, zs, xc(nd), u(nd), xdbl(size_t(batch) * wx);
-  std::vector<T> dtin, Bt, Ct, dtpre(nd), delta(nd), y(nd), A(size_t(di_) * n_);
+  Buf<T>& xz = sbuf_[0];
+  Buf<T>& xs = sbuf_[1];
+  Buf<T>& zs = sbuf_[2];
+  Buf<T>& xc = sbuf_[3];
+  Buf<T>& u = sbuf_[4];
+  Buf<T>& xdbl = sbuf_[5];
+  Buf<T>& dtin = sbuf_[6];
+  Buf<T>& Bt = sbuf_[7];
+  Buf<T>& Ct = sbuf_[8];
+  Buf<T>& dtpre = sbuf_[9];
+  Buf<T>& delta = sbuf_[10];
+  Buf<T>& y = sbuf_[11];
+  Buf<T>& A = sbuf_[12];
+  xz.resize(be, nd * 2); xs.resize(be, nd); zs.resize(be, nd); xc.resize(be, nd); u.resize(be, nd);
+  xdbl.resize(be, size_t(batch) * wx); dtin.resize(be, size_t(batch) * r_);
+  Bt.resize(be, size_t(batch) * n_); Ct.resize(be, size_t(batch) * n_);
+  dtpre.resize(be, nd); delta.resize(be, nd); y.resize(be, nd); A.resize(be, size_t(di_) * n_);
   in_proj_.forward(ps, x_t, xz.data(), batch);
-  take_cols(xz.data(), batch, 2 * di_, 0, di_, xs);
-  take_cols(xz.data(), batch, 2 * di_, di_, di_, zs);
-  ops::conv1d_causal_step(batch, di_, k_, xs.data(), st.bufs[0].data(), ps.data() + conv_w_,
-                          ps.data() + conv_b_, xc.data());
-  ops::silu_forward(xc.data(), u.data(), nd);
+  be.copy_cols(xz.data(), batch, 2 * di_, 0, di_, xs.data(), di_, 0);
+  be.copy_cols(xz.data(), batch, 2 * di_, di_, di_, zs.data(), di_, 0);
+  be.conv1d_step(batch, di_, k_, xs.data(), st.bufs[0].data(), ps.data() + conv_w_,
+                 ps.data() + conv_b_, xc.data());
+  be.silu_forward(xc.data(), u.data(), nd);
   x_proj_.forward(ps, u.data(), xdbl.data(), batch);
-  take_cols(xdbl.data(), batch, wx, 0, r_, dtin);
-  take_cols(xdbl.data(), batch, wx, r_, n_, Bt);
-  take_cols(xdbl.data(), batch, wx, r_ + n_, n_, Ct);
+  be.copy_cols(xdbl.data(), batch, wx, 0, r_, dtin.data(), r_, 0);
+  be.copy_cols(xdbl.data(), batch, wx, r_, n_, Bt.data(), n_, 0);
+  be.copy_cols(xdbl.data(), batch, wx, r_ + n_, n_, Ct.data(), n_, 0);
   dt_proj_.forward(ps, dtin.data(), dtpre.data(), batch);
-  ops::softplus_forward(dtpre.data(), delta.data(), nd);
-  neg_exp(ps.data() + A_log_, A.data(), A.size());
-  ops::selective_scan_step(batch, di_, n_, u.data(), delta.data(), A.data(), Bt.data(), Ct.data(),
-                           ps.data() + D_, zs.data(), st.bufs[1].data(), y.data());
+  be.softplus_forward(dtpre.data(), delta.data(), nd);
+  be.neg_exp(ps.data() + A_log_, A.data(), A.size());
+  be.selective_scan_step(batch, di_, n_, u.data(), delta.data(), A.data(), Bt.data(), Ct.data(),
+                         ps.data() + D_, zs.data(), st.bufs[1].data(), y.data());
   out_proj_.forward(ps, y.data(), out_t, batch);
   ++st.pos;
 }

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "mambakit/error.h"
-#include "mambakit/ops/gated.h"
 
 namespace mk {
 
@@ -30,36 +29,42 @@ void MLPMixer<T>::init(ParamStore<T>& ps, std::mt19937_64& rng, int n_layer) con
 template <typename T>
 void MLPMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, int len) {
   MK_CHECK(batch > 0 && len > 0, "mlp mixer: empty input");
+  Backend<T>& be = ps.backend();
   rows_ = batch * len;
   x_in_ = x;
   const size_t n = size_t(rows_) * hidden_;
-  g_.resize(n); u_.resize(n); h_.resize(n);
+  g_.resize(be, n); u_.resize(be, n); h_.resize(be, n);
   gate_.forward(ps, x, g_.data(), rows_);
   up_.forward(ps, x, u_.data(), rows_);
-  ops::swiglu_forward(g_.data(), u_.data(), h_.data(), n);
+  be.swiglu_forward(g_.data(), u_.data(), h_.data(), n);
   down_.forward(ps, h_.data(), out, rows_);
 }
 
 template <typename T>
 void MLPMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
   MK_CHECK(rows_ > 0, "mlp mixer: backward called before forward");
+  Backend<T>& be = ps.backend();
   const size_t n = size_t(rows_) * hidden_;
-  dh_.resize(n); dg_.resize(n); du_.resize(n); tmp_.resize(size_t(rows_) * dm_);
+  dh_.resize(be, n); dg_.resize(be, n); du_.resize(be, n);
   down_.backward(ps, dout, h_.data(), dh_.data(), rows_);
-  ops::swiglu_backward(dh_.data(), g_.data(), u_.data(), dg_.data(), du_.data(), n);
+  be.swiglu_backward(dh_.data(), g_.data(), u_.data(), dg_.data(), du_.data(), n);
   gate_.backward(ps, dg_.data(), x_in_, dx, rows_);
-  up_.backward(ps, du_.data(), x_in_, tmp_.data(), rows_);
-  for (size_t i = 0; i < tmp_.size(); ++i) dx[i] += tmp_[i];
+  // up_proj's input gradient lands in dh_ (free now), then adds into dx.
+  dh_.resize(be, size_t(rows_) * dm_);
+  up_.backward(ps, du_.data(), x_in_, dh_.data(), rows_);
+  be.axpy(T(1), dh_.data(), dx, size_t(rows_) * dm_);
 }
 
 template <typename T>
 void MLPMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, MixerState<T>& st, int batch) {
+  Backend<T>& be = ps.backend();
   const size_t n = size_t(batch) * hidden_;
-  std::vector<T> g(n), u(n), h(n);
-  gate_.forward(ps, x_t, g.data(), batch);
-  up_.forward(ps, x_t, u.data(), batch);
-  ops::swiglu_forward(g.data(), u.data(), h.data(), n);
-  down_.forward(ps, h.data(), out_t, batch);
+  g_.resize(be, n); u_.resize(be, n); h_.resize(be, n);
+  gate_.forward(ps, x_t, g_.data(), batch);
+  up_.forward(ps, x_t, u_.data(), batch);
+  be.swiglu_forward(g_.data(), u_.data(), h_.data(), n);
+  down_.forward(ps, h_.data(), out_t, batch);
+  rows_ = 0;  // step() overwrote the saved activations
   ++st.pos;
 }
 

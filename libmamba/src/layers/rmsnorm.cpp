@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "mambakit/ops/rmsnorm.h"
 
 namespace mk {
 
@@ -20,13 +19,13 @@ void RMSNorm<T>::init(ParamStore<T>& ps) const {
 
 template <typename T>
 void RMSNorm<T>::forward(ParamStore<T>& ps, const T* x, T* y, int rows) {
-  rstd.resize(rows);
-  ops::rmsnorm_forward(x, ps.data() + w, y, rstd.data(), rows, dim, eps);
+  rstd.resize(ps.backend(), rows);
+  ps.backend().rmsnorm_forward(x, ps.data() + w, y, rstd.data(), rows, dim, eps);
 }
 
 template <typename T>
 void RMSNorm<T>::backward(ParamStore<T>& ps, const T* dy, const T* x, T* dx, int rows) const {
-  ops::rmsnorm_backward(dy, x, ps.data() + w, rstd.data(), dx, ps.grad() + w, rows, dim);
+  ps.backend().rmsnorm_backward(dy, x, ps.data() + w, rstd.data(), dx, ps.grad() + w, rows, dim);
 }
 
 template struct RMSNorm<float>;

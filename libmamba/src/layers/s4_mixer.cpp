@@ -39,65 +39,50 @@ void S4Mixer<T>::init_ssm(ParamStore<T>& ps, std::mt19937_64& rng) const {
 }
 
 template <typename T>
-void S4Mixer<T>::dt_and_Lambda(const ParamStore<T>& ps, std::vector<T>& dt,
-                               std::vector<std::complex<T>>& Lambda) const {
+void S4Mixer<T>::dt_and_Lambda(const ParamStore<T>& ps) const {
   const int H = this->H_, N2 = this->N2_;
-  const T* p = ps.data();
-  dt.resize(H);
-  Lambda.resize(size_t(H) * N2);
-  for (int h = 0; h < H; ++h) dt[h] = std::exp(p[log_dt_ + h]);
-  for (size_t i = 0; i < Lambda.size(); ++i) Lambda[i] = {-std::exp(p[log_A_real_ + i]), p[A_imag_ + i]};
+  Backend<T>& be = ps.backend();
+  dt_.resize(be, H);
+  Lam_.resize(be, size_t(2) * H * N2);
+  be.ssm_diag_prepare(H, N2, ps.data() + log_dt_, ps.data() + log_A_real_, ps.data() + A_imag_,
+                      dt_.data(), Lam_.data());
 }
 
 template <typename T>
 void S4Mixer<T>::kernel(const ParamStore<T>& ps, int len, T* K) const {
-  std::vector<T> dt;
-  std::vector<std::complex<T>> Lam;
-  dt_and_Lambda(ps, dt, Lam);
-  ops::dplr_kernel_forward(ops::DplrKernelShape{this->H_, this->N2_, len, this->copies_}, dt.data(),
-                           Lam.data(), cplx(ps, P_), cplx(ps, B_), cplx(ps, C_), K);
+  dt_and_Lambda(ps);
+  ps.backend().dplr_kernel_forward(ops::DplrKernelShape{this->H_, this->N2_, len, this->copies_},
+                                   dt_.data(), Lam_.data(), ps.data() + P_, ps.data() + B_,
+                                   ps.data() + C_, K);
 }
 
 template <typename T>
 void S4Mixer<T>::kernel_backward(ParamStore<T>& ps, int len, const T* dK) {
   const int H = this->H_, N2 = this->N2_;
-  std::vector<T> dt;
-  std::vector<std::complex<T>> Lam;
-  dt_and_Lambda(ps, dt, Lam);
-  const size_t n = size_t(H) * N2;
-  ddt_.resize(H);
-  dLam_.resize(n);
-  dP_.resize(n);
-  dB_.resize(n);
-  dC_.resize(size_t(this->copies_) * n);
-  ops::dplr_kernel_backward(ops::DplrKernelShape{H, N2, len, this->copies_}, dt.data(), Lam.data(),
-                            cplx(ps, P_), cplx(ps, B_), cplx(ps, C_), dK, ddt_.data(), dLam_.data(),
-                            dP_.data(), dB_.data(), dC_.data());
+  Backend<T>& be = ps.backend();
+  dt_and_Lambda(ps);
+  const size_t n = size_t(2) * H * N2;  // reals in an (H, N/2) complex array
+  ddt_.resize(be, H);
+  dLam_.resize(be, n);
+  dP_.resize(be, n);
+  dB_.resize(be, n);
+  dC_.resize(be, size_t(this->copies_) * n);
+  be.dplr_kernel_backward(ops::DplrKernelShape{H, N2, len, this->copies_}, dt_.data(), Lam_.data(),
+                          ps.data() + P_, ps.data() + B_, ps.data() + C_, dK, ddt_.data(), dLam_.data(),
+                          dP_.data(), dB_.data(), dC_.data());
   T* g = ps.grad();
-  for (int h = 0; h < H; ++h) g[log_dt_ + h] += ddt_[h] * dt[h];
-  for (size_t i = 0; i < n; ++i) {
-    g[log_A_real_ + i] += dLam_[i].real() * Lam[i].real();
-    g[A_imag_ + i] += dLam_[i].imag();
-  }
-  auto add = [&](size_t off, const std::vector<std::complex<T>>& d) {
-    for (size_t i = 0; i < d.size(); ++i) {
-      g[off + 2 * i] += d[i].real();
-      g[off + 2 * i + 1] += d[i].imag();
-    }
-  };
-  add(P_, dP_);
-  add(B_, dB_);
-  add(C_, dC_);
+  be.ssm_diag_prepare_backward(H, N2, dt_.data(), Lam_.data(), ddt_.data(), dLam_.data(), g + log_dt_,
+                               g + log_A_real_, g + A_imag_);
+  be.axpy(T(1), dP_.data(), g + P_, n);
+  be.axpy(T(1), dB_.data(), g + B_, n);
+  be.axpy(T(1), dC_.data(), g + C_, dC_.size());
 }
 
 template <typename T>
-void S4Mixer<T>::ssm_step(const ParamStore<T>& ps, int batch, const T* u, std::complex<T>* state,
-                          T* y) const {
-  std::vector<T> dt;
-  std::vector<std::complex<T>> Lam;
-  dt_and_Lambda(ps, dt, Lam);
-  ops::dplr_step(ops::DplrKernelShape{this->H_, this->N2_, 1, 1}, batch, dt.data(), Lam.data(),
-                 cplx(ps, P_), cplx(ps, B_), cplx(ps, C_), u, state, y);
+void S4Mixer<T>::ssm_step(const ParamStore<T>& ps, int batch, const T* u, T* state, T* y) const {
+  dt_and_Lambda(ps);
+  ps.backend().dplr_step(ops::DplrKernelShape{this->H_, this->N2_, 1, 1}, batch, dt_.data(),
+                         Lam_.data(), ps.data() + P_, ps.data() + B_, ps.data() + C_, u, state, y);
 }
 
 template class S4Mixer<float>;

@@ -32,58 +32,45 @@ void S4DMixer<T>::init_ssm(ParamStore<T>& ps, std::mt19937_64& rng) const {
 }
 
 template <typename T>
-void S4DMixer<T>::dt_and_A(const ParamStore<T>& ps, std::vector<T>& dt,
-                           std::vector<std::complex<T>>& A) const {
+void S4DMixer<T>::dt_and_A(const ParamStore<T>& ps) const {
   const int H = this->H_, N2 = this->N2_;
-  const T* p = ps.data();
-  dt.resize(H);
-  A.resize(size_t(H) * N2);
-  for (int h = 0; h < H; ++h) dt[h] = std::exp(p[log_dt_ + h]);
-  for (size_t i = 0; i < A.size(); ++i) A[i] = {-std::exp(p[log_A_real_ + i]), p[A_imag_ + i]};
+  Backend<T>& be = ps.backend();
+  dt_.resize(be, H);
+  A_.resize(be, size_t(2) * H * N2);
+  be.ssm_diag_prepare(H, N2, ps.data() + log_dt_, ps.data() + log_A_real_, ps.data() + A_imag_,
+                      dt_.data(), A_.data());
 }
 
 template <typename T>
 void S4DMixer<T>::kernel(const ParamStore<T>& ps, int len, T* K) const {
-  std::vector<T> dt;
-  std::vector<std::complex<T>> A;
-  dt_and_A(ps, dt, A);
-  ops::s4d_kernel_forward(ops::S4DKernelShape{this->H_, this->N2_, len, this->copies_}, dt.data(),
-                          A.data(), reinterpret_cast<const std::complex<T>*>(ps.data() + C_), K);
+  dt_and_A(ps);
+  ps.backend().s4d_kernel_forward(ops::S4DKernelShape{this->H_, this->N2_, len, this->copies_},
+                                  dt_.data(), A_.data(), ps.data() + C_, K);
 }
 
-// dt = exp(log_dt): d log_dt = ddt dt; Re A = -exp(log_A_real): d log_A_real = Re(dA) Re(A).
+// dt = exp(log_dt): d log_dt = ddt dt; Re A = -exp(log_A_real): d log_A_real
+// = Re(dA) Re(A) (ssm_diag_prepare_backward); C is its own parameter.
 template <typename T>
 void S4DMixer<T>::kernel_backward(ParamStore<T>& ps, int len, const T* dK) {
   const int H = this->H_, N2 = this->N2_;
-  std::vector<T> dt;
-  std::vector<std::complex<T>> A;
-  dt_and_A(ps, dt, A);
-  ddt_.resize(H);
-  dA_.resize(A.size());
-  dC_.resize(size_t(this->copies_) * H * N2);
-  ops::s4d_kernel_backward(ops::S4DKernelShape{H, N2, len, this->copies_}, dt.data(), A.data(),
-                           reinterpret_cast<const std::complex<T>*>(ps.data() + C_), dK, ddt_.data(),
-                           dA_.data(), dC_.data());
+  Backend<T>& be = ps.backend();
+  dt_and_A(ps);
+  ddt_.resize(be, H);
+  dA_.resize(be, A_.size());
+  dC_.resize(be, size_t(2) * this->copies_ * H * N2);
+  be.s4d_kernel_backward(ops::S4DKernelShape{H, N2, len, this->copies_}, dt_.data(), A_.data(),
+                         ps.data() + C_, dK, ddt_.data(), dA_.data(), dC_.data());
   T* g = ps.grad();
-  for (int h = 0; h < H; ++h) g[log_dt_ + h] += ddt_[h] * dt[h];
-  for (size_t i = 0; i < A.size(); ++i) {
-    g[log_A_real_ + i] += dA_[i].real() * A[i].real();
-    g[A_imag_ + i] += dA_[i].imag();
-  }
-  for (size_t i = 0; i < dC_.size(); ++i) {
-    g[C_ + 2 * i] += dC_[i].real();
-    g[C_ + 2 * i + 1] += dC_[i].imag();
-  }
+  be.ssm_diag_prepare_backward(H, N2, dt_.data(), A_.data(), ddt_.data(), dA_.data(), g + log_dt_,
+                               g + log_A_real_, g + A_imag_);
+  be.axpy(T(1), dC_.data(), g + C_, dC_.size());
 }
 
 template <typename T>
-void S4DMixer<T>::ssm_step(const ParamStore<T>& ps, int batch, const T* u, std::complex<T>* state,
-                           T* y) const {
-  std::vector<T> dt;
-  std::vector<std::complex<T>> A;
-  dt_and_A(ps, dt, A);
-  ops::s4d_step(ops::S4DKernelShape{this->H_, this->N2_, 1, 1}, batch, dt.data(), A.data(),
-                reinterpret_cast<const std::complex<T>*>(ps.data() + C_), u, state, y);
+void S4DMixer<T>::ssm_step(const ParamStore<T>& ps, int batch, const T* u, T* state, T* y) const {
+  dt_and_A(ps);
+  ps.backend().s4d_step(ops::S4DKernelShape{this->H_, this->N2_, 1, 1}, batch, dt_.data(), A_.data(),
+                        ps.data() + C_, u, state, y);
 }
 
 template class S4DMixer<float>;

@@ -3,8 +3,6 @@
 #include <cmath>
 
 #include "mambakit/error.h"
-#include "mambakit/ops/fft_conv.h"
-#include "mambakit/ops/gated.h"
 
 namespace mk {
 
@@ -58,55 +56,48 @@ void SSMConvMixer<T>::init(ParamStore<T>& ps, std::mt19937_64& rng, int /*n_laye
 template <typename T>
 void SSMConvMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, int len) {
   MK_CHECK(batch > 0 && len > 0, std::string(kind()) + " mixer: empty input");
+  Backend<T>& be = ps.backend();
   B_ = batch;
   L_ = len;
   x_in_ = x;
   const size_t rows = size_t(batch) * len, n = rows * H_;
-  K_.resize(size_t(copies_) * H_ * len);
+  K_.resize(be, size_t(copies_) * H_ * len);
   kernel(ps, len, K_.data());
-  y_.resize(n);
-  ops::fft_conv_forward(ops::FftConvShape{batch, len, H_}, x, K_.data(),
-                        copies_ == 2 ? K_.data() + size_t(H_) * len : nullptr, y_.data());
-  const T* D = ps.data() + D_;
-  for (size_t r = 0; r < rows; ++r)
-    for (int h = 0; h < H_; ++h) y_[r * H_ + h] += D[h] * x[r * H_ + h];
-  a_.resize(n);
-  ops::gelu_forward(y_.data(), a_.data(), n);
-  z_.resize(2 * n);
+  y_.resize(be, n);
+  be.fft_conv_forward(ops::FftConvShape{batch, len, H_}, x, K_.data(),
+                      copies_ == 2 ? K_.data() + size_t(H_) * len : nullptr, y_.data());
+  be.channel_scale_forward(x, ps.data() + D_, y_.data(), rows, size_t(H_));
+  a_.resize(be, n);
+  be.gelu_forward(y_.data(), a_.data(), n);
+  z_.resize(be, 2 * n);
   out_.forward(ps, a_.data(), z_.data(), int(rows));
-  ops::glu_forward(z_.data(), out, rows, size_t(H_));
+  be.glu_forward(z_.data(), out, rows, size_t(H_));
 }
 
 template <typename T>
 void SSMConvMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
   MK_CHECK(B_ > 0, std::string(kind()) + " mixer: backward called before forward");
+  Backend<T>& be = ps.backend();
   const size_t rows = size_t(B_) * L_, n = rows * H_;
-  dz_.resize(2 * n);
-  ops::glu_backward(dout, z_.data(), dz_.data(), rows, size_t(H_));
-  da_.resize(n);
+  dz_.resize(be, 2 * n);
+  be.glu_backward(dout, z_.data(), dz_.data(), rows, size_t(H_));
+  da_.resize(be, n);
   out_.backward(ps, dz_.data(), a_.data(), da_.data(), int(rows));
-  dy_.resize(n);
-  ops::gelu_backward(da_.data(), y_.data(), dy_.data(), n);
-  dK_.resize(K_.size());
+  dy_.resize(be, n);
+  be.gelu_backward(da_.data(), y_.data(), dy_.data(), n);
+  dK_.resize(be, K_.size());
   const size_t HL = size_t(H_) * L_;
-  ops::fft_conv_backward(ops::FftConvShape{B_, L_, H_}, dy_.data(), x_in_, K_.data(),
-                         copies_ == 2 ? K_.data() + HL : nullptr, dx, dK_.data(),
-                         copies_ == 2 ? dK_.data() + HL : nullptr);
-  const T* D = ps.data() + D_;
-  T* gD = ps.grad() + D_;
-  for (size_t r = 0; r < rows; ++r)
-    for (int h = 0; h < H_; ++h) {
-      const size_t i = r * H_ + h;
-      gD[h] += dy_[i] * x_in_[i];
-      dx[i] += D[h] * dy_[i];
-    }
+  be.fft_conv_backward(ops::FftConvShape{B_, L_, H_}, dy_.data(), x_in_, K_.data(),
+                       copies_ == 2 ? K_.data() + HL : nullptr, dx, dK_.data(),
+                       copies_ == 2 ? dK_.data() + HL : nullptr);
+  be.channel_scale_backward(dy_.data(), x_in_, ps.data() + D_, dx, ps.grad() + D_, rows, size_t(H_));
   kernel_backward(ps, L_, dK_.data());
 }
 
 template <typename T>
 MixerState<T> SSMConvMixer<T>::make_state(int batch) const {
   MixerState<T> s;
-  s.bufs.emplace_back(size_t(2) * batch * H_ * N2_, T(0));
+  s.bufs.emplace_back(cpu_memory(), size_t(2) * batch * H_ * N2_);
   return s;
 }
 
@@ -117,15 +108,18 @@ void SSMConvMixer<T>::step(ParamStore<T>& ps, const T* x_t, T* out_t, MixerState
                 "(its anti-causal kernel needs future inputs); use forward() on whole sequences");
   MK_CHECK(st.bufs.size() == 1 && st.bufs[0].size() == size_t(2) * batch * H_ * N2_,
            std::string(kind()) + " mixer: state does not match batch " + std::to_string(batch));
+  Backend<T>& be = ps.backend();
+  st.bufs[0].bind(be);
   const size_t n = size_t(batch) * H_;
-  std::vector<T> y(n), a(n), z(2 * n);
-  ssm_step(ps, batch, x_t, reinterpret_cast<std::complex<T>*>(st.bufs[0].data()), y.data());
-  const T* D = ps.data() + D_;
-  for (int b = 0; b < batch; ++b)
-    for (int h = 0; h < H_; ++h) y[size_t(b) * H_ + h] += D[h] * x_t[size_t(b) * H_ + h];
-  ops::gelu_forward(y.data(), a.data(), n);
-  out_.forward(ps, a.data(), z.data(), batch);
-  ops::glu_forward(z.data(), out_t, size_t(batch), size_t(H_));
+  y_.resize(be, n);
+  a_.resize(be, n);
+  z_.resize(be, 2 * n);
+  ssm_step(ps, batch, x_t, st.bufs[0].data(), y_.data());
+  be.channel_scale_forward(x_t, ps.data() + D_, y_.data(), size_t(batch), size_t(H_));
+  be.gelu_forward(y_.data(), a_.data(), n);
+  out_.forward(ps, a_.data(), z_.data(), batch);
+  be.glu_forward(z_.data(), out_t, size_t(batch), size_t(H_));
+  B_ = 0;  // step() overwrote the saved activations
   ++st.pos;
 }
 

@@ -6,11 +6,6 @@
 #include <string>
 
 #include "mambakit/error.h"
-#include "mambakit/ops/embedding.h"
-#include "mambakit/ops/gated.h"
-#include "mambakit/ops/matmul.h"
-#include "mambakit/ops/pair_features.h"
-#include "mambakit/ops/softmax_xent.h"
 
 namespace mk {
 
@@ -42,6 +37,7 @@ SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
 
 template <typename T>
 void SequenceModel<T>::init(uint64_t seed) {
+  MK_CHECK(device() == Device::cpu, "SequenceModel::init: initialise on the CPU, then move with to()");
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> nd(0.0, 0.02);
   T* e = ps_.data() + emb_;
@@ -78,24 +74,26 @@ void SequenceModel<T>::forward(const int32_t* ids, int batch, int len, const int
                    std::to_string(b) + " outside [1, " + std::to_string(len) + "]");
       lengths_[b] = lengths[b];
     }
+  Backend<T>& be = ps_.backend();
   B_ = batch;
   L_ = len;
+  logits_fresh_ = features_fresh_ = false;
   const int rows = batch * len, dm = cfg_.d_model, V = cfg_.vocab_size;
   const size_t nh = size_t(rows) * dm;
-  ids_.assign(ids, ids + rows);
+  ids_.from_host(be, ids, size_t(rows));
   resid_.resize(cfg_.n_layer + 1);
   normed_.resize(cfg_.n_layer);
-  resid_[0].resize(nh);
-  ops::embedding_forward(ids, ps_.data() + emb_, resid_[0].data(), rows, V, dm);
-  mix_out_.resize(nh);
+  resid_[0].resize(be, nh);
+  be.embedding_forward(ids_.data(), ps_.data() + emb_, resid_[0].data(), rows, V, dm);
+  mix_out_.resize(be, nh);
   for (int i = 0; i < cfg_.n_layer; ++i) {
-    normed_[i].resize(nh);
+    normed_[i].resize(be, nh);
     norms_[i].forward(ps_, resid_[i].data(), normed_[i].data(), rows);
     mixers_[i]->forward(ps_, normed_[i].data(), mix_out_.data(), batch, len);
-    resid_[i + 1].resize(nh);
-    for (size_t j = 0; j < nh; ++j) resid_[i + 1][j] = resid_[i][j] + mix_out_[j];
+    resid_[i + 1].resize(be, nh);
+    be.add(resid_[i].data(), mix_out_.data(), resid_[i + 1].data(), nh);
   }
-  hf_.resize(nh);
+  hf_.resize(be, nh);
   norm_f_.forward(ps_, resid_[cfg_.n_layer].data(), hf_.data(), rows);
   if (is_pair_classifier()) {
     pool_forward();
@@ -104,139 +102,153 @@ void SequenceModel<T>::forward(const int32_t* ids, int batch, int len, const int
   }
   if (is_classifier()) {
     pool_forward();
-    logits_.resize(size_t(batch) * cfg_.n_classes);
-    ops::linear_forward(pooled_.data(), ps_.data() + cls_w_, ps_.data() + cls_b_, logits_.data(),
-                        batch, dm, cfg_.n_classes);
+    logits_.resize(be, size_t(batch) * cfg_.n_classes);
+    be.linear_forward(pooled_.data(), ps_.data() + cls_w_, ps_.data() + cls_b_, logits_.data(), batch,
+                      dm, cfg_.n_classes);
     return;
   }
   // Tied head: logits = hf E^T
-  logits_.resize(size_t(rows) * V);
-  ops::gemm<T>(false, true, rows, V, dm, T(1), hf_.data(), dm, ps_.data() + emb_, dm, T(0),
-               logits_.data(), V);
+  logits_.resize(be, size_t(rows) * V);
+  be.gemm(false, true, rows, V, dm, T(1), hf_.data(), dm, ps_.data() + emb_, dm, T(0), logits_.data(), V);
+}
+
+template <typename T>
+const std::vector<T>& SequenceModel<T>::logits() const {
+  if (!logits_fresh_) {
+    logits_host_ = logits_.to_host();
+    logits_fresh_ = true;
+  }
+  return logits_host_;
+}
+
+template <typename T>
+const std::vector<T>& SequenceModel<T>::features() const {
+  if (!features_fresh_) {
+    features_host_ = is_pair_classifier() ? hidden_.to_host() : pooled_.to_host();
+    features_fresh_ = true;
+  }
+  return features_host_;
 }
 
 // Classifier pooling: mean over the first length_b positions, or the last
 // of them. pooled (B, Dm).
 template <typename T>
 void SequenceModel<T>::pool_forward() {
+  Backend<T>& be = ps_.backend();
   const int dm = cfg_.d_model;
-  pooled_.assign(size_t(B_) * dm, T(0));
-  for (int b = 0; b < B_; ++b) {
-    T* p = pooled_.data() + size_t(b) * dm;
-    const int n = lengths_[b];
-    if (cfg_.pooling == "last") {
-      std::copy_n(hf_.data() + (size_t(b) * L_ + n - 1) * dm, dm, p);
-      continue;
-    }
-    for (int t = 0; t < n; ++t) {
-      const T* h = hf_.data() + (size_t(b) * L_ + t) * dm;
-      for (int j = 0; j < dm; ++j) p[j] += h[j];
-    }
-    for (int j = 0; j < dm; ++j) p[j] /= T(n);
-  }
+  lengths_dev_.from_host(be, lengths_.data(), lengths_.size());
+  pooled_.resize(be, size_t(B_) * dm);
+  be.sequence_pool_forward(hf_.data(), lengths_dev_.data(), pooled_.data(), B_, L_, dm,
+                           cfg_.pooling == "last");
 }
 
 // d pooled (B, Dm) -> d hf (B*L, Dm), written.
 template <typename T>
-void SequenceModel<T>::pool_backward(const T* dpooled, T* dhf) const {
-  const int dm = cfg_.d_model;
-  std::fill(dhf, dhf + size_t(B_) * L_ * dm, T(0));
-  for (int b = 0; b < B_; ++b) {
-    const T* g = dpooled + size_t(b) * dm;
-    const int n = lengths_[b];
-    const int t0 = cfg_.pooling == "last" ? n - 1 : 0;
-    const T scale = cfg_.pooling == "last" ? T(1) : T(1) / T(n);
-    for (int t = t0; t < n; ++t) {
-      T* d = dhf + (size_t(b) * L_ + t) * dm;
-      for (int j = 0; j < dm; ++j) d[j] = g[j] * scale;
-    }
-  }
+void SequenceModel<T>::pool_backward(const T* dpooled, T* dhf) {
+  ps_.backend().sequence_pool_backward(dpooled, lengths_dev_.data(), dhf, B_, L_, cfg_.d_model,
+                                       cfg_.pooling == "last");
 }
 
 // Pair head: pooled rows p (u) and P + p (v) -> [u, v, u*v, u-v] -> Linear
 // -> GELU -> Linear -> logits (P, C).
 template <typename T>
 void SequenceModel<T>::pair_head_forward() {
+  Backend<T>& be = ps_.backend();
   const int dm = cfg_.d_model, P = B_ / 2, C = cfg_.n_classes;
-  pair_in_.resize(size_t(P) * 4 * dm);
+  pair_in_.resize(be, size_t(P) * 4 * dm);
   // pooled_ holds the first documents in rows [0, P), the second in [P, 2P).
-  ops::pair_features_forward(pooled_.data(), pooled_.data() + size_t(P) * dm, pair_in_.data(), P, dm);
-  dense_.resize(size_t(P) * dm);
-  hidden_.resize(dense_.size());
-  ops::linear_forward(pair_in_.data(), ps_.data() + dense_w_, ps_.data() + dense_b_, dense_.data(), P, 4 * dm,
-                      dm);
-  ops::gelu_forward(dense_.data(), hidden_.data(), dense_.size());
-  logits_.resize(size_t(P) * C);
-  ops::linear_forward(hidden_.data(), ps_.data() + cls_w_, ps_.data() + cls_b_, logits_.data(), P, dm, C);
+  be.pair_features_forward(pooled_.data(), pooled_.data() + size_t(P) * dm, pair_in_.data(), P, dm);
+  dense_.resize(be, size_t(P) * dm);
+  hidden_.resize(be, dense_.size());
+  be.linear_forward(pair_in_.data(), ps_.data() + dense_w_, ps_.data() + dense_b_, dense_.data(), P,
+                    4 * dm, dm);
+  be.gelu_forward(dense_.data(), hidden_.data(), dense_.size());
+  logits_.resize(be, size_t(P) * C);
+  be.linear_forward(hidden_.data(), ps_.data() + cls_w_, ps_.data() + cls_b_, logits_.data(), P, dm, C);
 }
 
 template <typename T>
 void SequenceModel<T>::pair_head_backward(const T* dlogits, T* dpooled) {
+  Backend<T>& be = ps_.backend();
   const int dm = cfg_.d_model, P = B_ / 2, C = cfg_.n_classes;
   T* g = ps_.grad();
-  std::vector<T> dhidden(size_t(P) * dm), ddense(dhidden.size()), din(size_t(P) * 4 * dm);
-  ops::linear_backward(dlogits, hidden_.data(), ps_.data() + cls_w_, dhidden.data(), g + cls_w_, g + cls_b_, P,
-                       dm, C);
-  ops::gelu_backward(dhidden.data(), dense_.data(), ddense.data(), ddense.size());
-  ops::linear_backward(ddense.data(), pair_in_.data(), ps_.data() + dense_w_, din.data(), g + dense_w_,
-                       g + dense_b_, P, 4 * dm, dm);
-  ops::pair_features_backward(din.data(), pooled_.data(), pooled_.data() + size_t(P) * dm, dpooled,
-                              dpooled + size_t(P) * dm, P, dm);
+  Buf<T>& dhidden = dhead_a_;
+  Buf<T>& ddense = dhead_b_;
+  Buf<T>& din = dhead_c_;
+  dhidden.resize(be, size_t(P) * dm);
+  ddense.resize(be, dhidden.size());
+  din.resize(be, size_t(P) * 4 * dm);
+  be.linear_backward(dlogits, hidden_.data(), ps_.data() + cls_w_, dhidden.data(), g + cls_w_,
+                     g + cls_b_, P, dm, C);
+  be.gelu_backward(dhidden.data(), dense_.data(), ddense.data(), ddense.size());
+  be.linear_backward(ddense.data(), pair_in_.data(), ps_.data() + dense_w_, din.data(), g + dense_w_,
+                     g + dense_b_, P, 4 * dm, dm);
+  be.pair_features_backward(din.data(), pooled_.data(), pooled_.data() + size_t(P) * dm, dpooled,
+                            dpooled + size_t(P) * dm, P, dm);
+}
+
+template <typename T>
+long SequenceModel<T>::upload_targets(const int32_t* targets) const {
+  const int rows = logit_rows();
+  long n = 0;
+  for (int i = 0; i < rows; ++i) n += targets[i] >= 0;
+  targets_.from_host(ps_.backend(), targets, size_t(rows));
+  losses_.resize(ps_.backend(), size_t(rows));
+  return n;
 }
 
 template <typename T>
 double SequenceModel<T>::loss(const int32_t* targets) const {
   const int rows = logit_rows(), V = logit_width();
-  std::vector<T> losses(rows);
-  double sum = ops::softmax_xent<T>(logits_.data(), targets, losses.data(), nullptr, rows, V, T(0));
-  long n = 0;
-  for (int i = 0; i < rows; ++i) n += targets[i] >= 0;
+  const long n = upload_targets(targets);
+  double sum = ps_.backend().softmax_xent(logits_.data(), targets_.data(), losses_.data(), nullptr,
+                                          rows, V, T(0));
   return n ? sum / n : 0.0;
 }
 
 template <typename T>
 double SequenceModel<T>::backward(const int32_t* targets, double grad_scale) {
   MK_CHECK(B_ > 0, "SequenceModel::backward called before forward");
+  Backend<T>& be = ps_.backend();
   const int rows = logit_rows(), dm = cfg_.d_model, V = logit_width();
   const size_t nh = size_t(B_) * L_ * dm;
-  long n = 0;
-  for (int i = 0; i < rows; ++i) n += targets[i] >= 0;
+  const long n = upload_targets(targets);
   const double scale = n ? grad_scale / n : 0.0;
-  std::vector<T> losses(rows);
   // dlogits overwrite the logits (they are not needed again).
-  double sum = ops::softmax_xent<T>(logits_.data(), targets, losses.data(), logits_.data(), rows, V,
-                                    T(scale));
+  double sum = be.softmax_xent(logits_.data(), targets_.data(), losses_.data(), logits_.data(), rows,
+                               V, T(scale));
+  logits_fresh_ = false;
   T* gE = ps_.grad() + emb_;
-  dh_.resize(nh);
+  dh_.resize(be, nh);
   if (is_pair_classifier()) {
-    std::vector<T> dpooled(size_t(B_) * dm);
-    pair_head_backward(logits_.data(), dpooled.data());
-    pool_backward(dpooled.data(), dh_.data());
+    dpooled_.resize(be, size_t(B_) * dm);
+    pair_head_backward(logits_.data(), dpooled_.data());
+    pool_backward(dpooled_.data(), dh_.data());
   } else if (is_classifier()) {
     // Head: d pooled = dlogits W ; dW += dlogits^T pooled ; then un-pool.
-    std::vector<T> dpooled(size_t(B_) * dm);
-    ops::linear_backward(logits_.data(), pooled_.data(), ps_.data() + cls_w_, dpooled.data(),
-                         ps_.grad() + cls_w_, ps_.grad() + cls_b_, B_, dm, cfg_.n_classes);
-    pool_backward(dpooled.data(), dh_.data());
+    dpooled_.resize(be, size_t(B_) * dm);
+    be.linear_backward(logits_.data(), pooled_.data(), ps_.data() + cls_w_, dpooled_.data(),
+                       ps_.grad() + cls_w_, ps_.grad() + cls_b_, B_, dm, cfg_.n_classes);
+    pool_backward(dpooled_.data(), dh_.data());
   } else {
     // Tied head: dhf = dlogits E ; dE += dlogits^T hf
-    ops::gemm<T>(false, false, rows, dm, V, T(1), logits_.data(), V, ps_.data() + emb_, dm, T(0),
-                 dh_.data(), dm);
-    ops::gemm<T>(true, false, V, dm, rows, T(1), logits_.data(), V, hf_.data(), dm, T(1), gE, dm);
+    be.gemm(false, false, rows, dm, V, T(1), logits_.data(), V, ps_.data() + emb_, dm, T(0),
+            dh_.data(), dm);
+    be.gemm(true, false, V, dm, rows, T(1), logits_.data(), V, hf_.data(), dm, T(1), gE, dm);
   }
   const int trows = B_ * L_;
   // Final norm: dh = d resid[n_layer]
-  dtmp_.resize(nh);
+  dtmp_.resize(be, nh);
   norm_f_.backward(ps_, dh_.data(), resid_[cfg_.n_layer].data(), dtmp_.data(), trows);
-  std::swap(dh_, dtmp_);
-  dnorm_.resize(nh);
+  dh_.swap(dtmp_);
+  dnorm_.resize(be, nh);
   for (int i = cfg_.n_layer - 1; i >= 0; --i) {
     // resid[i+1] = resid[i] + mixer(norm(resid[i]))
     mixers_[i]->backward(ps_, dh_.data(), dnorm_.data());
     norms_[i].backward(ps_, dnorm_.data(), resid_[i].data(), dtmp_.data(), trows);
-    for (size_t j = 0; j < nh; ++j) dh_[j] += dtmp_[j];
+    be.axpy(T(1), dtmp_.data(), dh_.data(), nh);
   }
-  ops::embedding_backward(ids_.data(), dh_.data(), gE, trows, cfg_.vocab_size, dm);
+  be.embedding_backward(ids_.data(), dh_.data(), gE, trows, cfg_.vocab_size, dm);
   // The logits now hold gradients; mark them consumed.
   B_ = 0;
   return n ? sum / n : 0.0;
@@ -253,20 +265,24 @@ typename SequenceModel<T>::State SequenceModel<T>::make_state(int batch) const {
 template <typename T>
 void SequenceModel<T>::step(const int32_t* ids_t, State& st, T* logits_t) {
   MK_CHECK(!is_classifier(), "SequenceModel::step: a classifier model has no generation step");
+  Backend<T>& be = ps_.backend();
   const int b = st.batch, dm = cfg_.d_model, V = cfg_.vocab_size;
   const size_t nh = size_t(b) * dm;
-  step_h_.resize(nh);
-  step_n_.resize(nh);
-  step_o_.resize(nh);
-  ops::embedding_forward(ids_t, ps_.data() + emb_, step_h_.data(), b, V, dm);
+  step_ids_.from_host(be, ids_t, size_t(b));
+  step_h_.resize(be, nh);
+  step_n_.resize(be, nh);
+  step_o_.resize(be, nh);
+  step_logits_.resize(be, size_t(b) * V);
+  be.embedding_forward(step_ids_.data(), ps_.data() + emb_, step_h_.data(), b, V, dm);
   for (int i = 0; i < cfg_.n_layer; ++i) {
     norms_[i].forward(ps_, step_h_.data(), step_n_.data(), b);
     mixers_[i]->step(ps_, step_n_.data(), step_o_.data(), st.layers[i], b);
-    for (size_t j = 0; j < nh; ++j) step_h_[j] += step_o_[j];
+    be.axpy(T(1), step_o_.data(), step_h_.data(), nh);
   }
   norm_f_.forward(ps_, step_h_.data(), step_n_.data(), b);
-  ops::gemm<T>(false, true, b, V, dm, T(1), step_n_.data(), dm, ps_.data() + emb_, dm, T(0),
-               logits_t, V);
+  be.gemm(false, true, b, V, dm, T(1), step_n_.data(), dm, ps_.data() + emb_, dm, T(0),
+          step_logits_.data(), V);
+  step_logits_.to_host(logits_t);
 }
 
 template class SequenceModel<float>;

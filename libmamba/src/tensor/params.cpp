@@ -29,14 +29,24 @@ size_t ParamStore<T>::declare(const std::string& name, const Shape& shape, bool 
 template <typename T>
 void ParamStore<T>::finalize() {
   MK_CHECK(!finalized_, "ParamStore::finalize: called twice");
-  data_.assign(total_, T(0));
-  grad_.assign(total_, T(0));
+  data_.assign_zero(*backend_, total_);
+  grad_.assign_zero(*backend_, total_);
   finalized_ = true;
 }
 
 template <typename T>
 void ParamStore<T>::zero_grad() {
-  std::fill(grad_.begin(), grad_.end(), T(0));
+  grad_.assign_zero(*backend_, total_);
+}
+
+template <typename T>
+void ParamStore<T>::to(Device d) {
+  if (d == device_) return;
+  Backend<T>& be = backend_for<T>(d);
+  data_.bind(be);
+  grad_.bind(be);
+  backend_ = &be;
+  device_ = d;
 }
 
 template <typename T>
@@ -50,6 +60,7 @@ template <typename T>
 Tensor ParamStore<T>::view(const std::string& name) {
   const ParamEntry& e = entry(name);
   MK_CHECK(finalized_, "ParamStore::view: '" + name + "' requested before finalize()");
+  MK_CHECK(device_ == Device::cpu, "ParamStore::view: '" + name + "' lives on the GPU; use host_data()");
   return Tensor::borrow(data_.data() + e.offset, e.shape, dtype_of<T>());
 }
 
@@ -57,6 +68,7 @@ template <typename T>
 Tensor ParamStore<T>::grad_view(const std::string& name) {
   const ParamEntry& e = entry(name);
   MK_CHECK(finalized_, "ParamStore::grad_view: '" + name + "' requested before finalize()");
+  MK_CHECK(device_ == Device::cpu, "ParamStore::grad_view: '" + name + "' lives on the GPU; use host_grad()");
   return Tensor::borrow(grad_.data() + e.offset, e.shape, dtype_of<T>());
 }
 

@@ -20,6 +20,7 @@ struct EvalOptions {
   std::string checkpoint = "latest";
   long max_sequences = -1;  // -1: the config's eval.max_sequences (0: all)
   int batch = 0;            // 0: the config's
+  std::string device = "cpu";  // where the model runs: cpu or cuda
   // Perplexity family: ppl, nll, bits (per token), bpb / bits_per_byte
   // (text), bits_per_base (DNA), bits_per_sample (audio).
   int window = 0;      // sliding window (0: the config's data.seq_len)

@@ -100,6 +100,7 @@ class Trainer {
   Trainer(const RunConfig& cfg, Init);  // task and model, no weights yet
   void evaluate_and_track(MetricsLog& log);
   void save_best();
+  void place_on_device();
   void write_confusion(const std::string& dir);
   nlohmann::json summary(double wall_seconds) const;
   nlohmann::json state_json() const;
@@ -107,7 +108,7 @@ class Trainer {
   RunConfig cfg_;
   std::unique_ptr<tasks::Task> task_;
   std::unique_ptr<SequenceModel<float>> model_;
-  std::vector<float> m_, v_;
+  Buf<float> m_, v_;  // AdamW moments, on the model's device
   std::vector<std::string> eval_metrics_;  // without split prefix
   std::string best_metric_;                // with prefix, e.g. val_loss
   bool best_higher_ = false;

@@ -17,6 +17,7 @@
 
 #include "mambakit/layers/linear.h"
 #include "mambakit/layers/mixer.h"
+#include "mambakit/ops/attention.h"
 
 namespace mk {
 
@@ -40,8 +41,10 @@ class AttentionMixer : public Mixer<T> {
   Linear<T> q_, k_, v_, o_;
   int B_ = 0, L_ = 0;
   const T* x_in_ = nullptr;
-  std::vector<T> q_buf_, k_buf_, v_buf_, o_buf_, lse_;
-  std::vector<T> do_, dq_, dk_, dv_, tmp_;
+  Buf<T> q_buf_, k_buf_, v_buf_, o_buf_, lse_;
+  Buf<T> do_, dq_, dk_, dv_, tmp_;
+  Buf<T> step_q_, step_o_;
+  ops::AttentionParams<T> params(int batch, int len);
 };
 
 }  // namespace mk

@@ -17,6 +17,7 @@
 #include "mambakit/layers/linear.h"
 #include "mambakit/layers/mixer.h"
 #include "mambakit/model_config.h"
+#include "mambakit/ops/selective_scan.h"
 #include "mambakit/params.h"
 
 namespace mk {
@@ -46,12 +47,16 @@ class MambaMixer : public Mixer<T> {
   Linear<T> in_proj_, x_proj_;  // the fused parameters the splits view
   size_t conv_w_ = 0, conv_b_ = 0, A_log_ = 0, D_ = 0;
 
-  // Saved activations of the last forward.
+  ops::SelectiveScanParams<T> scan_params(const ParamStore<T>& ps) const;
+
+  // Saved activations of the last forward (on the parameters' device).
   int B_ = 0, L_ = 0;
   const T* x_in_ = nullptr;
-  std::vector<T> x_, z_, xc_, u_, dtin_, Bm_, Cm_, dtpre_, delta_, y_, states_, A_;
+  Buf<T> x_, z_, xc_, u_, dtin_, Bm_, Cm_, dtpre_, delta_, y_, states_, A_;
   // Backward scratch.
-  std::vector<T> dy_, du_, ddelta_, dz_, dB_, dC_, ddtin_, dx_, dA_;
+  Buf<T> dy_, du_, ddelta_, dz_, dB_, dC_, ddtin_, dx_, dA_;
+  // step() scratch.
+  Buf<T> sbuf_[13];
 };
 
 }  // namespace mk

@@ -17,9 +17,11 @@ namespace mk {
 
 // Per-layer recurrent state: a mixer decides what its buffers hold (Mamba:
 // conv window and SSM state; attention: the KV cache; MLP: nothing).
+// make_state() creates them on the CPU; step() moves them to the device of
+// the parameters on first use.
 template <typename T>
 struct MixerState {
-  std::vector<std::vector<T>> bufs;
+  std::vector<Buf<T>> bufs;
   long pos = 0;  // tokens consumed so far
 };
 

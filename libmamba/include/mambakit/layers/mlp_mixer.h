@@ -32,7 +32,7 @@ class MLPMixer : public Mixer<T> {
   Linear<T> gate_, up_, down_;
   int rows_ = 0;
   const T* x_in_ = nullptr;
-  std::vector<T> g_, u_, h_, dh_, dg_, du_, tmp_;
+  Buf<T> g_, u_, h_, dh_, dg_, du_;
 };
 
 }  // namespace mk

@@ -12,7 +12,7 @@ struct RMSNorm {
   int dim = 0;
   T eps = T(1e-5);
   size_t w = 0;
-  std::vector<T> rstd;  // (rows) saved by forward
+  Buf<T> rstd;  // (rows) saved by forward
 
   void declare(ParamStore<T>& ps, const std::string& name, int d, double epsilon);
   void init(ParamStore<T>& ps) const;  // weight = 1

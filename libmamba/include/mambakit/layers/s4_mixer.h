@@ -30,18 +30,14 @@ class S4Mixer : public SSMConvMixer<T> {
   void declare_ssm(ParamStore<T>& ps, const std::string& prefix, const ModelConfig& cfg) override;
   void init_ssm(ParamStore<T>& ps, std::mt19937_64& rng) const override;
   void kernel_backward(ParamStore<T>& ps, int len, const T* dK) override;
-  void ssm_step(const ParamStore<T>& ps, int batch, const T* u, std::complex<T>* state,
-                T* y) const override;
+  void ssm_step(const ParamStore<T>& ps, int batch, const T* u, T* state, T* y) const override;
 
  private:
-  void dt_and_Lambda(const ParamStore<T>& ps, std::vector<T>& dt,
-                     std::vector<std::complex<T>>& Lambda) const;
-  const std::complex<T>* cplx(const ParamStore<T>& ps, size_t off) const {
-    return reinterpret_cast<const std::complex<T>*>(ps.data() + off);
-  }
+  // dt (H) and Lambda (H, N/2, complex) from the parameters, into dt_, Lam_.
+  void dt_and_Lambda(const ParamStore<T>& ps) const;
   size_t log_dt_ = 0, log_A_real_ = 0, A_imag_ = 0, P_ = 0, B_ = 0, C_ = 0;
-  std::vector<T> ddt_;
-  std::vector<std::complex<T>> dLam_, dP_, dB_, dC_;
+  mutable Buf<T> dt_, Lam_;
+  Buf<T> ddt_, dLam_, dP_, dB_, dC_;
 };
 
 }  // namespace mk

@@ -28,16 +28,15 @@ class S4DMixer : public SSMConvMixer<T> {
   void declare_ssm(ParamStore<T>& ps, const std::string& prefix, const ModelConfig& cfg) override;
   void init_ssm(ParamStore<T>& ps, std::mt19937_64& rng) const override;
   void kernel_backward(ParamStore<T>& ps, int len, const T* dK) override;
-  void ssm_step(const ParamStore<T>& ps, int batch, const T* u, std::complex<T>* state,
-                T* y) const override;
+  void ssm_step(const ParamStore<T>& ps, int batch, const T* u, T* state, T* y) const override;
 
  private:
-  // dt (H) and A (H, N/2) from the parameters.
-  void dt_and_A(const ParamStore<T>& ps, std::vector<T>& dt, std::vector<std::complex<T>>& A) const;
+  // dt (H) and A (H, N/2, complex) from the parameters, into dt_ and A_.
+  void dt_and_A(const ParamStore<T>& ps) const;
   std::string init_ = "lin";
   size_t log_dt_ = 0, log_A_real_ = 0, A_imag_ = 0, C_ = 0;
-  std::vector<T> ddt_;
-  std::vector<std::complex<T>> dA_, dC_;
+  mutable Buf<T> dt_, A_;
+  Buf<T> ddt_, dA_, dC_;
 };
 
 }  // namespace mk

@@ -39,7 +39,8 @@ class SSMConvMixer : public Mixer<T> {
   int channels() const { return H_; }
   int half_state() const { return N2_; }
   int copies() const { return copies_; }
-  // The kernel of the SSM for length L: K (copies, H, L).
+  // The kernel of the SSM for length L: K (copies, H, L), on the
+  // parameters' device.
   virtual void kernel(const ParamStore<T>& ps, int len, T* K) const = 0;
 
  protected:
@@ -48,9 +49,9 @@ class SSMConvMixer : public Mixer<T> {
   virtual void init_ssm(ParamStore<T>& ps, std::mt19937_64& rng) const = 0;
   // dK (copies, H, L) -> SSM parameter gradients accumulated.
   virtual void kernel_backward(ParamStore<T>& ps, int len, const T* dK) = 0;
-  // u (B, H), state (B, H, N/2) advanced -> y (B, H) without the D term.
-  virtual void ssm_step(const ParamStore<T>& ps, int batch, const T* u, std::complex<T>* state,
-                        T* y) const = 0;
+  // u (B, H), state (B, H, N/2) complex as (re, im) pairs, advanced ->
+  // y (B, H) without the D term.
+  virtual void ssm_step(const ParamStore<T>& ps, int batch, const T* u, T* state, T* y) const = 0;
 
   int H_ = 0, N2_ = 0, copies_ = 1;
   double dt_min_ = 1e-3, dt_max_ = 1e-1;
@@ -60,8 +61,8 @@ class SSMConvMixer : public Mixer<T> {
   Linear<T> out_;
   int B_ = 0, L_ = 0;
   const T* x_in_ = nullptr;
-  std::vector<T> K_, y_, a_, z_;
-  std::vector<T> dz_, da_, dy_, dK_;
+  Buf<T> K_, y_, a_, z_;
+  Buf<T> dz_, da_, dy_, dK_;
 };
 
 // Helpers shared by the SSM mixers.

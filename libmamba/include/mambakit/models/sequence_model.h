@@ -34,8 +34,14 @@ class SequenceModel {
   const ParamStore<T>& params() const { return ps_; }
   size_t num_params() const { return ps_.size(); }
 
-  // Random initialisation (deterministic in seed).
+  // Random initialisation (deterministic in seed). On the CPU only: init or
+  // load first, then move the model with to().
   void init(uint64_t seed);
+
+  // Moves the parameters (and every buffer from here on) to device d.
+  // Throws mk::Error if the device has no backend (e.g. cuda without a GPU).
+  void to(Device d) { ps_.to(d); }
+  Device device() const { return ps_.device(); }
 
   // ids (B, L) -> logits, kept inside (logits()). Saves activations.
   //   LM head:         logits (B, L, V), targets (B, L)
@@ -46,7 +52,9 @@ class SequenceModel {
   // lengths (B), optional, for the classifier: sequence b is ids[b, :len_b]
   // (the rest is padding, excluded from the pooling).
   void forward(const int32_t* ids, int batch, int len, const int32_t* lengths = nullptr);
-  const std::vector<T>& logits() const { return logits_; }
+  // A host copy of the logits (downloaded from the device on first call
+  // after a forward).
+  const std::vector<T>& logits() const;
   bool is_classifier() const { return cfg_.n_classes > 0; }
   bool is_pair_classifier() const { return cfg_.pair_classifier; }
   // Rows and width of logits() after the last forward.
@@ -57,7 +65,7 @@ class SequenceModel {
   // For the one-sequence classifier that is the pooled sequence (B, Dm);
   // for the pair classifier the GELU hidden layer of the head (P, Dm),
   // computed from [u, v, u*v, u-v]. Empty for the LM head.
-  const std::vector<T>& features() const { return is_pair_classifier() ? hidden_ : pooled_; }
+  const std::vector<T>& features() const;
   int feature_width() const { return cfg_.d_model; }
 
   // Mean cross-entropy of the last forward's logits against targets
@@ -75,12 +83,14 @@ class SequenceModel {
     int batch = 0;
   };
   State make_state(int batch) const;
-  // ids_t (B) -> logits_t (B, V); state advanced. LM head only.
+  // ids_t (B) -> logits_t (B, V) (host memory); state advanced. LM head only.
   void step(const int32_t* ids_t, State& st, T* logits_t);
 
  private:
   void pool_forward();
-  void pool_backward(const T* dpooled, T* dhf) const;
+  void pool_backward(const T* dpooled, T* dhf);
+  // Uploads targets (host, logit_rows()) and counts the non-ignored ones.
+  long upload_targets(const int32_t* targets) const;
   void pair_head_forward();
   // d logits (P, C) -> d pooled (2P, Dm), written; head gradients accumulated.
   void pair_head_backward(const T* dlogits, T* dpooled);
@@ -91,16 +101,24 @@ class SequenceModel {
   std::vector<std::unique_ptr<Mixer<T>>> mixers_;
   RMSNorm<T> norm_f_;
 
+  // Activations and scratch, on the parameters' device.
   int B_ = 0, L_ = 0;
-  std::vector<int32_t> ids_, lengths_;
-  std::vector<T> pooled_;  // (B, Dm)
+  std::vector<int32_t> lengths_;  // host copy
+  Buf<int32_t> ids_, lengths_dev_;
+  mutable Buf<int32_t> targets_;
+  mutable Buf<T> losses_;
+  Buf<T> pooled_;  // (B, Dm)
   // Pair head: pair_in_ (P, 4Dm) = [u, v, u*v, u-v], dense_ (P, Dm) its
   // Linear, hidden_ (P, Dm) = GELU(dense_).
-  std::vector<T> pair_in_, dense_, hidden_;
-  std::vector<std::vector<T>> resid_;  // n_layer + 1 residual streams (B*L, Dm)
-  std::vector<std::vector<T>> normed_;  // per layer normalised input (B*L, Dm)
-  std::vector<T> hf_, logits_, mix_out_, dh_, dtmp_, dnorm_;
-  std::vector<T> step_h_, step_n_, step_o_;
+  Buf<T> pair_in_, dense_, hidden_;
+  std::vector<Buf<T>> resid_;   // n_layer + 1 residual streams (B*L, Dm)
+  std::vector<Buf<T>> normed_;  // per layer normalised input (B*L, Dm)
+  Buf<T> hf_, logits_, mix_out_, dh_, dtmp_, dnorm_, dpooled_, dhead_a_, dhead_b_, dhead_c_;
+  Buf<T> step_h_, step_n_, step_o_, step_logits_;
+  Buf<int32_t> step_ids_;
+  // Host mirrors for logits() and features().
+  mutable std::vector<T> logits_host_, features_host_;
+  mutable bool logits_fresh_ = false, features_fresh_ = false;
 };
 
 extern template class SequenceModel<float>;

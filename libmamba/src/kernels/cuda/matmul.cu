@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "common.cuh"
+#include "mambakit/ops/cuda/activations.h"
 #include "mambakit/ops/cuda/matmul.h"
 
 namespace mk::ops::cuda {
@@ -106,6 +107,22 @@ __global__ void colsum_partial_kernel(const T* dy, int rows, int out, float* ws)
   ws[size_t(chunk) * out + o] = s;
 }
 
+// db (out) += sum over rows of dy (rows, out): per-chunk partial sums, then
+// one fixed-order pass over them (deterministic, no atomics).
+template <typename T>
+void bias_grad(const T* dy, int rows, int out, float* db, stream_t stream) {
+    const int n_chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+    MK_CHECK(n_chunks <= 65535, "cuda::linear_backward: " + std::to_string(rows) +
+                                    " rows exceed the db reduction's grid");
+    mk::cuda::DeviceBuffer<float> ws(size_t(n_chunks) * out, stream);
+    const dim3 grid(unsigned((out + kThreads - 1) / kThreads), unsigned(n_chunks));
+    colsum_partial_kernel<T><<<grid, kThreads, 0, stream>>>(dy, rows, out, ws.data());
+    MK_CUDA_LAUNCH_CHECK("cuda::linear_backward (db partials)");
+    add_chunk_sums_kernel<><<<grid_for(out, kThreads), kThreads, 0, stream>>>(
+        ws.data(), n_chunks, size_t(out), db);
+    MK_CUDA_LAUNCH_CHECK("cuda::linear_backward (db)");
+}
+
 }  // namespace
 
 template <typename T>
@@ -145,18 +162,63 @@ void linear_backward(const T* dy, const T* x, const T* W, T* dx, float* dW, floa
   // dW (out, in) += dy^T (out, rows) . x (rows, in), into the fp32 buffer.
   gemm_ex<T, float>("cuda::linear_backward (dW)", true, false, out, in, rows, 1.f, dy, out, x, in,
                     1.f, dW, in, stream);
-  if (db) {
-    const int n_chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-    MK_CHECK(n_chunks <= 65535, "cuda::linear_backward: " + std::to_string(rows) +
-                                    " rows exceed the db reduction's grid");
-    mk::cuda::DeviceBuffer<float> ws(size_t(n_chunks) * out, stream);
-    const dim3 grid(unsigned((out + kThreads - 1) / kThreads), unsigned(n_chunks));
-    colsum_partial_kernel<T><<<grid, kThreads, 0, stream>>>(dy, rows, out, ws.data());
-    MK_CUDA_LAUNCH_CHECK("cuda::linear_backward (db partials)");
-    add_chunk_sums_kernel<><<<grid_for(out, kThreads), kThreads, 0, stream>>>(
-        ws.data(), n_chunks, size_t(out), db);
-    MK_CUDA_LAUNCH_CHECK("cuda::linear_backward (db)");
+  if (db) bias_grad(dy, rows, out, db, stream);
+}
+
+// --- bf16 operands, fp32 data (train.precision: bf16) ------------------------
+
+namespace {
+
+// A bf16 copy of n fp32 values, from the caching allocator.
+mk::cuda::DeviceBuffer<bf16> to_bf16(const float* x, size_t n, stream_t stream) {
+  mk::cuda::DeviceBuffer<bf16> b(n, stream);
+  if (n) cast(x, b.data(), n, stream);
+  return b;
+}
+
+}  // namespace
+
+void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc, stream_t stream) {
+  if (M == 0 || N == 0) return;
+  const auto a = to_bf16(A, size_t(trans_a ? K : M) * lda, stream);
+  const auto b = to_bf16(B, size_t(trans_b ? N : K) * ldb, stream);
+  gemm_ex<bf16, float>("cuda::gemm_bf16", trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(),
+                       ldb, beta, C, ldc, stream);
+}
+
+void linear_forward_bf16(const float* x, const float* W, const float* b, float* y, int rows, int in,
+                         int out, stream_t stream) {
+  MK_CHECK(rows >= 0 && in > 0 && out > 0, "cuda::linear_forward_bf16: bad sizes");
+  if (rows == 0) return;
+  require_device("cuda::linear_forward_bf16");
+  if (b) {
+    broadcast_rows_kernel<float><<<grid_for(size_t(rows) * out, kThreads), kThreads, 0, stream>>>(
+        b, y, rows, out);
+    MK_CUDA_LAUNCH_CHECK("cuda::linear_forward_bf16 (bias)");
   }
+  const auto xb = to_bf16(x, size_t(rows) * in, stream);
+  const auto wb = to_bf16(W, size_t(out) * in, stream);
+  gemm_ex<bf16, float>("cuda::linear_forward_bf16", false, true, rows, out, in, 1.f, xb.data(), in,
+                       wb.data(), in, b ? 1.f : 0.f, y, out, stream);
+}
+
+void linear_backward_bf16(const float* dy, const float* x, const float* W, float* dx, float* dW,
+                          float* db, int rows, int in, int out, stream_t stream) {
+  MK_CHECK(rows >= 0 && in > 0 && out > 0 && dW, "cuda::linear_backward_bf16: bad sizes or null dW");
+  if (rows == 0) return;
+  require_device("cuda::linear_backward_bf16");
+  const auto dyb = to_bf16(dy, size_t(rows) * out, stream);
+  if (dx) {
+    const auto wb = to_bf16(W, size_t(out) * in, stream);
+    gemm_ex<bf16, float>("cuda::linear_backward_bf16 (dx)", false, false, rows, in, out, 1.f,
+                         dyb.data(), out, wb.data(), in, 0.f, dx, in, stream);
+  }
+  const auto xb = to_bf16(x, size_t(rows) * in, stream);
+  gemm_ex<bf16, float>("cuda::linear_backward_bf16 (dW)", true, false, out, in, rows, 1.f, dyb.data(),
+                       out, xb.data(), in, 1.f, dW, in, stream);
+  // The bias gradient from the fp32 dy (the fp32 path's fixed-order sum).
+  if (db) bias_grad(dy, rows, out, db, stream);
 }
 
 #define MK_INSTANTIATE(T)                                                                      \

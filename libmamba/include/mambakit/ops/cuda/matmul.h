@@ -30,4 +30,14 @@ template <typename T>
 void linear_backward(const T* dy, const T* x, const T* W, T* dx, float* dW, float* db, int rows,
                      int in, int out, stream_t stream = nullptr);
 
+// bf16 operands, fp32 data (train.precision: bf16): the same products with
+// fp32 inputs and outputs, whose operands are rounded to bf16 for the tensor
+// cores (accumulation in fp32; dW and db accumulated in fp32 as above).
+void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc, stream_t stream = nullptr);
+void linear_forward_bf16(const float* x, const float* W, const float* b, float* y, int rows, int in,
+                         int out, stream_t stream = nullptr);
+void linear_backward_bf16(const float* dy, const float* x, const float* W, float* dx, float* dW,
+                          float* db, int rows, int in, int out, stream_t stream = nullptr);
+
 }  // namespace mk::ops::cuda

@@ -1,0 +1,85 @@
+// Buf<E> (a growable array on one device), the CPU's memory, device names.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "mambakit/backend.h"
+#include "mambakit/error.h"
+
+namespace mk {
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") return Device::cuda;
+  throw Error("unknown device '" + name + "' (known: cpu, cuda)");
+}
+
+const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+
+namespace {
+
+// 64-byte aligned, zero-filled host memory (cache lines; AVX-512 loads).
+class CpuMemory final : public DeviceMemory {
+ public:
+  Device device() const override { return Device::cpu; }
+  void* alloc_bytes(size_t bytes) override {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, rounded);
+    return p;
+  }
+  void free_bytes(void* p) override { std::free(p); }
+  void upload_bytes(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download_bytes(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy_bytes(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+  void zero_bytes(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+};
+
+}  // namespace
+
+DeviceMemory& cpu_memory() {
+  static CpuMemory m;
+  return m;
+}
+
+template <typename E>
+void Buf<E>::resize(size_t n) {
+  MK_CHECK(mem_ != nullptr || n == 0, "Buf::resize: buffer has no device");
+  if (n > cap_) {
+    const size_t cap = std::max(n, cap_ + cap_ / 2);
+    E* p = static_cast<E*>(mem_->alloc_bytes(cap * sizeof(E)));
+    if (n_) mem_->copy_bytes(p, p_, n_ * sizeof(E));
+    if (p_) mem_->free_bytes(p_);
+    p_ = p;
+    cap_ = cap;
+  } else if (n > n_) {
+    mem_->zero_bytes(p_ + n_, (n - n_) * sizeof(E));
+  }
+  n_ = n;
+}
+
+template <typename E>
+void Buf<E>::bind(DeviceMemory& mem) {
+  if (mem_ == &mem) return;
+  if (!mem_ || !p_) {
+    mem_ = &mem;
+    const size_t n = n_;
+    n_ = cap_ = 0;
+    p_ = nullptr;
+    resize(n);
+    return;
+  }
+  std::vector<E> host = to_host();
+  release();
+  mem_ = &mem;
+  resize(host.size());
+  if (!host.empty()) mem_->upload_bytes(p_, host.data(), host.size() * sizeof(E));
+}
+
+template class Buf<float>;
+template class Buf<double>;
+template class Buf<int32_t>;
+
+}  // namespace mk
