@@ -19,6 +19,14 @@
 # Budget: under 10 minutes on one H200 with 16 cores (build ~2-3 min, tests
 # ~1 min, timings ~3 min); every timed implementation stops at the first
 # length whose single run exceeds its limit.
+#
+# Environment (besides the sizes below): BENCH_BIN / TEST_BIN name prebuilt
+# binaries (then nothing is built; bench/device_check.sh passes those of
+# tools/device-bundle.sh), SKIP_TESTS=1 skips the tests, NVCC_ONLY=1 builds
+# the benchmark with nvcc alone (no CMake attempt), CSV / PNG the output
+# files, PY_BUDGET_S a wall-clock budget for the PyTorch baselines. Without a
+# PyTorch that imports, the baselines are skipped with a message (nothing is
+# installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +52,11 @@ CARRY=${CARRY:-build/gpu-carry}
 JOBS=${JOBS:-$(nproc)}
 PYTHON=${PYTHON:-python3}
 ARCH=${ARCH:-90}              # H100 / H200
+BENCH_BIN=${BENCH_BIN:-}      # prebuilt bench_gpu_scan: no build
+TEST_BIN=${TEST_BIN:-}        # prebuilt test_cuda_backend
+SKIP_TESTS=${SKIP_TESTS:-0}
+NVCC_ONLY=${NVCC_ONLY:-0}
+PY_BUDGET_S=${PY_BUDGET_S:-0} # 0: no budget beyond REF_MAX_S / ATTN_MAX_S
 
 log() { echo "[gpu_scan] $*" >&2; }
 
@@ -112,7 +125,8 @@ if [[ "${1:-}" == "prepare" ]]; then
 fi
 
 mkdir -p "$OUT" "$BUILD"
-CSV="$OUT/gpu_scan.csv"
+CSV=${CSV:-$OUT/gpu_scan.csv}
+PNG=${PNG:-$OUT/gpu_scan.png}
 rm -f "$CSV"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv \
   > "$OUT/summary.txt" 2>&1 || true
@@ -122,10 +136,13 @@ status=0
 # The CMake build needs the CPU dependencies (OpenBLAS, FFTW, GoogleTest...);
 # the benchmark itself needs only the CUDA sources, so without them it is
 # built with nvcc alone and the tests come from a carried binary, if any.
-TEST_BIN="" BENCH_BIN=""
 cmake_args=(-S . -B "$BUILD/cmake" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMAMBAKIT_CUDA=ON
             -DMAMBAKIT_CUDA_ARCHS="${ARCH}-real")
-if cmake "${cmake_args[@]}" -DMAMBAKIT_BUILD_BENCH=ON > "$OUT/build.log" 2>&1 &&
+if [[ -n "$BENCH_BIN" ]]; then
+  log "prebuilt binaries: $BENCH_BIN${TEST_BIN:+, $TEST_BIN}"
+elif [[ "$NVCC_ONLY" == 1 ]]; then
+  log "NVCC_ONLY=1: building the benchmark with nvcc alone"
+elif cmake "${cmake_args[@]}" -DMAMBAKIT_BUILD_BENCH=ON > "$OUT/build.log" 2>&1 &&
    cmake --build "$BUILD/cmake" -j "$JOBS" --target test_cuda_backend bench_gpu_scan \
      >> "$OUT/build.log" 2>&1; then
   TEST_BIN="$BUILD/cmake/libmamba/test_cuda_backend"
@@ -137,7 +154,7 @@ elif cmake "${cmake_args[@]}" -DMAMBAKIT_BUILD_BENCH=OFF >> "$OUT/build.log" 2>&
 else
   log "CMake build failed (last lines of build.log below); building the benchmark with nvcc"
   tail -n 5 "$OUT/build.log" >&2 || true
-  if [[ -x "$CARRY/test_cuda_backend" ]]; then TEST_BIN="$CARRY/test_cuda_backend"; fi
+  if [[ -z "$TEST_BIN" && -x "$CARRY/test_cuda_backend" ]]; then TEST_BIN="$CARRY/test_cuda_backend"; fi
 fi
 if [[ -z "$BENCH_BIN" ]]; then
   srcs=(bench/bench_gpu_scan.cu libmamba/src/kernels/cuda/device.cu
@@ -158,7 +175,9 @@ if [[ -z "$BENCH_BIN" ]]; then
 fi
 
 # --- Tests -----------------------------------------------------------------
-if [[ -n "$TEST_BIN" ]]; then
+if [[ "$SKIP_TESTS" == 1 ]]; then
+  log "SKIP_TESTS=1: tests not run here"
+elif [[ -n "$TEST_BIN" ]]; then
   log "tests: $TEST_BIN"
   if "$TEST_BIN" --gtest_color=no > "$OUT/test.log" 2>&1; then
     if grep -q "no CUDA device" "$OUT/test.log"; then
@@ -188,18 +207,25 @@ if ! "$BENCH_BIN" --lengths "$LENGTHS" --batch "$BATCH" --dim "$DIM" --dstate "$
   status=1
 fi
 grep "^check" "$OUT/bench.log" >> "$OUT/summary.txt" || true
-log "PyTorch reference scan and flash attention"
-if ! PYTHONUNBUFFERED=1 "$PYTHON" bench/gpu_scan_reference.py time --lengths "$LENGTHS" \
-       --batch "$BATCH" --dim "$DIM" --dstate "$DSTATE" --headdim "$HEADDIM" --dtype "$DTYPE" \
-       --ref-max-s "$REF_MAX_S" --attn-max-s "$ATTN_MAX_S" --out "$CSV" 2>> "$OUT/bench.log"; then
-  log "PyTorch baselines failed (see bench.log):"
-  tail -n 5 "$OUT/bench.log" >&2
+if ! torch_version=$("$PYTHON" -c 'import torch; print(torch.__version__)' 2> /dev/null); then
+  log "PyTorch baselines SKIPPED: '$PYTHON -c \"import torch\"' fails (nothing is installed here)"
+  echo "PyTorch baselines skipped: no torch for $PYTHON" >> "$OUT/summary.txt"
   status=1
+else
+  log "PyTorch reference scan and flash attention (torch $torch_version)"
+  if ! PYTHONUNBUFFERED=1 "$PYTHON" bench/gpu_scan_reference.py time --lengths "$LENGTHS" \
+         --batch "$BATCH" --dim "$DIM" --dstate "$DSTATE" --headdim "$HEADDIM" --dtype "$DTYPE" \
+         --ref-max-s "$REF_MAX_S" --attn-max-s "$ATTN_MAX_S" --budget-s "$PY_BUDGET_S" \
+         --out "$CSV" 2>> "$OUT/bench.log"; then
+    log "PyTorch baselines failed (see bench.log):"
+    tail -n 5 "$OUT/bench.log" >&2
+    status=1
+  fi
 fi
 
 # --- Plot and table ----------------------------------------------------------
 if [[ -s "$CSV" ]]; then
-  plot_csv "$CSV" "$OUT/gpu_scan.png"
+  plot_csv "$CSV" "$PNG"
   "$PYTHON" bench/gpu_scan_reference.py table "$CSV" | tee -a "$OUT/summary.txt"
 fi
 exit $status

@@ -15,6 +15,10 @@
                           (dim / headdim heads of headdim; dstate column 0).
       pass is fwd or fwdbwd (forward, then backward of a random output
       gradient). Times: CUDA events, median of several runs after a warm-up.
+      --budget-s S bounds the wall time of the whole command: the reference
+      scan takes no new length after half of it, attention none after all
+      of it, the first length always runs (0: no bound beyond --ref-max-s /
+      --attn-max-s).
 
   gpu_scan_reference.py plot gpu_scan.csv gpu_scan.png
       Milliseconds against sequence length, log-log, forward and
@@ -91,6 +95,18 @@ def empty_cache():
         torch.cuda.empty_cache()
 
 
+def out_of_time(args, impl, L, share=1.0):
+    """True (with a message) when the --budget-s share of this implementation
+    is spent, so that length L is not started."""
+    if not args.budget_s or args.budget_s <= 0 or L == args.lengths[0]:
+        return False  # no budget; the first length always runs
+    if time.monotonic() - args.t_start < share * args.budget_s:
+        return False
+    print(f"  {impl}: time budget ({share * args.budget_s:.0f} s) spent; stopping before L={L}",
+          file=sys.stderr, flush=True)
+    return True
+
+
 def write_row(out, args, impl, L, pass_name, ms, dstate=None):
     row = [impl, args.dtype, args.batch, args.dim, args.dstate if dstate is None else dstate, L,
            pass_name, f"{ms:.6g}"]
@@ -103,7 +119,17 @@ def time_ref_scan(args, out, dev, dtype):
     import torch
 
     gen = torch.Generator(device=dev).manual_seed(0)
+    # One tiny forward and backward first: the first run of a process pays
+    # for CUDA's start-up, which would count against the first length's
+    # stopping test.
+    w = [torch.randn(1, 4, 8, device=dev).requires_grad_(True) for _ in range(3)]
+    wbc = [torch.randn(1, args.dstate, 8, device=dev) for _ in range(2)]
+    A = -torch.ones(4, args.dstate, device=dev)
+    selective_scan_ref(w[0], w[1], A, wbc[0], wbc[1], torch.ones(4, device=dev), w[2],
+                       torch.zeros(4, device=dev)).sum().backward()
     for L in args.lengths:
+        if out_of_time(args, "torch_ref_scan", L, share=0.5):
+            return
         shape = (args.batch, args.dim, L)
         try:
             def make(*s, scale=1.0, shift=0.0, dt=dtype):
@@ -153,7 +179,15 @@ def time_sdpa(args, out, dev, dtype):
 
     heads = args.dim // args.headdim
     gen = torch.Generator(device=dev).manual_seed(1)
+    try:  # a first small call: start-up costs out of the timings' stopping test
+        q = torch.randn(1, 1, 256, args.headdim, device=dev).to(dtype).requires_grad_(True)
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
+    except RuntimeError:
+        pass  # the timed loop reports it
     for L in args.lengths:
+        if out_of_time(args, "torch_sdpa_flash", L):
+            return
         shape = (args.batch, heads, L, args.headdim)
         try:
             q, k, v = (torch.randn(*shape, device=dev, generator=gen).to(dtype).requires_grad_(True)
@@ -276,6 +310,8 @@ def main():
                    help="stop the sequential reference before a run would exceed this")
     t.add_argument("--attn-max-s", type=float, default=20.0,
                    help="stop attention before a run would exceed this")
+    t.add_argument("--budget-s", type=float, default=0.0,
+                   help="wall-clock budget of the whole command (0: none)")
     t.add_argument("--impls", default="ref,sdpa")
     t.add_argument("--device", default="cuda", help="cpu: a smoke test of this script")
     t.add_argument("--out", required=True)
@@ -291,6 +327,7 @@ def main():
     if args.cmd == "time":
         args.lengths = [int(x) for x in args.lengths.split(",")]
         args.impls = args.impls.split(",")
+        args.t_start = time.monotonic()
         return cmd_time(args)
     return cmd_plot(args)
 
