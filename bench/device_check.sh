@@ -24,6 +24,8 @@
 #                  MambaForCausalLM (bench/hf_mamba_throughput.py, bf16
 #                  autocast) against `mambakit train
 #                  bench/configs/throughput_130m.yaml` in bf16 and fp32
+#   g. flows       bench/device_flows.sh: train on cuda, eval and greedy
+#                  generation on cuda and cpu agree, HF loads the checkpoint
 #
 # Files in $OUT (at most 7): device_check.log (all of the output), tests.log,
 # fig8.csv, fig8.png, throughput.csv, throughput.log, and build.log when it
@@ -32,7 +34,9 @@
 # Environment: OUT (default /tmp/device_check_out), TOTAL_BUDGET_S (default
 # 500: steps are cut to end by then), TESTS_BUDGET_S (150: all test binaries
 # together), WORK (scratch, default /tmp/mambakit-device-check), PYTHON
-# (default python3), HF_BATCH (4), HF_STEPS (5), MK_STEPS (30), FIG8_LENGTHS.
+# (default python3), HF_BATCH (4), HF_STEPS (1), HF_WARMUP (1), HF_LIMIT_S
+# (200), MK_STEPS (30), FIG8_LENGTHS, CHECKS (default "tests fig8 throughput
+# flows": a subset reruns part of the check).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -41,7 +45,10 @@ WORK=${WORK:-/tmp/mambakit-device-check}
 TOTAL_BUDGET_S=${TOTAL_BUDGET_S:-500}
 PYTHON=${PYTHON:-python3}
 HF_BATCH=${HF_BATCH:-4}
-HF_STEPS=${HF_STEPS:-5}
+HF_STEPS=${HF_STEPS:-1}
+HF_WARMUP=${HF_WARMUP:-1}
+HF_LIMIT_S=${HF_LIMIT_S:-200}   # transformers' PyTorch path takes ~80 s a step at batch 4, L 2048
+CHECKS=${CHECKS:-tests fig8 throughput flows}  # a subset reruns part of the check
 MK_STEPS=${MK_STEPS:-30}
 TESTS_BUDGET_S=${TESTS_BUDGET_S:-150}
 FIG8_LENGTHS=${FIG8_LENGTHS:-512,1024,2048,4096,8192,16384,32768,65536,131072,262144}
@@ -377,7 +384,7 @@ HF_TPS="" HF_BATCH_USED="$HF_BATCH" HF_MEM="" HF_IMPL="hf-transformers-torch-pat
 step_hf() {
   section "e1. throughput: transformers MambaForCausalLM (PyTorch path)"
   local t=$(now) limit rc line
-  limit=$(cap 120)
+  limit=$(cap "$HF_LIMIT_S")
   if ((limit == 0)); then record throughput_hf SKIP 0 "no time left"; return; fi
   if ! have_torch; then
     record throughput_hf SKIP "$(elapsed_since "$t")" "python3 cannot import torch (nothing is installed here)"
@@ -389,7 +396,7 @@ step_hf() {
   fi
   echo "---- hf_mamba_throughput.py (limit ${limit}s)" >> "$OUT/throughput.log"
   PYTHONUNBUFFERED=1 timeout -k 5 "$limit" "$PYTHON" bench/hf_mamba_throughput.py --batch "$HF_BATCH" \
-    --seq-len 2048 --steps "$HF_STEPS" --warmup 2 --budget-s $((limit - 10)) \
+    --seq-len 2048 --steps "$HF_STEPS" --warmup "$HF_WARMUP" --budget-s $((limit - 10)) \
     > "$WORK/hf.json" 2> >(tee -a "$OUT/throughput.log" >&2)
   rc=$?
   sleep 0.2
@@ -540,6 +547,24 @@ step_throughput_csv() {
   cat "$f"
 }
 
+# --- g. whole flows (bench/device_flows.sh) -------------------------------------------
+step_flows() {
+  section "g. whole flows: train on cuda, eval/generate on both devices, HF load"
+  local t=$(now) limit rc
+  limit=$(cap 180)
+  if ((limit == 0)); then record flows SKIP 0 "no time left"; return; fi
+  if [[ -z "$BIN" || ! -x "$BIN/mambakit" ]]; then record flows FAIL 0 "no mambakit binary"; return; fi
+  OMP_NUM_THREADS=$NPROC MAMBAKIT="$BIN/mambakit" DATA="$(corpus)" PYTHON="$PYTHON" WORK="$WORK/flows" \
+    timeout -k 5 "$limit" bash bench/device_flows.sh > "$WORK/flows.log" 2>&1
+  rc=$?
+  cat "$WORK/flows.log" | tee -a "$OUT/throughput.log"
+  if ((rc == 0)); then
+    record flows PASS "$(elapsed_since "$t")" "$(grep -c 'PASS' "$WORK/flows.log") checks passed (throughput.log)"
+  else
+    record flows FAIL "$(elapsed_since "$t")" "exit $rc: $(grep -m1 'FAIL' "$WORK/flows.log" | cut -c1-120)"
+  fi
+}
+
 # --- f. summary ---------------------------------------------------------------------
 summary() {
   printf '\n===== device check summary (%s s of a %s s budget) =====\n' "$(elapsed_since "$T0")" "$TOTAL_BUDGET_S"
@@ -562,12 +587,16 @@ main() {
   : > "$OUT/throughput.log"
   step_gpu
   step_binaries
-  step_tests
-  step_fig8
-  step_hf
-  step_mk bf16
-  step_mk fp32
-  step_throughput_csv
+  wants() { [[ " $CHECKS " == *" $1 "* ]]; }
+  wants tests && step_tests
+  wants fig8 && step_fig8
+  if wants throughput; then
+    step_hf
+    step_mk bf16
+    step_mk fp32
+    step_throughput_csv
+  fi
+  wants flows && step_flows
   summary
   ! grep -q $'\tFAIL\t' "$RESULTS"
 }
