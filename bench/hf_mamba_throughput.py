@@ -157,6 +157,12 @@ def main():
                 sync()
                 step_s = time.perf_counter() - t0
                 log(f"warm-up step {i + 1}/{args.warmup}: {step_s:.1f} s, loss {loss.item():.4f}")
+                # A record even if no timed step fits the budget: the
+                # warm-up step includes one-time start-up costs, so its rate
+                # is a lower bound on the steady state.
+                print(json.dumps({"impl": impl, "warmup_tokens_per_s": round(batch * args.seq_len / step_s, 2),
+                                  "warmup_step_s": round(step_s, 3), "batch": batch,
+                                  "seq_len": args.seq_len, "mixer_path": path}), flush=True)
             sync()
             t0 = time.perf_counter()
             done = 0

@@ -304,6 +304,52 @@ void test_linear(std::mt19937& rng, Checker& c) {
   }
 }
 
+// train.precision bf16: fp32 data whose operands the kernels round to bf16
+// (fp32 accumulation). The reference is the double product of the rounded
+// operands; the bias gradient sums the unrounded fp32 dy.
+void test_bf16_operand_matmuls(std::mt19937& rng, Checker& c) {
+  c.tol = 1e-5;
+  for (int it = 0; it < 6; ++it) {
+    const int M = pick(rng, {1, 7, 33, 130}), N = pick(rng, {1, 5, 96, 129}), K = pick(rng, {1, 64, 257});
+    const bool ta = it & 1, tb = it & 2;
+    const int lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
+    c.shape = "gemm M" + std::to_string(M) + " N" + std::to_string(N) + " K" + std::to_string(K);
+    const Vec A = randn(rng, size_t(ta ? K : M) * lda), B = randn(rng, size_t(tb ? N : K) * ldb);
+    const Vec C0 = randn(rng, size_t(M) * ldc);
+    Vec ref = C0;
+    const Vec Ar = rounded<bf16>(A), Br = rounded<bf16>(B);
+    mk::ops::gemm<double>(ta, tb, M, N, K, 1.5, Ar.data(), lda, Br.data(), ldb, 0.5, ref.data(), ldc);
+    auto A_d = upload<float>(A), B_d = upload<float>(B), C_d = upload<float>(C0);
+    cu::gemm_bf16(ta, tb, M, N, K, 1.5f, A_d.data(), lda, B_d.data(), ldb, 0.5f, C_d.data(), ldc);
+    c.compare("gemm C", download(C_d), ref);
+  }
+  struct S { int rows, in, out; };
+  for (const S& s : {S{1, 1, 1}, S{5, 17, 33}, S{130, 48, 7}, S{64, 200, 96}}) {
+    c.shape = "linear rows" + std::to_string(s.rows) + " in" + std::to_string(s.in) + " out" +
+              std::to_string(s.out);
+    const Vec x = randn(rng, size_t(s.rows) * s.in), W = randn(rng, size_t(s.out) * s.in, 0.3);
+    const Vec b = randn(rng, s.out), dy = randn(rng, size_t(s.rows) * s.out);
+    const Vec dW0 = randn(rng, W.size()), db0 = randn(rng, s.out);
+    const Vec xr = rounded<bf16>(x), Wr = rounded<bf16>(W), dyr = rounded<bf16>(dy);
+    Vec y_ref(size_t(s.rows) * s.out), dx_ref(x.size()), dW_ref = dW0, db_ref = db0, unused(W.size());
+    mk::ops::linear_forward<double>(xr.data(), Wr.data(), b.data(), y_ref.data(), s.rows, s.in, s.out);
+    mk::ops::linear_backward<double>(dyr.data(), xr.data(), Wr.data(), dx_ref.data(), dW_ref.data(),
+                                     nullptr, s.rows, s.in, s.out);
+    mk::ops::linear_backward<double>(dy.data(), x.data(), W.data(), nullptr, unused.data(), db_ref.data(),
+                                     s.rows, s.in, s.out);
+    auto x_d = upload<float>(x), W_d = upload<float>(W), b_d = upload<float>(b), dy_d = upload<float>(dy);
+    auto dW_d = upload<float>(dW0), db_d = upload<float>(db0);
+    auto y_d = poisoned<float>(y_ref.size()), dx_d = poisoned<float>(x.size());
+    cu::linear_forward_bf16(x_d.data(), W_d.data(), b_d.data(), y_d.data(), s.rows, s.in, s.out);
+    cu::linear_backward_bf16(dy_d.data(), x_d.data(), W_d.data(), dx_d.data(), dW_d.data(), db_d.data(),
+                             s.rows, s.in, s.out);
+    c.compare("y", download(y_d), y_ref);
+    c.compare("dx", download(dx_d), dx_ref);
+    c.compare("dW", download(dW_d), dW_ref);
+    c.compare("db", download(db_d), db_ref);
+  }
+}
+
 template <typename T>
 void test_softmax_xent(std::mt19937& rng, Checker& c) {
   c.tol = tol_for<T>(1e-5);
@@ -703,6 +749,7 @@ const std::vector<OpCase>& op_table() {
       {"gemm_bf16", test_gemm<bf16>},
       {"linear_f32", test_linear<float>},
       {"linear_bf16", test_linear<bf16>},
+      {"bf16_operand_matmuls", test_bf16_operand_matmuls},
       {"softmax_xent_f32", test_softmax_xent<float>},
       {"softmax_xent_bf16", test_softmax_xent<bf16>},
       {"adamw_norm_clip_f32", test_optim},
