@@ -1,15 +1,19 @@
 // Fused (chunked, recomputing) selective scan against the naive version that
 // materialises every state; finite-difference gradients in double; the
-// recurrent step against the full forward.
+// recurrent step against the full forward. Every check runs once per ISA the
+// CPU supports (mk::supported_isas(): scalar, avx2, avx512), and the float
+// kernels of each ISA are also compared with the double-precision naive scan.
 #include "mambakit/ops/selective_scan.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 #include "test_util.h"
 
@@ -100,13 +104,20 @@ template <typename T>
   return all_close(got, want, tol * std::max(1.0, max_abs(want)), tol);
 }
 
-template <typename T>
-class SelectiveScanTyped : public ::testing::Test {};
-using Types = ::testing::Types<float, double>;
-TYPED_TEST_SUITE(SelectiveScanTyped, Types);
+// Each test runs with the ISA of its parameter forced (and restored after).
+class SelectiveScanIsa : public ::testing::TestWithParam<mk::Isa> {
+ protected:
+  void SetUp() override { isa_.emplace(GetParam()); }
+  void TearDown() override { isa_.reset(); }
+  std::optional<mk::ScopedIsa> isa_;
+};
+INSTANTIATE_TEST_SUITE_P(EveryIsa, SelectiveScanIsa, ::testing::ValuesIn(mk::supported_isas()),
+                         [](const ::testing::TestParamInfo<mk::Isa>& i) {
+                           return std::string(mk::isa_name(i.param));
+                         });
 
-TYPED_TEST(SelectiveScanTyped, FusedForwardMatchesNaive) {
-  using T = TypeParam;
+template <typename T>
+void fused_forward_matches_naive() {
   for (const Shape& s : kShapes) {
     SCOPED_TRACE(name(s));
     Problem<T> pr(s, 11);
@@ -140,6 +151,8 @@ TYPED_TEST(SelectiveScanTyped, FusedForwardMatchesNaive) {
     EXPECT_TRUE(all_close(out2, out, 0.0));
   }
 }
+TEST_P(SelectiveScanIsa, FusedForwardMatchesNaiveFloat) { fused_forward_matches_naive<float>(); }
+TEST_P(SelectiveScanIsa, FusedForwardMatchesNaiveDouble) { fused_forward_matches_naive<double>(); }
 
 template <typename T>
 struct Grads {
@@ -167,8 +180,8 @@ struct Grads {
   }
 };
 
-TYPED_TEST(SelectiveScanTyped, FusedBackwardMatchesNaive) {
-  using T = TypeParam;
+template <typename T>
+void fused_backward_matches_naive() {
   for (const Shape& s : kShapes) {
     SCOPED_TRACE(name(s));
     Problem<T> pr(s, 23);
@@ -194,6 +207,63 @@ TYPED_TEST(SelectiveScanTyped, FusedBackwardMatchesNaive) {
     }
     if (s.z) {
       EXPECT_TRUE(close(gf.dz, gn.dz, 4)) << "dz";
+    }
+  }
+}
+TEST_P(SelectiveScanIsa, FusedBackwardMatchesNaiveFloat) { fused_backward_matches_naive<float>(); }
+TEST_P(SelectiveScanIsa, FusedBackwardMatchesNaiveDouble) {
+  fused_backward_matches_naive<double>();
+}
+
+// The float kernels of this ISA against the naive scan in double on the same
+// (float) inputs.
+Problem<double> to_double(const Problem<float>& f) {
+  Problem<double> d(f.s, 0);
+  auto cvt = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+  d.u = cvt(f.u);
+  d.delta = cvt(f.delta);
+  d.A = cvt(f.A);
+  d.Bm = cvt(f.Bm);
+  d.Cm = cvt(f.Cm);
+  d.Dskip = cvt(f.Dskip);
+  d.z = cvt(f.z);
+  return d;
+}
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+TEST_P(SelectiveScanIsa, FloatMatchesDoubleReference) {
+  for (const Shape& s : kShapes) {
+    SCOPED_TRACE(name(s));
+    Problem<float> pf(s, 31);
+    Problem<double> pd = to_double(pf);
+    std::vector<float> out(pf.bld()), chunk(selective_scan_states_size(s.B, s.L, s.D, s.N));
+    std::vector<double> ref(pf.bld()), states(pf.bld() * s.N);
+    selective_scan_forward(pf.params(), out.data(), chunk.data(), (float*)nullptr);
+    selective_scan_naive_forward(pd.params(), ref.data(), states.data());
+    const double tol = 2e-5;
+    EXPECT_TRUE(all_close(to_double(out), ref, tol * std::max(1.0, max_abs(ref)), tol)) << "out";
+
+    const std::vector<float> dout = mk::test::randn<float>(pf.bld(), 98);
+    Grads<float> gf(pf, 5);
+    Grads<double> gd(pd, 5);
+    gd.dA.assign(gd.dA.size(), 0.5);
+    gd.dD.assign(gd.dD.size(), -0.25);
+    selective_scan_backward(pf.params(), chunk.data(), dout.data(), gf.view(s));
+    selective_scan_naive_backward(pd.params(), states.data(), to_double(dout).data(), gd.view(s));
+    auto near = [&](const std::vector<float>& got, const std::vector<double>& want, double mult) {
+      const double t = tol * mult;
+      return all_close(to_double(got), want, t * std::max(1.0, max_abs(want)), t);
+    };
+    EXPECT_TRUE(near(gf.du, gd.du, 4)) << "du";
+    EXPECT_TRUE(near(gf.ddelta, gd.ddelta, 4)) << "ddelta";
+    EXPECT_TRUE(near(gf.dA, gd.dA, 10)) << "dA";
+    EXPECT_TRUE(near(gf.dB, gd.dB, 10)) << "dB";
+    EXPECT_TRUE(near(gf.dC, gd.dC, 10)) << "dC";
+    if (s.Dskip) {
+      EXPECT_TRUE(near(gf.dD, gd.dD, 10)) << "dD";
+    }
+    if (s.z) {
+      EXPECT_TRUE(near(gf.dz, gd.dz, 4)) << "dz";
     }
   }
 }
@@ -236,7 +306,7 @@ void grad_check_shape(const Shape& s) {
   }
 }
 
-TEST(SelectiveScan, GradCheckDouble) {
+TEST_P(SelectiveScanIsa, GradCheckDouble) {
   grad_check_shape({2, 70, 5, 3, true, true});    // crosses a chunk boundary
   grad_check_shape({1, 130, 3, 16, true, true});  // the N = 16 specialisation
   grad_check_shape({2, 9, 4, 2, false, false});
@@ -272,7 +342,7 @@ void step_matches_forward(const Shape& s, double tol) {
   EXPECT_TRUE(all_close(state, final_state, tol * std::max(1.0, max_abs(final_state)), tol));
 }
 
-TEST(SelectiveScan, StepMatchesForward) {
+TEST_P(SelectiveScanIsa, StepMatchesForward) {
   step_matches_forward<float>({2, 150, 37, 16, true, true}, 1e-5);
   step_matches_forward<float>({1, 20, 5, 4, false, false}, 1e-5);
   step_matches_forward<double>({2, 70, 19, 16, true, true}, 1e-12);
@@ -281,7 +351,7 @@ TEST(SelectiveScan, StepMatchesForward) {
 
 // Continuing with step() from final_state equals running the forward on the
 // longer sequence: the state hand-off for generation after a prompt.
-TEST(SelectiveScan, StepContinuesFromFinalState) {
+TEST_P(SelectiveScanIsa, StepContinuesFromFinalState) {
   const Shape s{1, 100, 21, 16, true, true};
   Problem<double> pr(s, 61);
   const int L0 = 80, D = s.D, N = s.N;

@@ -1,665 +1,45 @@
-// CPU selective scan (Mamba's S6): a fused, chunked forward/backward that
-// never stores h for every time step, a recurrent step, and a naive version
-// that materialises all states (the reference the fused one is tested and
-// benchmarked against).
-//
-// Plan of the fused kernels. Work is split into "lanes" of W consecutive
-// channels (one SIMD vector: 16 floats with AVX-512, 8 with AVX2, 1 for the
-// scalar/double path). With the (B, L, D) layout, u, delta, z, out for W
-// channels are one contiguous load/store; B[b,t,n] and C[b,t,n] are scalar
-// broadcasts; each state n of the W channels is one vector, so y accumulates
-// across n with no horizontal reduction. Channels left over when D is not a
-// multiple of W run through the same code with W = 1.
-//   forward:  h in registers, state saved every kChunk steps (chunk_states).
-//   backward: per chunk (last to first) recompute the chunk's states and
-//             exp(delta*A) from the saved start into a small per-thread
-//             buffer (fits L2), then walk it backwards. dB and dC sum over
-//             channels: per step the lane's terms are reduced across the
-//             vector and added to the thread's own (B, L, N) partial sums,
-//             which are added together at the end.
+// CPU selective scan: the public entry points. They check the arguments and
+// call the copy of the kernels (selective_scan_kernels.cpp, compiled once
+// per ISA) that mk::active_isa() chose at run time.
 #include "mambakit/ops/selective_scan.h"
 
-#include <omp.h>
-
 #include <algorithm>
-#include <cmath>
-#include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-// GCC 12 bug 105593: false -Wmaybe-uninitialized from _mm512_undefined_ps()
-// inside the AVX-512 intrinsic headers.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
+#include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
+#include "selective_scan_isa.h"
 
 namespace mk::ops {
 namespace {
 
-// 64 steps: saved states are 1/64 of the full (B, L, D, N) tensor, and the
-// backward's per-thread recompute buffer (2 * 64 * N * W floats = 128 KiB at
-// N = 16, W = 16) stays in L2.
-constexpr int kChunk = 64;
-
-// Below this many state updates (B*L*D*N) a call runs on one thread: waking
-// the team costs more than the work.
-constexpr size_t kParallelMinWork = size_t(1) << 16;
-
 template <typename T>
-size_t work_of(const SelectiveScanParams<T>& p) {
-  return size_t(p.batch) * p.len * p.dim * p.dstate;
-}
-
-// ---------------------------------------------------------------------------
-// SIMD wrappers: one type per vector width with the few operations the
-// kernels need. All kernels are written once against this interface.
-// ---------------------------------------------------------------------------
-
-template <typename T>
-struct Scalar {
-  using elem = T;
-  static constexpr int W = 1;
-  T v;
-  static Scalar load(const T* p) { return {*p}; }
-  void store(T* p) const { *p = v; }
-  static Scalar set1(T x) { return {x}; }
-  static Scalar zero() { return {T(0)}; }
-  friend Scalar operator+(Scalar a, Scalar b) { return {a.v + b.v}; }
-  friend Scalar operator-(Scalar a, Scalar b) { return {a.v - b.v}; }
-  friend Scalar operator*(Scalar a, Scalar b) { return {a.v * b.v}; }
-  friend Scalar operator/(Scalar a, Scalar b) { return {a.v / b.v}; }
-  static Scalar fma(Scalar a, Scalar b, Scalar c) { return {a.v * b.v + c.v}; }
-  static Scalar exp(Scalar x) { return {std::exp(x.v)}; }
-  // dst[n] += sum of the lanes of s[n], n < N.
-  static void add_reduced(const Scalar* s, int N, T* dst) {
-    for (int n = 0; n < N; ++n) dst[n] += s[n].v;
-  }
-};
-
-// Coefficients of the vector exp: e^x = 2^k * e^r, x = k ln2 + r, |r| <= ln2/2.
-// ln2 is split in two (Cody-Waite) so k*ln2_hi is exact and r keeps full
-// precision; e^r is its Taylor polynomial of degree 7 (truncation error
-// < 1e-8 relative on the interval, below float rounding). Arguments below
-// ExpK::min (where e^x would be subnormal) give exactly 0.
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-struct ExpK {
-  static constexpr float log2e = 1.44269504088896341f;
-  static constexpr float ln2_hi = 0.693359375f;
-  static constexpr float ln2_lo = -2.12194440e-4f;
-  static constexpr float min = -87.33654f;  // ln(FLT_MIN)
-  [[maybe_unused]] static constexpr float max = 88.3762626647949f;  // AVX2 path
-  static constexpr float c[8] = {1.f,      1.f,       1.f / 2,   1.f / 6,
-                                 1.f / 24, 1.f / 120, 1.f / 720, 1.f / 5040};
-};
-#endif
-
-#if defined(__AVX512F__)
-struct F16 {
-  using elem = float;
-  static constexpr int W = 16;
-  __m512 v;
-  static F16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
-  void store(float* p) const { _mm512_storeu_ps(p, v); }
-  static F16 set1(float x) { return {_mm512_set1_ps(x)}; }
-  static F16 zero() { return {_mm512_setzero_ps()}; }
-  friend F16 operator+(F16 a, F16 b) { return {_mm512_add_ps(a.v, b.v)}; }
-  friend F16 operator-(F16 a, F16 b) { return {_mm512_sub_ps(a.v, b.v)}; }
-  friend F16 operator*(F16 a, F16 b) { return {_mm512_mul_ps(a.v, b.v)}; }
-  friend F16 operator/(F16 a, F16 b) { return {_mm512_div_ps(a.v, b.v)}; }
-  static F16 fma(F16 a, F16 b, F16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
-  static F16 exp(F16 xv) {
-    __m512 x = xv.v;
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(ExpK::log2e)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ExpK::ln2_hi), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(ExpK::ln2_lo), r);
-    __m512 p = _mm512_set1_ps(ExpK::c[7]);
-    for (int i = 6; i >= 0; --i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(ExpK::c[i]));
-    // scalef multiplies by 2^k through the exponent and overflows to +inf
-    // cleanly; the mask zeroes what would be subnormal (and -inf). NaN has
-    // its mask bit set (NLT is true for unordered) and stays NaN.
-    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(ExpK::min), _CMP_NLT_UQ);
-    return {_mm512_maskz_scalef_ps(keep, p, k)};
-  }
-  // dst[n] += sum over lanes of s[n]. Groups of 16 states are reduced
-  // together by a transpose-and-add tree (4 levels, 45 instructions for 16
-  // sums instead of 16 separate horizontal reductions).
-  static void add_reduced(const F16* s, int N, float* dst) {
-    int n0 = 0;
-    for (; n0 + 16 <= N; n0 += 16) {
-      // The tree below leaves sum(slot 4e+k) in output lane 4k+e, so slot
-      // 4e+k is fed with state 4k+e to get the sums in natural order.
-      __m512 x[16];
-      for (int sl = 0; sl < 16; ++sl) x[sl] = s[n0 + 4 * (sl % 4) + sl / 4].v;
-      __m512 l1[8], l2[4], l3[2];
-      for (int i = 0; i < 8; ++i)  // 256-bit halves
-        l1[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x44),
-                              _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xEE));
-      for (int j = 0; j < 4; ++j)  // 128-bit quarters
-        l2[j] = _mm512_add_ps(_mm512_shuffle_f32x4(l1[2 * j], l1[2 * j + 1], 0x88),
-                              _mm512_shuffle_f32x4(l1[2 * j], l1[2 * j + 1], 0xDD));
-      for (int m = 0; m < 2; ++m)  // pairs within 128-bit lanes
-        l3[m] = _mm512_add_ps(_mm512_shuffle_ps(l2[2 * m], l2[2 * m + 1], 0x44),
-                              _mm512_shuffle_ps(l2[2 * m], l2[2 * m + 1], 0xEE));
-      __m512 sum = _mm512_add_ps(_mm512_shuffle_ps(l3[0], l3[1], 0x88),
-                                 _mm512_shuffle_ps(l3[0], l3[1], 0xDD));
-      _mm512_storeu_ps(dst + n0, _mm512_add_ps(_mm512_loadu_ps(dst + n0), sum));
-    }
-    for (int n = n0; n < N; ++n) dst[n] += _mm512_reduce_add_ps(s[n].v);
-  }
-};
-#endif
-
-#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
-struct F8 {
-  using elem = float;
-  static constexpr int W = 8;
-  __m256 v;
-  static F8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
-  void store(float* p) const { _mm256_storeu_ps(p, v); }
-  static F8 set1(float x) { return {_mm256_set1_ps(x)}; }
-  static F8 zero() { return {_mm256_setzero_ps()}; }
-  friend F8 operator+(F8 a, F8 b) { return {_mm256_add_ps(a.v, b.v)}; }
-  friend F8 operator-(F8 a, F8 b) { return {_mm256_sub_ps(a.v, b.v)}; }
-  friend F8 operator*(F8 a, F8 b) { return {_mm256_mul_ps(a.v, b.v)}; }
-  friend F8 operator/(F8 a, F8 b) { return {_mm256_div_ps(a.v, b.v)}; }
-  static F8 fma(F8 a, F8 b, F8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
-  static F8 exp(F8 xv) {
-    __m256 x = xv.v;
-    // Clamp so 2^k stays a normal float; what was below ExpK::min is zeroed
-    // at the end (NaN compares false in the blend mask and stays NaN).
-    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(ExpK::min)),
-                              _mm256_set1_ps(ExpK::max));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(ExpK::log2e)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(ExpK::ln2_hi), xc);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(ExpK::ln2_lo), r);
-    __m256 p = _mm256_set1_ps(ExpK::c[7]);
-    for (int i = 6; i >= 0; --i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ExpK::c[i]));
-    // k in [-126, 127]: 2^k built from the exponent bits.
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(ExpK::min), _CMP_LT_OQ);
-    __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(ExpK::max), _CMP_GT_OQ);
-    y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
-    y = _mm256_andnot_ps(under, y);
-    __m256 isnan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-    return {_mm256_blendv_ps(y, x, isnan)};
-  }
-  static void add_reduced(const F8* s, int N, float* dst) {
-    for (int n = 0; n < N; ++n) {
-      __m128 q = _mm_add_ps(_mm256_castps256_ps128(s[n].v), _mm256_extractf128_ps(s[n].v, 1));
-      q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-      q = _mm_add_ss(q, _mm_movehdup_ps(q));
-      dst[n] += _mm_cvtss_f32(q);
-    }
-  }
-};
-#endif
-
-// The widest vector type for T on the build target.
-template <typename T>
-struct FastVec {
-  using type = Scalar<T>;
-};
-#if defined(__AVX512F__)
+const ScanKernels<T>& kernels_for(Isa isa);
 template <>
-struct FastVec<float> {
-  using type = F16;
-};
-#elif defined(__AVX2__) && defined(__FMA__)
+const ScanKernels<float>& kernels_for<float>(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return scan_avx512::kernels_f32();
+    case Isa::avx2:
+      return scan_avx2::kernels_f32();
+    default:
+      return scan_scalar::kernels_f32();
+  }
+}
 template <>
-struct FastVec<float> {
-  using type = F8;
-};
-#endif
-
-// Consecutive time steps of one lane are D elements apart, which for real
-// sizes is more than a page, so the hardware prefetchers do not follow them;
-// the kernels prefetch a few steps ahead themselves.
-constexpr int kPrefetchAhead = 4;
-inline void prefetch_r(const void* p) { __builtin_prefetch(p, 0, 3); }
-inline void prefetch_w(const void* p) { __builtin_prefetch(p, 1, 3); }
-
-template <class V>
-V silu_of(V z, V* sig_out = nullptr) {
-  V s = V::set1(1) / (V::set1(1) + V::exp(V::zero() - z));
-  if (sig_out) *sig_out = s;
-  return z * s;
-}
-
-// Copies between N vectors h[n] (lane l = channel d0+l) and the (D, N) rows
-// of a saved state at dst = &state[d0 * N]: element (l, n) at dst[l*N + n].
-template <class V, class S>
-void store_states(S& h, int N, typename V::elem* dst) {
-  using T = typename V::elem;
-  alignas(64) T lanes[V::W];
-  for (int n = 0; n < N; ++n) {
-    h[n].store(lanes);
-    for (int l = 0; l < V::W; ++l) dst[size_t(l) * N + n] = lanes[l];
+const ScanKernels<double>& kernels_for<double>(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return scan_avx512::kernels_f64();
+    case Isa::avx2:
+      return scan_avx2::kernels_f64();
+    default:
+      return scan_scalar::kernels_f64();
   }
 }
-template <class V, class S>
-void load_states(S& h, int N, const typename V::elem* src) {
-  using T = typename V::elem;
-  alignas(64) T lanes[V::W];
-  for (int n = 0; n < N; ++n) {
-    for (int l = 0; l < V::W; ++l) lanes[l] = src[size_t(l) * N + n];
-    h[n] = V::load(lanes);
-  }
-}
-
-// A[d0+l, n] for the W lanes starting at channel d0, as N vectors (A is
-// (D, N), so the W values of one n are strided; gathered once per lane).
-template <class V>
-void load_At(const typename V::elem* A, int d0, int N, V* At) {
-  using T = typename V::elem;
-  alignas(64) T lanes[V::W];
-  for (int n = 0; n < N; ++n) {
-    for (int l = 0; l < V::W; ++l) lanes[l] = A[size_t(d0 + l) * N + n];
-    At[n] = V::load(lanes);
-  }
-}
-
-// Per-thread scratch of the forward: A of the current lane and its states.
-template <class V>
-struct FwdScratch {
-  std::vector<V> At, h, ypart;  // (N), (N), (kChunk)
-  explicit FwdScratch(int N) : At(N), h(N), ypart(kChunk) {}
-};
-
-// ---------------------------------------------------------------------------
-// Fused forward for one batch row b and the W channels starting at d0.
-// ---------------------------------------------------------------------------
-
-// One pass over steps t0..t1 of one lane for the states n0..n0+G (G a
-// compile-time constant: the states are copied into a local array indexed
-// only by constants after unrolling, so they stay in registers for the whole
-// chunk) or, with G = 0, for all N states kept in hmem. When the states are
-// split over several passes, ypart carries the partial y of each step from
-// one pass to the next: the first starts from D*u, the last gates and stores.
-template <class V, int G>
-void forward_pass(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
-                  int n0, const V* At, V* hmem, V* ypart, bool first, bool last,
-                  typename V::elem* out) {
-  using T = typename V::elem;
-  const int L = p.len, D = p.dim, N = p.dstate, NG = G ? G : N;
-  V hloc[G ? G : 1];
-  V* h = G ? hloc : hmem;
-  if constexpr (G > 0) {
-#pragma GCC unroll 64
-    for (int n = 0; n < G; ++n) hloc[n] = hmem[n0 + n];
-  }
-  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
-  for (int t = t0; t < t1; ++t) {
-    const size_t row = size_t(b) * L + t;
-    if (first && t + kPrefetchAhead < L) {
-      const size_t ahead = (row + kPrefetchAhead) * D + d0;
-      prefetch_r(p.delta + ahead);
-      prefetch_r(p.u + ahead);
-      if (p.z) prefetch_r(p.z + ahead);
-      prefetch_w(out + ahead);
-    }
-    const V dl = V::load(p.delta + row * D + d0);
-    const V uu = V::load(p.u + row * D + d0);
-    const V du = dl * uu;
-    const T* Bt = p.Bm + row * N + n0;
-    const T* Ct = p.Cm + row * N + n0;
-    // Two accumulators halve the length of the dependent FMA chain over n.
-    V y0 = first ? Dv * uu : ypart[t - t0], y1 = V::zero();
-#pragma GCC unroll 16
-    for (int n = 0; n < NG; ++n) {
-      const V a = V::exp(dl * At[n0 + n]);
-      h[n] = V::fma(a, h[n], du * V::set1(Bt[n]));
-      if (n & 1)
-        y1 = V::fma(h[n], V::set1(Ct[n]), y1);
-      else
-        y0 = V::fma(h[n], V::set1(Ct[n]), y0);
-    }
-    V y = y0 + y1;
-    if (!last) {
-      ypart[t - t0] = y;
-      continue;
-    }
-    if (p.z) y = y * silu_of(V::load(p.z + row * D + d0));
-    y.store(out + row * D + d0);
-  }
-  if constexpr (G > 0) {
-#pragma GCC unroll 64
-    for (int n = 0; n < G; ++n) hmem[n0 + n] = hloc[n];
-  }
-}
-
-// Steps t0..t1 of one lane, h (N vectors) in and out. For SIMD lanes and
-// N = 16, 16 states plus the exp's constants and temporaries exceed the 32
-// vector registers, so the states run in two passes of 8. The spilled
-// alternative stores and reloads states through the stack every step, and
-// its speed then swung 2-3x with where the stack happened to land (likely
-// false store-to-load dependencies with the input streams, 4K aliasing).
-template <class V, int NC>
-void forward_steps(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                   int t1, const V* At, V* hmem, V* ypart, typename V::elem* out) {
-  constexpr int G = (NC > 0 && V::W > 1 && NC % 8 == 0) ? 8 : NC;
-  const int N = NC ? NC : p.dstate;
-  if constexpr (G == 0) {
-    forward_pass<V, 0>(p, b, d0, t0, t1, 0, At, hmem, ypart, true, true, out);
-  } else {
-    for (int n0 = 0; n0 < N; n0 += G)
-      forward_pass<V, G>(p, b, d0, t0, t1, n0, At, hmem, ypart, n0 == 0, n0 + G == N, out);
-  }
-}
-
-template <class V, int NC>
-void forward_lane(const SelectiveScanParams<typename V::elem>& p, int b, int d0,
-                  typename V::elem* out, typename V::elem* chunk_states,
-                  typename V::elem* final_state, FwdScratch<V>& s) {
-  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const int n_chunks = (L + kChunk - 1) / kChunk;
-  load_At(p.A, d0, N, s.At.data());
-  V* h = s.h.data();
-  for (int n = 0; n < N; ++n) h[n] = V::zero();
-  for (int c = 0; c < n_chunks; ++c) {
-    if (chunk_states)
-      store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-    forward_steps<V, NC>(p, b, d0, c * kChunk, std::min(L, (c + 1) * kChunk), s.At.data(), h,
-                         s.ypart.data(), out);
-  }
-  if (final_state) store_states<V>(h, N, final_state + (size_t(b) * D + d0) * N);
-}
-
-// ---------------------------------------------------------------------------
-// Fused backward. Per chunk (last to first): recompute h and exp(delta*A)
-// from the saved start, then walk the chunk backwards:
-//   dh_t    = C_t dy_t + a_{t+1} dh_{t+1}     (carry = a_{t+1} dh_{t+1})
-//   ga      = dh_t h_{t-1} a_t                (d loss / d(delta*A))
-//   ddelta  = sum_n ga A_n + u sum_n dh_t B_tn
-//   du      = delta sum_n dh_t B_tn + D dy
-//   dA_n   += ga delta,  dB_tn += dh_t delta u,  dC_tn += dy h_t
-// dB and dC sum over channels: per step, the N vectors of per-channel terms
-// are reduced across the vector's lanes (a transpose-add tree for W = 16) and
-// added to this thread's (B, L, N) partial sums. A thread runs all its lanes
-// through one chunk before the next, so those partial rows stay in L1.
-// ---------------------------------------------------------------------------
-
-// Per-thread scratch of the backward for n_lanes lanes of width W.
-template <class V>
-struct BwdScratch {
-  int N, n_lanes;
-  std::vector<V> At, carry, dA, dD;  // per lane: (N), (N), (N), (1)
-  std::vector<V> hbuf, abuf, ybuf;   // chunk recompute buffers
-  std::vector<V> sB, sC;             // (N) per-channel dB, dC terms of a step
-  BwdScratch(int N_, int n_lanes_)
-      : N(N_),
-        n_lanes(n_lanes_),
-        At(size_t(n_lanes_) * N_),
-        carry(At.size()),
-        dA(At.size()),
-        dD(n_lanes_),
-        hbuf(size_t(kChunk + 1) * N_),  // hbuf[i] = h before step t0+i
-        abuf(size_t(kChunk) * N_),      // exp(delta*A) at step t0+i
-        ybuf(kChunk),
-        sB(N_),
-        sC(N_) {}
-  static size_t bytes(int N, int n_lanes) {
-    return (size_t(n_lanes) * (3 * N + 1) + size_t(2 * kChunk + 1) * N + kChunk + 2 * size_t(N)) *
-           sizeof(V);
-  }
-};
-
-// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf; hbuf[0] holds
-// the saved state at t0 on entry.
-template <class V, int NC>
-void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                     int t1, const V* At, BwdScratch<V>& s) {
-  using T = typename V::elem;
-  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
-  for (int t = t0; t < t1; ++t) {
-    const int i = t - t0;
-    const size_t row = size_t(b) * L + t;
-    if (t + kPrefetchAhead < t1) {
-      prefetch_r(p.delta + (row + kPrefetchAhead) * D + d0);
-      prefetch_r(p.u + (row + kPrefetchAhead) * D + d0);
-    }
-    const V dl = V::load(p.delta + row * D + d0);
-    const V uu = V::load(p.u + row * D + d0);
-    const V du = dl * uu;
-    const T* Bt = p.Bm + row * N;
-    const T* Ct = p.Cm + row * N;
-    const V* hp = s.hbuf.data() + size_t(i) * N;
-    V* hn = s.hbuf.data() + size_t(i + 1) * N;
-    V* an = s.abuf.data() + size_t(i) * N;
-    V y0 = Dv * uu, y1 = V::zero();
-#pragma GCC unroll 16
-    for (int n = 0; n < N; ++n) {
-      const V a = V::exp(dl * At[n]);
-      const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
-      an[n] = a;
-      hn[n] = h;
-      if (n & 1)
-        y1 = V::fma(h, V::set1(Ct[n]), y1);
-      else
-        y0 = V::fma(h, V::set1(Ct[n]), y0);
-    }
-    s.ybuf[i] = y0 + y1;
-  }
-}
-
-// Reverse over steps t1-1..t0 of lane k (channels d0..d0+W). carry, dA, dD
-// are this lane's running values; with N a compile-time constant the carry
-// lives in registers for the chunk (see forward_steps).
-template <class V, int NC>
-void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                   int t1, const typename V::elem* dout,
-                   const SelectiveScanGrads<typename V::elem>& g, int k, BwdScratch<V>& s,
-                   typename V::elem* dB_part, typename V::elem* dC_part) {
-  using T = typename V::elem;
-  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const V* At = s.At.data() + size_t(k) * N;
-  V* dA = s.dA.data() + size_t(k) * N;
-  V* cmem = s.carry.data() + size_t(k) * N;
-  V cloc[NC ? NC : 1], sBloc[NC ? NC : 1], sCloc[NC ? NC : 1];
-  V* carry = NC ? cloc : cmem;
-  V* sB = NC ? sBloc : s.sB.data();
-  V* sC = NC ? sCloc : s.sC.data();
-  if constexpr (NC > 0) {
-#pragma GCC unroll 64
-    for (int n = 0; n < NC; ++n) cloc[n] = cmem[n];
-  }
-  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
-  V dD = s.dD[k];
-  for (int t = t1 - 1; t >= t0; --t) {
-    const int i = t - t0;
-    const size_t row = size_t(b) * L + t;
-    const size_t off = row * D + d0;
-    if (t - kPrefetchAhead >= t0) {  // first touch of dout, z, and the outputs
-      const size_t ahead = off - size_t(kPrefetchAhead) * D;
-      prefetch_r(dout + ahead);
-      prefetch_w(g.du + ahead);
-      prefetch_w(g.ddelta + ahead);
-      if (p.z) {
-        prefetch_r(p.z + ahead);
-        prefetch_w(g.dz + ahead);
-      }
-    }
-    const V dl = V::load(p.delta + off);
-    const V uu = V::load(p.u + off);
-    const V du = dl * uu;
-    const V go = V::load(dout + off);
-    V dy = go;
-    if (p.z) {
-      const V zz = V::load(p.z + off);
-      V sig;
-      const V sz = silu_of(zz, &sig);
-      dy = go * sz;
-      // d silu/dz = sig * (1 + z (1 - sig))
-      const V dsilu = sig * (V::set1(1) + zz * (V::set1(1) - sig));
-      (go * s.ybuf[i] * dsilu).store(g.dz + off);
-    }
-    if (p.Dskip) dD = V::fma(dy, uu, dD);
-    const T* Bt = p.Bm + row * N;
-    const T* Ct = p.Cm + row * N;
-    const V* hp = s.hbuf.data() + size_t(i) * N;
-    const V* hn = s.hbuf.data() + size_t(i + 1) * N;
-    const V* an = s.abuf.data() + size_t(i) * N;
-    // Two accumulators each for the sums over n, to halve the dependent chains.
-    V ddl0 = V::zero(), ddl1 = V::zero(), dhB0 = V::zero(), dhB1 = V::zero();
-#pragma GCC unroll 16
-    for (int n = 0; n < N; ++n) {
-      const V dh = V::fma(V::set1(Ct[n]), dy, carry[n]);
-      const V a = an[n];
-      const V ga = dh * hp[n] * a;
-      dA[n] = V::fma(ga, dl, dA[n]);
-      carry[n] = a * dh;
-      if (n & 1) {
-        ddl1 = V::fma(ga, At[n], ddl1);
-        dhB1 = V::fma(dh, V::set1(Bt[n]), dhB1);
-      } else {
-        ddl0 = V::fma(ga, At[n], ddl0);
-        dhB0 = V::fma(dh, V::set1(Bt[n]), dhB0);
-      }
-      sB[n] = dh * du;
-      sC[n] = dy * hn[n];
-    }
-    V::add_reduced(sB, N, dB_part + row * N);
-    V::add_reduced(sC, N, dC_part + row * N);
-    const V ddl = ddl0 + ddl1, dhB = dhB0 + dhB1;
-    V::fma(dhB, uu, ddl).store(g.ddelta + off);
-    V::fma(dhB, dl, dy * Dv).store(g.du + off);
-  }
-  s.dD[k] = dD;
-  if constexpr (NC > 0) {
-#pragma GCC unroll 64
-    for (int n = 0; n < NC; ++n) cmem[n] = cloc[n];
-  }
-}
-
-// Backward for n_lanes consecutive lanes of width W starting at channel c0
-// (all batch rows). dB/dC go to this thread's partial sums (B, L, N); dA and
-// dD, owned by these channels, are accumulated into g directly.
-template <class V, int NC>
-void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int n_lanes,
-                    const typename V::elem* chunk_states, const typename V::elem* dout,
-                    const SelectiveScanGrads<typename V::elem>& g, typename V::elem* dB_part,
-                    typename V::elem* dC_part) {
-  using T = typename V::elem;
-  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const int n_chunks = (L + kChunk - 1) / kChunk;
-  BwdScratch<V> s(N, n_lanes);  // value-initialised: carry, dA, dD start at 0
-  for (int k = 0; k < n_lanes; ++k) load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N);
-
-  for (int b = 0; b < p.batch; ++b) {
-    std::fill(s.carry.begin(), s.carry.end(), V::zero());
-    for (int c = n_chunks - 1; c >= 0; --c) {
-      const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
-      for (int k = 0; k < n_lanes; ++k) {
-        const int d0 = c0 + k * V::W;
-        load_states<V>(s.hbuf, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-        recompute_chunk<V, NC>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, s);
-        reverse_chunk<V, NC>(p, b, d0, t0, t1, dout, g, k, s, dB_part, dC_part);
-      }
-    }
-  }
-  // dA (D, N) and dD (D) are accumulated.
-  alignas(64) T lanes[V::W];
-  for (int k = 0; k < n_lanes; ++k) {
-    const int d0 = c0 + k * V::W;
-    for (int n = 0; n < N; ++n) {
-      s.dA[size_t(k) * N + n].store(lanes);
-      for (int l = 0; l < V::W; ++l) g.dA[size_t(d0 + l) * N + n] += lanes[l];
-    }
-    if (p.Dskip) {
-      s.dD[k].store(lanes);
-      for (int l = 0; l < V::W; ++l) g.dD[d0 + l] += lanes[l];
-    }
-  }
-}
-
-// Channels are covered by n_vec lanes of width V::W followed by D % W scalar
-// channels; lane j of a batch row starts at channel start(j).
-template <class V>
-struct LaneSplit {
-  int n_vec, n_tail;
-  explicit LaneSplit(int D) : n_vec(D / V::W), n_tail(D % V::W) {}
-  int count() const { return n_vec + n_tail; }
-  bool is_vec(int j) const { return j < n_vec; }
-  int start(int j) const { return j < n_vec ? j * V::W : n_vec * V::W + (j - n_vec); }
-};
-
-// [begin, end) of part `tid` when n items are split evenly over nt parts.
-inline std::pair<int, int> part_range(int n, int tid, int nt) {
-  return {int(int64_t(n) * tid / nt), int(int64_t(n) * (tid + 1) / nt)};
-}
-
 template <typename T>
-int backward_threads(const SelectiveScanParams<T>& p, int n_lanes) {
-  if (work_of(p) < kParallelMinWork) return 1;
-  return std::max(1, std::min(omp_get_max_threads(), n_lanes));
-}
-
-template <typename T, int NC>
-void forward_impl(const SelectiveScanParams<T>& p, T* out, T* chunk_states, T* final_state) {
-  using V = typename FastVec<T>::type;
-  using S1 = Scalar<T>;
-  const LaneSplit<V> split(p.dim);
-  const int tasks = p.batch * split.count();
-#pragma omp parallel if (work_of(p) >= kParallelMinWork)
-  {
-    FwdScratch<V> sv(p.dstate);
-    FwdScratch<S1> s1(p.dstate);
-#pragma omp for schedule(static)
-    for (int k = 0; k < tasks; ++k) {
-      const int b = k / split.count(), j = k % split.count();
-      if (split.is_vec(j))
-        forward_lane<V, NC>(p, b, split.start(j), out, chunk_states, final_state, sv);
-      else
-        forward_lane<S1, NC>(p, b, split.start(j), out, chunk_states, final_state, s1);
-    }
-  }
-}
-
-// Each thread takes a contiguous range of the vector lanes and of the scalar
-// tail channels (dA/dD are per channel, so no two threads write the same).
-template <typename T, int NC>
-void backward_impl(const SelectiveScanParams<T>& p, const T* chunk_states, const T* dout,
-                   const SelectiveScanGrads<T>& g) {
-  using V = typename FastVec<T>::type;
-  using S1 = Scalar<T>;
-  const LaneSplit<V> split(p.dim);
-  const size_t bln = size_t(p.batch) * p.len * p.dstate;
-  const int n_threads = backward_threads(p, split.count());
-  std::vector<T> part(2 * bln * n_threads, T(0));  // per thread: dB (B,L,N), dC (B,L,N)
-#pragma omp parallel num_threads(n_threads)
-  {
-    const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    T* dB_part = part.data() + 2 * bln * tid;
-    T* dC_part = dB_part + bln;
-    const auto [v0, v1] = part_range(split.n_vec, tid, nt);
-    const auto [s0, s1] = part_range(split.n_tail, tid, nt);
-    if (v1 > v0)
-      backward_lanes<V, NC>(p, v0 * V::W, v1 - v0, chunk_states, dout, g, dB_part, dC_part);
-    if (s1 > s0)
-      backward_lanes<S1, NC>(p, split.n_vec * V::W + s0, s1 - s0, chunk_states, dout, g,
-                             dB_part, dC_part);
-#pragma omp barrier
-    // Sum the per-thread partials (dB, dC are written, not accumulated).
-#pragma omp for schedule(static)
-    for (size_t e = 0; e < bln; ++e) {
-      T sb = 0, sc = 0;
-      for (int k = 0; k < nt; ++k) {
-        sb += part[2 * bln * k + e];
-        sc += part[2 * bln * k + bln + e];
-      }
-      g.dB[e] = sb;
-      g.dC[e] = sc;
-    }
-  }
+const ScanKernels<T>& kernels() {
+  return kernels_for<T>(active_isa());
 }
 
 void check_grads_present(bool ok, const char* what) {
@@ -669,40 +49,25 @@ void check_grads_present(bool ok, const char* what) {
 
 }  // namespace
 
-int selective_scan_chunk_len() { return kChunk; }
+int selective_scan_chunk_len() { return kScanChunk; }
 
 size_t selective_scan_states_size(int batch, int len, int dim, int dstate) {
-  const size_t n_chunks = (size_t(len) + kChunk - 1) / kChunk;
+  const size_t n_chunks = (size_t(len) + kScanChunk - 1) / kScanChunk;
   return size_t(batch) * n_chunks * size_t(dim) * size_t(dstate);
 }
 
 template <typename T>
 size_t selective_scan_backward_workspace_bytes(int batch, int len, int dim, int dstate,
                                                int threads) {
-  using V = typename FastVec<T>::type;
-  const LaneSplit<V> split(dim);
-  SelectiveScanParams<T> p;  // sizes only, to pick the thread count as the backward does
-  p.batch = batch;
-  p.len = len;
-  p.dim = dim;
-  p.dstate = dstate;
-  const int nt = work_of(p) < kParallelMinWork ? 1 : std::max(1, std::min(threads, split.count()));
-  size_t bytes = 0;
-  for (int tid = 0; tid < nt; ++tid) {
-    const auto [v0, v1] = part_range(split.n_vec, tid, nt);
-    const auto [s0, s1] = part_range(split.n_tail, tid, nt);
-    bytes += 2 * size_t(batch) * len * dstate * sizeof(T);  // dB, dC partials
-    if (v1 > v0) bytes += BwdScratch<V>::bytes(dstate, v1 - v0);
-    if (s1 > s0) bytes += BwdScratch<Scalar<T>>::bytes(dstate, s1 - s0);
-  }
-  return bytes;
+  return kernels<T>().backward_workspace_bytes(batch, len, dim, dstate, threads);
 }
 
 template <typename T>
 size_t selective_scan_naive_backward_workspace_bytes(int batch, int len, int dim, int dstate,
                                                      int threads) {
   const size_t work = size_t(batch) * len * dim * dstate;
-  const size_t nt = work < kParallelMinWork ? 1 : size_t(std::max(1, std::min(threads, dim)));
+  const size_t nt =
+      work < kScanParallelMinWork ? 1 : size_t(std::max(1, std::min(threads, dim)));
   return nt * (2 * size_t(batch) * len * dstate + 2 * size_t(dstate)) * sizeof(T);
 }
 
@@ -729,10 +94,7 @@ void selective_scan_forward(const SelectiveScanParams<T>& p, T* out, T* chunk_st
                             T* final_state) {
   selective_scan_check(p);
   MK_CHECK(out, "selective_scan_forward: out is null");
-  if (p.dstate == 16)
-    forward_impl<T, 16>(p, out, chunk_states, final_state);
-  else
-    forward_impl<T, 0>(p, out, chunk_states, final_state);
+  kernels<T>().forward(p, out, chunk_states, final_state);
 }
 
 template <typename T>
@@ -749,10 +111,7 @@ void selective_scan_backward(const SelectiveScanParams<T>& p, const T* chunk_sta
   check_grads_present(g.dC, "dC");
   check_grads_present(!p.Dskip || g.dD, "dD");
   check_grads_present(!p.z || g.dz, "dz");
-  if (p.dstate == 16)
-    backward_impl<T, 16>(p, chunk_states, dout, g);
-  else
-    backward_impl<T, 0>(p, chunk_states, dout, g);
+  kernels<T>().backward(p, chunk_states, dout, g);
 }
 
 template <typename T>
@@ -762,52 +121,14 @@ void selective_scan_step(int batch, int dim, int dstate, const T* u_t, const T* 
   MK_CHECK(batch > 0 && dim > 0 && dstate > 0, "selective_scan_step: sizes must be positive");
   MK_CHECK(u_t && delta_t && A && B_t && C_t && state && out_t,
            "selective_scan_step: u_t, delta_t, A, B_t, C_t, state and out_t are required");
-  const int N = dstate;
-#pragma omp parallel for collapse(2) schedule(static) if (size_t(batch) * dim * N > 4096)
-  for (int b = 0; b < batch; ++b)
-    for (int d = 0; d < dim; ++d) {
-      const size_t bd = size_t(b) * dim + d;
-      const T dl = delta_t[bd], uu = u_t[bd];
-      T* h = state + bd * N;
-      T y = Dskip ? Dskip[d] * uu : T(0);
-      for (int n = 0; n < N; ++n) {
-        h[n] = std::exp(dl * A[size_t(d) * N + n]) * h[n] + dl * uu * B_t[size_t(b) * N + n];
-        y += C_t[size_t(b) * N + n] * h[n];
-      }
-      if (z_t) {
-        const T z = z_t[bd];
-        y *= z / (T(1) + std::exp(-z));
-      }
-      out_t[bd] = y;
-    }
+  kernels<T>().step(batch, dim, dstate, u_t, delta_t, A, B_t, C_t, Dskip, z_t, state, out_t);
 }
 
-// ---------------------------------------------------------------------------
-// Naive reference: scalar loops, every state stored in states (B, L, D, N).
-// ---------------------------------------------------------------------------
 template <typename T>
 void selective_scan_naive_forward(const SelectiveScanParams<T>& p, T* out, T* states) {
   selective_scan_check(p);
   MK_CHECK(out && states, "selective_scan_naive_forward: out and states are required");
-  const int L = p.len, D = p.dim, N = p.dstate;
-#pragma omp parallel for collapse(2) schedule(static) if (work_of(p) >= kParallelMinWork)
-  for (int b = 0; b < p.batch; ++b)
-    for (int d = 0; d < D; ++d)
-      for (int t = 0; t < L; ++t) {
-        const size_t row = size_t(b) * L + t, bld = row * D + d;
-        const T dl = p.delta[bld], uu = p.u[bld];
-        T* h = states + bld * N;
-        const T* hprev = t > 0 ? states + (bld - D) * N : nullptr;
-        T y = 0;
-        for (int n = 0; n < N; ++n) {
-          const T a = std::exp(dl * p.A[size_t(d) * N + n]);
-          h[n] = (hprev ? a * hprev[n] : T(0)) + dl * p.Bm[row * N + n] * uu;
-          y += p.Cm[row * N + n] * h[n];
-        }
-        if (p.Dskip) y += p.Dskip[d] * uu;
-        if (p.z) y *= p.z[bld] / (T(1) + std::exp(-p.z[bld]));
-        out[bld] = y;
-      }
+  kernels<T>().naive_forward(p, out, states);
 }
 
 template <typename T>
@@ -818,68 +139,7 @@ void selective_scan_naive_backward(const SelectiveScanParams<T>& p, const T* sta
   check_grads_present(g.du && g.ddelta && g.dA && g.dB && g.dC, "du/ddelta/dA/dB/dC");
   check_grads_present(!p.Dskip || g.dD, "dD");
   check_grads_present(!p.z || g.dz, "dz");
-  const int L = p.len, D = p.dim, N = p.dstate;
-  const size_t bln = size_t(p.batch) * L * N;
-  const int n_threads =
-      work_of(p) < kParallelMinWork ? 1 : std::max(1, std::min(omp_get_max_threads(), D));
-  std::vector<T> part(2 * bln * n_threads, T(0));  // per thread: dB, dC (B, L, N)
-#pragma omp parallel num_threads(n_threads)
-  {
-    T* dBp = part.data() + 2 * bln * omp_get_thread_num();
-    T* dCp = dBp + bln;
-    std::vector<T> dh_next(N), dA(N);
-#pragma omp for schedule(static)
-    for (int d = 0; d < D; ++d) {
-      std::fill(dA.begin(), dA.end(), T(0));
-      T dD = 0;
-      for (int b = 0; b < p.batch; ++b) {
-        std::fill(dh_next.begin(), dh_next.end(), T(0));  // a_{t+1} * dh_{t+1}
-        for (int t = L - 1; t >= 0; --t) {
-          const size_t row = size_t(b) * L + t, bld = row * D + d;
-          const T dl = p.delta[bld], uu = p.u[bld];
-          const T* h = states + bld * N;
-          const T* hprev = t > 0 ? states + (bld - D) * N : nullptr;
-          T dy = dout[bld];
-          if (p.z) {
-            const T z = p.z[bld], sig = T(1) / (T(1) + std::exp(-z));
-            T y = p.Dskip ? p.Dskip[d] * uu : T(0);
-            for (int n = 0; n < N; ++n) y += p.Cm[row * N + n] * h[n];
-            g.dz[bld] = dout[bld] * y * sig * (T(1) + z * (T(1) - sig));
-            dy = dout[bld] * z * sig;
-          }
-          T ddl = 0, du = p.Dskip ? p.Dskip[d] * dy : T(0);
-          if (p.Dskip) dD += dy * uu;
-          for (int n = 0; n < N; ++n) {
-            const T a = std::exp(dl * p.A[size_t(d) * N + n]);
-            const T Bn = p.Bm[row * N + n];
-            const T dh = p.Cm[row * N + n] * dy + dh_next[n];
-            dCp[row * N + n] += dy * h[n];
-            dBp[row * N + n] += dh * dl * uu;
-            const T hp = hprev ? hprev[n] : T(0);
-            ddl += dh * (hp * a * p.A[size_t(d) * N + n] + Bn * uu);
-            dA[n] += dh * hp * a * dl;
-            du += dh * dl * Bn;
-            dh_next[n] = a * dh;
-          }
-          g.ddelta[bld] = ddl;
-          g.du[bld] = du;
-        }
-      }
-      for (int n = 0; n < N; ++n) g.dA[size_t(d) * N + n] += dA[n];
-      if (p.Dskip) g.dD[d] += dD;
-    }
-    const int nt = omp_get_num_threads();
-#pragma omp for schedule(static)
-    for (size_t e = 0; e < bln; ++e) {
-      T sb = 0, sc = 0;
-      for (int k = 0; k < nt; ++k) {
-        sb += part[2 * bln * k + e];
-        sc += part[2 * bln * k + bln + e];
-      }
-      g.dB[e] = sb;
-      g.dC[e] = sc;
-    }
-  }
+  kernels<T>().naive_backward(p, states, dout, g);
 }
 
 #define MK_INSTANTIATE_SCAN(T)                                                                  \
