@@ -19,12 +19,14 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 #include "mambakit/experiments/bench_mixers.h"
 #include "mambakit/experiments/bench_train.h"
@@ -631,22 +633,39 @@ int cmd_generate(const std::vector<std::string>& args) {
 
 int cmd_info(const std::vector<std::string>& args) {
   std::string path;
-  bool as_json = false;
+  bool as_json = false, system = false;
   po::options_description d(
       "mambakit info RUN_DIR|MODEL_DIR|FILE.safetensors [--json]\n"
+      "mambakit info --system [--json]\n"
       "Parameters, tensor shapes and the model config of a checkpoint; for a run\n"
-      "directory also its step, checkpoints and resolved config.\n\n"
+      "directory also its step, checkpoints and resolved config. With --system:\n"
+      "the CPU's instruction sets and the one the CPU kernels use.\n\n"
       "Examples:\n"
       "  mambakit info runs/quickstart\n"
+      "  MAMBAKIT_ISA=avx2 mambakit info --system\n"
       "  mambakit info runs/quickstart/checkpoints/step_600 --json\n\n"
       "Options");
   d.add_options()("help,h", "show this help")
-      ("path", po::value(&path)->required(), "run directory, model directory or .safetensors file")
+      ("path", po::value(&path), "run directory, model directory or .safetensors file")
+      ("system", po::bool_switch(&system), "the CPU's ISAs and the one chosen (MAMBAKIT_ISA forces one)")
       ("json", po::bool_switch(&as_json), "print one JSON object");
   po::positional_options_description pos;
   pos.add("path", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
+  if (system) {
+    json isas = json::array();
+    for (mk::Isa i : mk::supported_isas()) isas.push_back(mk::isa_name(i));
+    const char* forced = std::getenv("MAMBAKIT_ISA");
+    const json sys{{"cpu_isas", isas}, {"isa", mk::isa_name(mk::active_isa())},
+                   {"forced_by_MAMBAKIT_ISA", forced && *forced}};
+    if (as_json) std::cout << sys.dump() << "\n";
+    else
+      std::cout << "cpu isas: " << isas.dump() << "\nisa: " << sys["isa"].get<std::string>()
+                << (forced && *forced ? " (MAMBAKIT_ISA)" : " (widest supported)") << "\n";
+    return 0;
+  }
+  if (path.empty()) throw mk::Error("give a run directory, model directory or .safetensors file (or --system)");
   json info{{"path", path}};
   std::string weights = path;
   if (fs::is_directory(path)) {
@@ -820,7 +839,7 @@ int cmd_bench_mixers(const std::vector<std::string>& rest) {
 int cmd_bench(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "mambakit bench scan [--batch --d-inner --d-state --len --threads --repeats] [--json]\n"
-                 "mambakit bench train [--threads --steps]\n"
+                 "mambakit bench train [--d-model --n-layer --seq-len --batch --mixer --threads --device --steps] [--json]\n"
                  "mambakit bench mixers [--d-model --lengths --mixers --contexts --threads] [--json]\n"
                  "mambakit bench data [CONFIG ...] [--seconds --steps] [--json]\n";
     return args.empty() ? 2 : 0;
@@ -852,15 +871,36 @@ int cmd_bench(const std::vector<std::string>& args) {
   }
   if (args[0] == "train") {
     mk::exp::TrainBenchConfig c;
-    po::options_description d("mambakit bench train [options]\n"
-                              "Tokens per second of training steps of the demo model.\nOptions");
+    bool as_json = false;
+    po::options_description d(
+        "mambakit bench train [options]\n"
+        "Steady-state tokens/s of full training steps (forward, backward, clipping, AdamW) on random\n"
+        "bytes, after warm-up steps that are not timed, and the peak resident memory. The defaults\n"
+        "are the quickstart model (experiments/quickstart.yaml).\n"
+        "Example: mambakit bench train --d-model 256 --n-layer 4 --batch 8 --seq-len 256 --threads 2 --json\n"
+        "Options");
     d.add_options()("help,h", "show this help")
-        ("threads", po::value(&c.threads)->default_value(0), "threads (0: OMP default)")
-        ("steps", po::value(&c.steps)->default_value(c.steps), "timed steps");
+        ("d-model", po::value(&c.d_model)->default_value(c.d_model), "model width")
+        ("n-layer", po::value(&c.n_layer)->default_value(c.n_layer), "layers")
+        ("d-state", po::value(&c.d_state)->default_value(c.d_state), "Mamba state size")
+        ("seq-len", po::value(&c.seq_len)->default_value(c.seq_len), "tokens per sequence")
+        ("batch", po::value(&c.batch)->default_value(c.batch), "sequences per step")
+        ("mixer", po::value(&c.mixer)->default_value(c.mixer), "mixer, or a comma-separated pattern over the layers")
+        ("device", po::value(&c.device)->default_value(c.device), "cpu or cuda")
+        ("threads", po::value(&c.threads)->default_value(c.threads), "threads (0: OMP default)")
+        ("warmup", po::value(&c.warmup)->default_value(c.warmup), "untimed steps first")
+        ("steps", po::value(&c.steps)->default_value(c.steps), "timed steps (0: as many as fit in --seconds)")
+        ("seconds", po::value(&c.seconds)->default_value(c.seconds), "timed seconds when --steps is 0")
+        ("json", po::bool_switch(&as_json), "print one JSON object");
     auto vm = parse(rest, d, {});
     if (vm.count("help")) { std::cout << d; return 0; }
-    mk::set_cpu_threads(c.threads);
-    std::cout << mk::exp::run_train_bench(c) << "\n";
+    if (c.d_model < 1 || c.n_layer < 1 || c.d_state < 1 || c.batch < 1 || c.seq_len < 1)
+      throw UsageError("bench train: --d-model, --n-layer, --d-state, --batch and --seq-len must be >= 1");
+    if (c.warmup < 0 || c.steps < 0 || !(c.seconds >= 0))
+      throw UsageError("bench train: --warmup, --steps and --seconds must be >= 0");
+    const auto r = mk::exp::run_train_bench(c);
+    if (as_json) std::cout << r.to_json().dump() << "\n";
+    else std::cout << r.to_text();
     return 0;
   }
   if (args[0] == "mixers") return cmd_bench_mixers(rest);

@@ -423,6 +423,11 @@ void Trainer::evaluate_and_track(MetricsLog& log) {
 }
 
 json Trainer::summary(double wall) const {
+  // Steady state: the steps after warm-up, or every step of this session
+  // when it had no more than the warm-up ones.
+  const bool steady = steady_steps_ > 0 && steady_seconds_ > 0;
+  const double st_tokens = steady ? steady_tokens_ : session_train_tokens_;
+  const double st_seconds = steady ? steady_seconds_ : session_train_seconds_;
   json s{{"steps", step_},
          {"total_steps", total_steps_},
          {"finished", step_ >= total_steps_},
@@ -430,6 +435,9 @@ json Trainer::summary(double wall) const {
          {"wall_seconds", wall},
          {"tokens", tokens_},
          {"tokens_per_second", wall > 0 ? tokens_ / wall : 0.0},
+         {"train_seconds", session_train_seconds_},
+         {"steady_tokens_per_second", st_seconds > 0 ? st_tokens / st_seconds : 0.0},
+         {"steady_steps", steady ? steady_steps_ : session_steps_},
          {"nonfinite_steps", nonfinite_total_},
          {"parameters", model_->num_params()},
          {"task", task_->name()},
@@ -502,6 +510,16 @@ json Trainer::run(long until) {
     const double loss = step();
     const double dt = seconds_since(t0);
     train_seconds += dt;
+    // Steady-state throughput for summary.json: training steps only, after
+    // the first kSteadyWarmup of this session (allocations, page faults).
+    ++session_steps_;
+    session_train_seconds_ += dt;
+    session_train_tokens_ += tokens_ - tokens_before;
+    if (session_steps_ > kSteadyWarmup) {
+      ++steady_steps_;
+      steady_seconds_ += dt;
+      steady_tokens_ += tokens_ - tokens_before;
+    }
     interval_seconds += dt;
     interval_tokens += tokens_ - tokens_before;
     if (std::isfinite(loss)) {

@@ -3,7 +3,8 @@
 // the previous checkpoint loadable, SIGTERM saves and exits 143,
 // metrics.jsonl and summary.json agree; and through the Trainer API:
 // non-finite losses are skipped and counted, gradient accumulation equals a
-// larger batch.
+// larger batch; `bench train --json` and summary.json's steady-state
+// tokens/s.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -371,6 +372,63 @@ TEST(Runner, CudaWithoutADeviceExitsOneWithOneLine) {
   EXPECT_NE(r.output.find("train.device"), std::string::npos) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   EXPECT_FALSE(fs::exists(d / "run/metrics.jsonl")) << "nothing may start";
+}
+
+// `bench train --json`: one JSON object on stdout with the shape asked for,
+// positive steady-state tokens/s and peak resident memory.
+TEST(BenchTrain, JsonHonoursTheShapeFlags) {
+  const auto r = test::run_cli(
+      "bench train --json --d-model 16 --n-layer 2 --d-state 4 --seq-len 24 --batch 3 "
+      "--mixer mamba,attention --threads 1 --warmup 1 --steps 2",
+      "", /*stdout_only=*/true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json j = json::parse(r.output);
+  for (const char* k : {"tokens_per_s", "peak_rss_bytes", "ms_per_step", "seconds", "params"})
+    EXPECT_TRUE(j.contains(k) && j[k].is_number() && j[k].get<double>() > 0) << k << " in " << j.dump();
+  EXPECT_EQ(j["d_model"], 16);
+  EXPECT_EQ(j["n_layer"], 2);
+  EXPECT_EQ(j["seq_len"], 24);
+  EXPECT_EQ(j["batch"], 3);
+  EXPECT_EQ(j["mixer"], "mamba,attention");
+  EXPECT_EQ(j["threads"], 1);
+  EXPECT_EQ(j["steps"], 2);
+  EXPECT_EQ(j["warmup_steps"], 1);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_NEAR(j["tokens_per_s"].get<double>(), 3.0 * 24 * 2 / j["seconds"].get<double>(), 1e-6 * j["tokens_per_s"].get<double>());
+  // A larger model has more parameters: the flags reach the model.
+  const auto r2 = test::run_cli("bench train --json --d-model 32 --n-layer 3 --seq-len 8 --batch 1 --steps 1 --warmup 0",
+                                "", true);
+  ASSERT_EQ(r2.code, 0) << r2.output;
+  EXPECT_GT(json::parse(r2.output)["params"].get<double>(), j["params"].get<double>());
+}
+
+TEST(BenchTrain, BadFlagsAreOneLineErrors) {
+  const auto bad_mixer = test::run_cli("bench train --mixer nosuch --d-model 16 --n-layer 1 --steps 1");
+  EXPECT_EQ(bad_mixer.code, 1) << bad_mixer.output;
+  EXPECT_NE(bad_mixer.output.find("nosuch"), std::string::npos) << bad_mixer.output;
+  EXPECT_EQ(std::count(bad_mixer.output.begin(), bad_mixer.output.end(), '\n'), 1) << bad_mixer.output;
+  const auto bad_shape = test::run_cli("bench train --batch 0");
+  EXPECT_EQ(bad_shape.code, 2) << bad_shape.output;
+}
+
+// summary.json: steady-state training tokens/s (training steps only, after
+// warm-up) next to tokens over wall time (evaluation, checkpoints and
+// generation included), so it is at least the latter.
+TEST(Summary, SteadyStateTokensPerSecond) {
+  TempDir d("steady");
+  const std::string run = d / "run";
+  const std::string cfg = test::write_config(d, test::write_corpus(d), run, 12);
+  const auto r = run_cli("train " + cfg + " --set eval.every=4 --set output.save_every=4 --set generate.tokens=20");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json s = json::parse(read_file(run + "/summary.json"));
+  for (const char* k : {"steady_tokens_per_second", "train_seconds", "wall_seconds", "tokens_per_second"})
+    ASSERT_TRUE(s.contains(k) && s[k].is_number()) << k << " in " << s.dump();
+  EXPECT_EQ(s["steady_steps"], 12 - 3);  // the first 3 steps are warm-up
+  const double steady = s["steady_tokens_per_second"].get<double>();
+  EXPECT_GT(steady, 0);
+  EXPECT_GT(s["train_seconds"].get<double>(), 0);
+  EXPECT_LT(s["train_seconds"].get<double>(), s["wall_seconds"].get<double>());
+  EXPECT_GE(steady, s["tokens"].get<double>() / s["wall_seconds"].get<double>());
 }
 
 }  // namespace

@@ -1,16 +1,47 @@
-// Training throughput of the demo model (what `make demo` trains).
+// `mambakit bench train`: steady-state training throughput of one model shape
+// (by default the quickstart model of experiments/quickstart.yaml) on random
+// byte batches, and the process's peak resident memory.
 #pragma once
+#include <cstdint>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace mk::exp {
 
 struct TrainBenchConfig {
-  int threads = 0;
-  int steps = 5;
+  // The quickstart model and batch (experiments/quickstart.yaml).
+  int d_model = 128;
+  int n_layer = 6;
+  int d_state = 16;
+  int expand = 2;
+  int seq_len = 256;
+  int batch = 16;
+  std::string mixer = "mamba";  // one name or a comma-separated pattern over the layers
+  std::string device = "cpu";   // cpu | cuda
+  int threads = 0;              // 0: OMP default
+  int warmup = 3;               // untimed steps first
+  int steps = 0;                // timed steps; 0: as many as fit in about `seconds` (at least 3)
+  double seconds = 5.0;
+  uint64_t seed = 1;
 };
 
-// Runs warm-up + timed training steps on random bytes; returns a JSON line
-// with tokens_per_s, ms_per_step and the model size.
-std::string run_train_bench(const TrainBenchConfig& c);
+struct TrainBenchResult {
+  TrainBenchConfig config;
+  size_t params = 0;
+  int threads = 0;      // CPU threads in use
+  int steps = 0;        // timed steps
+  double seconds = 0;   // their time
+  double ms_per_step = 0;
+  double tokens_per_s = 0;  // steady state: batch * seq_len * steps / seconds
+  long peak_rss_bytes = 0;  // the process's peak resident set (getrusage)
+  nlohmann::json to_json() const;
+  std::string to_text() const;
+};
+
+// Builds the model, runs the warm-up steps, then the timed ones (forward,
+// backward, gradient clipping at 1, AdamW, as Trainer::step does). Throws
+// mk::Error for a bad shape, an unknown mixer or a missing device.
+TrainBenchResult run_train_bench(const TrainBenchConfig& c);
 
 }  // namespace mk::exp

@@ -119,6 +119,13 @@ class Trainer {
   double tokens_ = 0;         // trained on, all sessions
   double prior_seconds_ = 0;  // wall time of earlier sessions
   double last_norm_ = 0;
+  // Time inside training steps in this session (no evaluation, checkpoints
+  // or generation): all of them, and the steady state after the first
+  // kSteadyWarmup steps (summary.json's steady_tokens_per_second).
+  static constexpr long kSteadyWarmup = 3;
+  long session_steps_ = 0, steady_steps_ = 0;
+  double session_train_seconds_ = 0, session_train_tokens_ = 0;
+  double steady_seconds_ = 0, steady_tokens_ = 0;
   long last_eval_step_ = -1, last_save_step_ = -1;
   nlohmann::json last_eval_ = nlohmann::json::object();
   nlohmann::json best_ = nullptr;  // {"step", "value", "metrics"}
