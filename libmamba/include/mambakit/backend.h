@@ -146,7 +146,9 @@ class Backend : public DeviceMemory {
  public:
   // Matrix products with bf16 operands (fp32 accumulation, fp32 data and
   // master weights): train.precision bf16. Returns false where the backend
-  // has no such mode (the CPU), which then stays in fp32.
+  // has no such mode (the CPU), which then stays in fp32. The setting
+  // belongs to the backend, so it holds for every model of the process on
+  // that device (the trainer sets it from train.precision).
   virtual bool set_bf16_matmuls(bool on) { return !on; }
   virtual bool bf16_matmuls() const { return false; }
 
