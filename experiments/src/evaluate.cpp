@@ -377,13 +377,15 @@ bool is_perplexity_metric(const std::string& name) {
 }
 
 json evaluate_run_full(const std::string& run_dir, const EvalOptions& o) {
+  const Device dev = parse_device(o.device);
+  backend_for<float>(dev);  // an unusable device is refused before any work
   const std::string cfg_path = run_dir + "/config.yaml";
   if (!fs::exists(cfg_path)) throw Error(run_dir + ": not a run directory (no config.yaml)");
   const RunConfig cfg = load_config(cfg_path);
   const std::string mdir = checkpoint_dir(run_dir, o.checkpoint);
   auto task = tasks::make_task(cfg.task_spec());
   auto model = load_model(mdir);
-  model->to(parse_device(o.device));
+  model->to(dev);
   const std::string split = o.split.empty() ? cfg.eval.split : o.split;
   const int batch = o.batch > 0 ? o.batch : cfg.eval.batch_size > 0 ? cfg.eval.batch_size : cfg.train.batch_size;
   const long maxs = o.max_sequences >= 0 ? o.max_sequences : cfg.eval.max_sequences;

@@ -609,6 +609,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   if (so.top_p <= 0 || so.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
   mk::set_cpu_threads(threads);
   const mk::Device dev = mk::parse_device(device);
+  mk::backend_for<float>(dev);  // an unusable device is refused before any work
   auto model = mk::load_model(mk::exp::checkpoint_dir(dir, checkpoint));
   model->to(dev);
   if (media.task_name == "dna_pretrain" || media.task_name == "audio") {

@@ -362,6 +362,25 @@ TEST(Runner, CudaDeviceIsAcceptedOrClearlyRefused) {
   }
 }
 
+// eval and generate refuse a bad or unusable --device in one line, before
+// reading the run.
+TEST(Runner, EvalAndGenerateRefuseABadDevice) {
+  TempDir d("device_flag");
+  for (const char* cmd : {"eval", "generate"}) {
+    const auto r = test::run_cli(std::string(cmd) + " " + (d / "no_such_run") + " --device gpu");
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find("unknown device 'gpu'"), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+  std::string why;
+  if (cuda_backend_available(&why)) return;
+  for (const char* cmd : {"eval", "generate"}) {
+    const auto r = test::run_cli(std::string(cmd) + " " + (d / "no_such_run") + " --device cuda");
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find("device cuda"), std::string::npos) << "the device is checked first: " << r.output;
+  }
+}
+
 TEST(Runner, CudaWithoutADeviceExitsOneWithOneLine) {
   std::string why;
   if (cuda_backend_available(&why)) GTEST_SKIP() << "a CUDA device is present: the refusal cannot be seen";
