@@ -14,8 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 #include "mambakit/ops/selective_scan.h"
+#include "scan_baseline_loop.h"
 
 namespace mk::bench {
 namespace {
@@ -117,6 +119,19 @@ std::pair<double, double> time_pair(int repeats, Fwd fwd, Bwd bwd) {
   return {best_fwd, best_both};
 }
 
+// Best-of-repeats time (ms) of f, after one warm-up call.
+template <class F>
+double time_best(int repeats, F f) {
+  f();
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    f();
+    best = std::min(best, ms_since(t0));
+  }
+  return best;
+}
+
 // Restores the OpenMP thread count on scope exit.
 struct ThreadScope {
   int saved;
@@ -160,6 +175,17 @@ ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
                          ops::selective_scan_backward_workspace_bytes<float>(
                              c.batch, c.len, c.d_inner, c.d_state, r.threads_used);
   r.fwd_updates_per_s = r.updates / (r.fused_fwd_ms * 1e-3);
+  r.isa = isa_name(active_isa());
+  const auto isas = supported_isas();
+  if (std::find(isas.begin(), isas.end(), Isa::avx2) != isas.end()) {
+    std::vector<float> y(pr.out.size());
+    ops::SelectiveScanParams<float> plain = pr.p;
+    plain.z = nullptr;
+    plain.Dskip = nullptr;
+    r.baseline_fwd_ms = time_best(c.repeats, [&] { plain_scan_forward(plain, y.data()); });
+    r.baseline_updates_per_s = r.updates / (r.baseline_fwd_ms * 1e-3);
+    r.fused_over_baseline = r.baseline_fwd_ms / r.fused_fwd_ms;
+  }
   r.fwdbwd_over_fwd = r.fused_fwdbwd_ms / r.fused_fwd_ms;
 
   // Naive: same buffers plus every state.
@@ -206,7 +232,11 @@ std::string ScanBenchResult::to_json() const {
   j["updates"] = updates;
   j["fused_fwd_ms"] = fused_fwd_ms;
   j["fused_fwdbwd_ms"] = fused_fwdbwd_ms;
+  j["isa"] = isa;
   j["fwd_updates_per_s"] = fwd_updates_per_s;
+  j["baseline_fwd_ms"] = baseline_fwd_ms;
+  j["baseline_updates_per_s"] = baseline_updates_per_s;
+  j["fused_over_baseline"] = fused_over_baseline;
   j["fwdbwd_over_fwd"] = fwdbwd_over_fwd;
   j["fused_fwd_bytes"] = fused_fwd_bytes;
   j["naive_fwd_bytes"] = naive_fwd_bytes;
@@ -234,20 +264,36 @@ std::string ScanBenchResult::to_json() const {
 }
 
 std::string ScanBenchResult::to_text() const {
-  char buf[1024];
+  char buf[512];
+  std::string out;
   const double mb = 1.0 / (1 << 20);
   std::snprintf(buf, sizeof buf,
-                "selective scan B=%d D=%d N=%d L=%d, %d threads\n"
-                "  fused  fwd %8.2f ms  fwd+bwd %8.2f ms  (%.2f G updates/s, fwd+bwd/fwd %.2f)\n"
-                "  naive  fwd %8.2f ms  fwd+bwd %8.2f ms  (naive/fused fwd+bwd time %.1fx)\n"
+                "selective scan B=%d D=%d N=%d L=%d, %d threads, %s kernels\n"
+                "  fused  fwd %8.2f ms  fwd+bwd %8.2f ms  (%.2f G updates/s, fwd+bwd/fwd %.2f)\n",
+                config.batch, config.d_inner, config.d_state, config.len, threads_used,
+                isa.c_str(), fused_fwd_ms, fused_fwdbwd_ms, fwd_updates_per_s * 1e-9,
+                fwdbwd_over_fwd);
+  out += buf;
+  if (baseline_fwd_ms > 0) {
+    std::snprintf(buf, sizeof buf,
+                  "  plain loop (-O3 -ffast-math, AVX2) fwd %8.2f ms (%.2f G updates/s); "
+                  "fused/plain speed %.2fx\n",
+                  baseline_fwd_ms, baseline_updates_per_s * 1e-9, fused_over_baseline);
+    out += buf;
+  }
+  if (config.naive) {
+    std::snprintf(buf, sizeof buf,
+                  "  naive  fwd %8.2f ms  fwd+bwd %8.2f ms  (naive/fused fwd+bwd time %.1fx)\n",
+                  naive_fwd_ms, naive_fwdbwd_ms, naive_over_fused_time);
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf,
                 "  scan memory (states + workspace): fused %.1f MB, naive %.1f MB (%.1fx)\n"
                 "  with the caller's tensors (fwd+bwd): fused %.1f MB, naive %.1f MB (%.2fx)\n",
-                config.batch, config.d_inner, config.d_state, config.len, threads_used,
-                fused_fwd_ms, fused_fwdbwd_ms, fwd_updates_per_s * 1e-9, fwdbwd_over_fwd,
-                naive_fwd_ms, naive_fwdbwd_ms, naive_over_fused_time, fused_scan_bytes * mb,
-                naive_scan_bytes * mb, naive_over_fused_memory, fused_fwdbwd_bytes * mb,
-                naive_fwdbwd_bytes * mb, naive_over_fused_fwdbwd_memory);
-  return buf;
+                fused_scan_bytes * mb, naive_scan_bytes * mb, naive_over_fused_memory,
+                fused_fwdbwd_bytes * mb, naive_fwdbwd_bytes * mb, naive_over_fused_fwdbwd_memory);
+  out += buf;
+  return out;
 }
 
 }  // namespace mk::bench

@@ -30,7 +30,13 @@ struct ScanBenchResult {
   double fused_fwd_ms = 0, fused_fwdbwd_ms = 0;
   double naive_fwd_ms = 0, naive_fwdbwd_ms = 0;  // 0 when config.naive is false
 
+  std::string isa;  // the CPU scan kernels' ISA (mk::active_isa(), MAMBAKIT_ISA forces one)
   double fwd_updates_per_s = 0;          // updates / fused forward time
+  // The plain compiler-vectorised loop (scan_baseline_loop.h), forward only,
+  // best of the same repeats; 0 when the CPU lacks AVX2.
+  double baseline_fwd_ms = 0;
+  double baseline_updates_per_s = 0;
+  double fused_over_baseline = 0;        // baseline fwd time / fused fwd time
   double fwdbwd_over_fwd = 0;            // fused (fwd+bwd) / fused fwd
   double naive_over_fused_time = 0;      // naive fwd+bwd / fused fwd+bwd
   double naive_over_fused_fwd_time = 0;  // naive fwd / fused fwd

@@ -17,6 +17,7 @@
 // 128 + the signal number (130, 143), as shells report a killed command.
 #include <omp.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -839,8 +840,8 @@ int cmd_bench_mixers(const std::vector<std::string>& rest) {
 
 int cmd_bench(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::cout << "mambakit bench scan [--batch --d-inner --d-state --len --threads --repeats] [--json]\n"
-                 "mambakit bench train [--d-model --n-layer --seq-len --batch --mixer --threads --device --steps] [--json]\n"
+    std::cout << "mambakit bench scan [--batch --d-inner --d-state --len --threads --repeats --isa --no-naive] [--json]\n"
+                 "mambakit bench train [--d-model --n-layer --seq-len --batch --mixer --threads --compare-threads --device --steps] [--json]\n"
                  "mambakit bench mixers [--d-model --lengths --mixers --contexts --threads] [--json]\n"
                  "mambakit bench data [CONFIG ...] [--seconds --steps] [--json]\n";
     return args.empty() ? 2 : 0;
@@ -859,12 +860,33 @@ int cmd_bench(const std::vector<std::string>& args) {
         ("len", po::value(&c.len)->default_value(c.len), "sequence length")
         ("threads", po::value(&c.threads)->default_value(c.threads), "threads (0: OMP default)")
         ("repeats", po::value(&c.repeats)->default_value(c.repeats), "timed repetitions (best is kept)")
-        ("json", po::bool_switch(&as_json), "print one JSON object");
+        ("no-naive", "skip the naive (materialising) scan, the slow part")
+        ("isa", po::value<std::string>()->default_value(""),
+         "CPU kernels to time: scalar, avx2, avx512, or all (every one this CPU runs, in one run); "
+         "default: the one chosen at start-up (MAMBAKIT_ISA forces it)")
+        ("json", po::bool_switch(&as_json), "print one JSON object (per ISA)");
     auto vm = parse(rest, d, {});
     if (vm.count("help")) { std::cout << d; return 0; }
-    auto r = mk::bench::run_scan_bench(c);
-    if (as_json) std::cout << r.to_json() << "\n";
-    else std::cout << r.to_text();
+    c.naive = !vm.count("no-naive");
+    std::vector<mk::Isa> isas;
+    const std::string isa_arg = vm["isa"].as<std::string>();
+    if (isa_arg == "all") {
+      isas = mk::supported_isas();
+    } else if (isa_arg.empty()) {
+      isas = {mk::active_isa()};
+    } else {
+      const mk::Isa want = mk::isa_from_env_value(isa_arg.c_str());
+      const auto ok = mk::supported_isas();
+      if (std::find(ok.begin(), ok.end(), want) == ok.end())
+        throw UsageError("--isa " + isa_arg + ": this CPU does not run it");
+      isas = {want};
+    }
+    for (const mk::Isa isa : isas) {
+      mk::ScopedIsa scope(isa);
+      auto r = mk::bench::run_scan_bench(c);
+      if (as_json) std::cout << r.to_json() << "\n";
+      else std::cout << r.to_text();
+    }
     return 0;
 #else
     throw mk::Error("bench: built without benchmarks (MAMBAKIT_BUILD_BENCH=OFF)");
@@ -892,6 +914,9 @@ int cmd_bench(const std::vector<std::string>& args) {
         ("warmup", po::value(&c.warmup)->default_value(c.warmup), "untimed steps first")
         ("steps", po::value(&c.steps)->default_value(c.steps), "timed steps (0: as many as fit in --seconds)")
         ("seconds", po::value(&c.seconds)->default_value(c.seconds), "timed seconds when --steps is 0")
+        ("compare-threads", po::value<std::string>(),
+         "comma-separated thread counts, e.g. 1,2: runs each in turn, twice, and prints the "
+         "best tokens/s of each and its ratio to the first (replaces --threads)")
         ("json", po::bool_switch(&as_json), "print one JSON object");
     auto vm = parse(rest, d, {});
     if (vm.count("help")) { std::cout << d; return 0; }
@@ -899,6 +924,44 @@ int cmd_bench(const std::vector<std::string>& args) {
       throw UsageError("bench train: --d-model, --n-layer, --d-state, --batch and --seq-len must be >= 1");
     if (c.warmup < 0 || c.steps < 0 || !(c.seconds >= 0))
       throw UsageError("bench train: --warmup, --steps and --seconds must be >= 0");
+    if (vm.count("compare-threads")) {
+      std::vector<int> counts;
+      std::stringstream list(vm["compare-threads"].as<std::string>());
+      for (std::string item; std::getline(list, item, ',');) {
+        char* end = nullptr;
+        const long n = std::strtol(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || n < 1 || n > 4096)
+          throw UsageError("bench train: --compare-threads takes thread counts >= 1, e.g. 1,2; got '" +
+                           item + "'");
+        counts.push_back(int(n));
+      }
+      if (counts.size() < 2) throw UsageError("bench train: --compare-threads needs two or more counts");
+      // Two interleaved rounds, best of each: load from other jobs hits both.
+      std::vector<mk::exp::TrainBenchResult> best(counts.size());
+      for (int round = 0; round < 2; ++round)
+        for (size_t i = 0; i < counts.size(); ++i) {
+          c.threads = counts[i];
+          const auto r = mk::exp::run_train_bench(c);
+          if (round == 0 || r.tokens_per_s > best[i].tokens_per_s) best[i] = r;
+        }
+      nlohmann::json runs = nlohmann::json::array();
+      for (size_t i = 0; i < counts.size(); ++i) {
+        auto j = best[i].to_json();
+        j["speedup_vs_first"] = best[i].tokens_per_s / best[0].tokens_per_s;
+        runs.push_back(j);
+      }
+      if (as_json) {
+        std::cout << nlohmann::json{{"benchmark", "train_step_threads"}, {"runs", runs}}.dump() << "\n";
+      } else {
+        std::cout << best[0].to_text();
+        for (size_t i = 0; i < counts.size(); ++i)
+          std::printf("  %3d threads: %10.0f tokens/s  %8.1f ms/step  x%.2f vs %d thread%s\n",
+                      counts[i], best[i].tokens_per_s, best[i].ms_per_step,
+                      best[i].tokens_per_s / best[0].tokens_per_s, counts[0],
+                      counts[0] == 1 ? "" : "s");
+      }
+      return 0;
+    }
     const auto r = mk::exp::run_train_bench(c);
     if (as_json) std::cout << r.to_json().dump() << "\n";
     else std::cout << r.to_text();

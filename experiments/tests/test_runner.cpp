@@ -9,8 +9,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 #include "mambakit/experiments/plot.h"
 #include "mambakit/experiments/run_dir.h"
@@ -428,6 +430,55 @@ TEST(BenchTrain, BadFlagsAreOneLineErrors) {
   EXPECT_EQ(std::count(bad_mixer.output.begin(), bad_mixer.output.end(), '\n'), 1) << bad_mixer.output;
   const auto bad_shape = test::run_cli("bench train --batch 0");
   EXPECT_EQ(bad_shape.code, 2) << bad_shape.output;
+}
+
+// `bench train --compare-threads 1,2`: one JSON object with a run per count,
+// each with its thread count and its ratio to the first.
+TEST(BenchTrain, CompareThreadsReportsEachCountAndRatio) {
+  const auto r = test::run_cli(
+      "bench train --json --d-model 16 --n-layer 1 --d-state 4 --seq-len 16 --batch 2 "
+      "--warmup 0 --steps 1 --compare-threads 1,2",
+      "", /*stdout_only=*/true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json j = json::parse(r.output);
+  ASSERT_TRUE(j.contains("runs") && j["runs"].size() == 2) << j.dump();
+  EXPECT_EQ(j["runs"][0]["threads"], 1);
+  EXPECT_EQ(j["runs"][1]["threads"], 2);
+  EXPECT_DOUBLE_EQ(j["runs"][0]["speedup_vs_first"].get<double>(), 1.0);
+  const double want = j["runs"][1]["tokens_per_s"].get<double>() / j["runs"][0]["tokens_per_s"].get<double>();
+  EXPECT_NEAR(j["runs"][1]["speedup_vs_first"].get<double>(), want, 1e-9 * want);
+  for (const char* bad : {"1", "1,x", "1,0", "1,,2"}) {
+    const auto e = test::run_cli(std::string("bench train --steps 1 --compare-threads ") + bad);
+    EXPECT_EQ(e.code, 2) << bad << ": " << e.output;
+    EXPECT_NE(e.output.find("--compare-threads"), std::string::npos) << e.output;
+  }
+}
+
+// `bench scan --isa all`: one JSON object per ISA the CPU runs, each naming
+// its ISA, with the plain-loop baseline timed where the CPU has AVX2.
+TEST(BenchScan, EveryIsaInOneRun) {
+  const auto r = test::run_cli(
+      "bench scan --json --isa all --no-naive --batch 1 --d-inner 24 --d-state 4 --len 40 "
+      "--repeats 1 --threads 1",
+      "", /*stdout_only=*/true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::vector<std::string> isas;
+  for (std::string line; std::getline(lines, line);) {
+    const json j = json::parse(line);
+    isas.push_back(j["isa"].get<std::string>());
+    EXPECT_GT(j["fused_fwd_ms"].get<double>(), 0) << line;
+    EXPECT_FALSE(j["config"]["naive"].get<bool>()) << line;
+    if (isas.back() != "scalar") {
+      EXPECT_GT(j["baseline_fwd_ms"].get<double>(), 0) << line;
+    }
+  }
+  std::vector<std::string> want;
+  for (const mk::Isa i : mk::supported_isas()) want.push_back(mk::isa_name(i));
+  EXPECT_EQ(isas, want);
+  const auto bad = test::run_cli("bench scan --isa sse9 --no-naive");
+  EXPECT_NE(bad.code, 0) << bad.output;
+  EXPECT_NE(bad.output.find("sse9"), std::string::npos) << bad.output;
 }
 
 // summary.json: steady-state training tokens/s (training steps only, after

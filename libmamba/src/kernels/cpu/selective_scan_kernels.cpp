@@ -18,13 +18,19 @@
 // broadcasts; each state n of the W channels is one vector, so y accumulates
 // across n with no horizontal reduction. Channels left over when D is not a
 // multiple of W run through the same code with W = 1.
-//   forward:  h in registers, state saved every kChunk steps (chunk_states).
+//   forward:  a thread walks its lanes chunk by chunk; per lane and chunk the
+//             strided inputs are copied into a contiguous buffer once, then
+//             the states run over it in register groups; state saved every
+//             kChunk steps (chunk_states).
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
-//             buffer (fits L2), then walk it backwards. dB and dC sum over
-//             channels: per step the lane's terms are reduced across the
-//             vector and added to the thread's own (B, L, N) partial sums,
-//             which are added together at the end.
+//             buffer (fits L2), then walk it backwards, again in register
+//             groups. dB and dC sum over channels: the lanes' terms are
+//             added as vectors per (step, state) and reduced across the
+//             vector once per chunk into the thread's own (B, L, N) partial
+//             sums, which are added together at the end.
+// The decay factors exp(delta*A), N per step and channel, dominate the cost:
+// the SIMD paths compute them as 2^x with a short polynomial (Exp2K).
 #include "selective_scan_isa.h"
 
 #include <omp.h>
@@ -33,6 +39,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -84,6 +91,18 @@ constexpr int kChunk = kScanChunk;
 // the team costs more than the work.
 constexpr size_t kParallelMinWork = kScanParallelMinWork;
 
+// States per register group of the AVX2 forward (state_group()).
+#ifndef MK_AVX2_STATE_GROUP
+#define MK_AVX2_STATE_GROUP 8
+#endif
+constexpr int kAvx2StateGroup = MK_AVX2_STATE_GROUP;
+#ifndef MK_AVX2_REVERSE_GROUP
+#define MK_AVX2_REVERSE_GROUP 8
+#define MK_AVX512_REVERSE_GROUP 16
+
+#endif
+constexpr int kAvx2ReverseGroup = MK_AVX2_REVERSE_GROUP;
+
 template <typename T>
 size_t work_of(const SelectiveScanParams<T>& p) {
   return size_t(p.batch) * p.len * p.dim * p.dstate;
@@ -130,6 +149,24 @@ struct ExpK {
   static constexpr float c[8] = {1.f,      1.f,       1.f / 2,   1.f / 6,
                                  1.f / 24, 1.f / 120, 1.f / 720, 1.f / 5040};
 };
+
+// The scan's decay factors exp(delta*A) are computed as 2^(delta * A log2e)
+// with A scaled once per lane (DecayExp below), which saves the range
+// reduction's multiply and its two-part ln2 subtraction: 2^x = 2^k 2^r with
+// k = round(x), r = x - k exact, |r| <= 1/2, and 2^r = 1 + r q(r) with q of
+// degree 4 (a relative minimax fit, max error 1.6e-7 in float arithmetic,
+// exactly 1 at r = 0, so a decay of 1 stays 1). x is clamped to [lo, hi]
+// so 2^k stays a normal float; below lo the true value is < 2^-125 and the
+// factor is that small instead of 0 (no different for the scan's sums).
+// A NaN x stays NaN through the clamps (max/min return their second operand
+// when one is NaN), but the integer scaling does not preserve every NaN
+// payload: calls whose A has a NaN or infinity use the exact exp instead.
+struct Exp2K {
+  static constexpr float lo = -125.f, hi = 127.f;
+  static constexpr float magic = 12582912.f;  // 1.5 * 2^23: x + magic rounds x to an integer
+  static constexpr float q[5] = {6.931470037e-01f, 2.402224243e-01f, 5.550733954e-02f,
+                                 9.671513923e-03f, 1.326471451e-03f};
+};
 #endif
 
 #if MK_SCAN_ISA == 2
@@ -159,6 +196,21 @@ struct F16 {
     // its mask bit set (NLT is true for unordered) and stays NaN.
     __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(ExpK::min), _CMP_NLT_UQ);
     return {_mm512_maskz_scalef_ps(keep, p, k)};
+  }
+  // 2^x (Exp2K), as F8::exp2_fast: k rounded by the magic-number addition
+  // and applied as an integer add to the exponent field (cheaper than
+  // roundscale + scalef on cores that split 512-bit operations).
+  static F16 exp2_fast(F16 xv) {
+    const __m512 magic = _mm512_set1_ps(Exp2K::magic);
+    const __m512 x = _mm512_min_ps(_mm512_set1_ps(Exp2K::hi),
+                                   _mm512_max_ps(_mm512_set1_ps(Exp2K::lo), xv.v));
+    const __m512 t = _mm512_add_ps(x, magic);
+    const __m512 r = _mm512_sub_ps(x, _mm512_sub_ps(t, magic));
+    __m512 q = _mm512_set1_ps(Exp2K::q[4]);
+    for (int i = 3; i >= 0; --i) q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(Exp2K::q[i]));
+    const __m512 p = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.f));
+    const __m512i k_exp = _mm512_slli_epi32(_mm512_castps_si512(t), 23);
+    return {_mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), k_exp))};
   }
   // dst[n] += sum over lanes of s[n]. Groups of 16 states are reduced
   // together by a transpose-and-add tree (4 levels, 45 instructions for 16
@@ -225,8 +277,40 @@ struct F8 {
     __m256 isnan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
     return {_mm256_blendv_ps(y, x, isnan)};
   }
+  // 2^x (Exp2K): k is rounded by adding Exp2K::magic, whose low mantissa
+  // bits then hold k (two's complement), and 2^k is applied by adding k to
+  // the exponent field of 2^r as an integer.
+  static F8 exp2_fast(F8 xv) {
+    const __m256 magic = _mm256_set1_ps(Exp2K::magic);
+    const __m256 x = _mm256_min_ps(_mm256_set1_ps(Exp2K::hi),
+                                   _mm256_max_ps(_mm256_set1_ps(Exp2K::lo), xv.v));
+    const __m256 t = _mm256_add_ps(x, magic);
+    const __m256 r = _mm256_sub_ps(x, _mm256_sub_ps(t, magic));
+    __m256 q = _mm256_set1_ps(Exp2K::q[4]);
+    for (int i = 3; i >= 0; --i) q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(Exp2K::q[i]));
+    const __m256 p = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.f));
+    const __m256i k_exp = _mm256_slli_epi32(_mm256_castps_si256(t), 23);
+    return {_mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), k_exp))};
+  }
+  // dst[n] += sum over lanes of s[n]. Groups of 8 states are reduced together
+  // by a transpose-and-add tree (21 instructions for 8 sums instead of 8
+  // separate horizontal reductions).
   static void add_reduced(const F8* s, int N, float* dst) {
-    for (int n = 0; n < N; ++n) {
+    int n0 = 0;
+    for (; n0 + 8 <= N; n0 += 8) {
+      __m256 a[4], b[2];
+      for (int i = 0; i < 4; ++i) {  // a[i] = pairwise sums of states 2i, 2i+1
+        const __m256 x = s[n0 + 2 * i].v, y = s[n0 + 2 * i + 1].v;
+        a[i] = _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));
+      }
+      for (int j = 0; j < 2; ++j)  // b[j]: per 128-bit half, sums of states 4j..4j+3
+        b[j] = _mm256_add_ps(_mm256_shuffle_ps(a[2 * j], a[2 * j + 1], 0x44),
+                             _mm256_shuffle_ps(a[2 * j], a[2 * j + 1], 0xEE));
+      const __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(b[0], b[1], 0x20),
+                                       _mm256_permute2f128_ps(b[0], b[1], 0x31));
+      _mm256_storeu_ps(dst + n0, _mm256_add_ps(_mm256_loadu_ps(dst + n0), sum));
+    }
+    for (int n = n0; n < N; ++n) {
       __m128 q = _mm_add_ps(_mm256_castps256_ps128(s[n].v), _mm256_extractf128_ps(s[n].v, 1));
       q = _mm_add_ps(q, _mm_movehl_ps(q, q));
       q = _mm_add_ss(q, _mm_movehdup_ps(q));
@@ -253,16 +337,48 @@ struct FastVec<float> {
 };
 #endif
 
+// The decay factor exp(delta*A) of the fused kernels. With Fast (the default
+// for SIMD lanes) A is scaled by log2(e) once per lane in load_At and the
+// factor is exp2_fast(delta * A log2e) (Exp2K); without it (scalar lanes,
+// double, or an A with a NaN or infinity) A is used as is with the exact exp.
+template <class V, bool Fast>
+struct DecayExp {
+  using T = typename V::elem;
+  static constexpr bool kScaled = Fast && V::W > 1;
+  static constexpr T kAScale = kScaled ? T(1.44269504088896341) : T(1);
+  static V exp(V x) {
+    if constexpr (kScaled)
+      return V::exp2_fast(x);
+    else
+      return V::exp(x);
+  }
+  // d(loss)/d(delta) sums ga * A over the states; with scaled A the sum is
+  // scaled back once per step.
+  static V unscale(V sum_ga_A) {
+    if constexpr (kScaled)
+      return sum_ga_A * V::set1(T(0.693147180559945309));
+    else
+      return sum_ga_A;
+  }
+};
+
 // Consecutive time steps of one lane are D elements apart, which for real
 // sizes is more than a page, so the hardware prefetchers do not follow them;
-// the kernels prefetch a few steps ahead themselves.
-constexpr int kPrefetchAhead = 4;
-inline void prefetch_r(const void* p) { __builtin_prefetch(p, 0, 3); }
-inline void prefetch_w(const void* p) { __builtin_prefetch(p, 1, 3); }
+// the kernels prefetch the rows of the next cache line's lanes into L2
+// themselves (gather_chunk, recompute_chunk).
+inline void prefetch_l2(const void* p) { __builtin_prefetch(p, 0, 2); }
 
 template <class V>
 V silu_of(V z, V* sig_out = nullptr) {
-  V s = V::set1(1) / (V::set1(1) + V::exp(V::zero() - z));
+  using T = typename V::elem;
+  // SIMD lanes use the fast 2^x (Exp2K; its clamp only bounds e^-z where the
+  // sigmoid is already 0 or 1 to float precision); the exact exp otherwise.
+  V e;
+  if constexpr (V::W > 1)
+    e = V::exp2_fast(z * V::set1(T(-1.44269504088896341)));
+  else
+    e = V::exp(V::zero() - z);
+  V s = V::set1(1) / (V::set1(1) + e);
   if (sig_out) *sig_out = s;
   return z * s;
 }
@@ -288,80 +404,104 @@ void load_states(S& h, int N, const typename V::elem* src) {
   }
 }
 
-// A[d0+l, n] for the W lanes starting at channel d0, as N vectors (A is
-// (D, N), so the W values of one n are strided; gathered once per lane).
+// A[d0+l, n] * scale for the W lanes starting at channel d0, as N vectors
+// (A is (D, N), so the W values of one n are strided; gathered once per lane).
 template <class V>
-void load_At(const typename V::elem* A, int d0, int N, V* At) {
+void load_At(const typename V::elem* A, int d0, int N, V* At, typename V::elem scale) {
   using T = typename V::elem;
   alignas(64) T lanes[V::W];
   for (int n = 0; n < N; ++n) {
-    for (int l = 0; l < V::W; ++l) lanes[l] = A[size_t(d0 + l) * N + n];
+    for (int l = 0; l < V::W; ++l) lanes[l] = A[size_t(d0 + l) * N + n] * scale;
     At[n] = V::load(lanes);
   }
 }
 
-// Per-thread scratch of the forward: A of the current lane and its states.
+// ---------------------------------------------------------------------------
+// Fused forward. A thread owns a run of lanes of one batch row and walks it
+// chunk by chunk (all its lanes through chunk c before chunk c+1), so the
+// lanes that share a cache line (two per line with AVX2) read it while it
+// is still in cache. For one lane and chunk:
+//   gather: delta, delta*u and D*u of the chunk's steps are copied into a
+//           contiguous per-thread buffer (consecutive steps are D floats
+//           apart: more than a page for real sizes, and at D = 1536 every
+//           row of a stream falls in the same two L1 sets, so rows read in
+//           one pass are gone by the next), while the rows of the next
+//           cache line's lanes are prefetched into L2;
+//   passes: the states run in groups held in registers (forward_states)
+//           over the buffered steps, adding C h into the buffered y;
+//   gate:   y * silu(z) is stored to out.
+// ---------------------------------------------------------------------------
+
+// One lane's chunk of inputs, contiguous.
 template <class V>
-struct FwdScratch {
-  std::vector<V> At, h, ypart;  // (N), (N), (kChunk)
-  explicit FwdScratch(int N) : At(N), h(N), ypart(kChunk) {}
+struct FwdChunk {
+  std::vector<V> dl, du, y;  // (kChunk) each: delta, delta * u, running y
+  FwdChunk() : dl(kChunk), du(kChunk), y(kChunk) {}
 };
 
-// ---------------------------------------------------------------------------
-// Fused forward for one batch row b and the W channels starting at d0.
-// ---------------------------------------------------------------------------
+// A and h of a run of lanes (N vectors per lane).
+template <class V>
+struct FwdLanes {
+  std::vector<V> At, h;
+  FwdLanes(int n_lanes, int N) : At(size_t(n_lanes) * N), h(size_t(n_lanes) * N) {}
+};
 
-// One pass over steps t0..t1 of one lane for the states n0..n0+G (G a
-// compile-time constant: the states are copied into a local array indexed
-// only by constants after unrolling, so they stay in registers for the whole
-// chunk) or, with G = 0, for all N states kept in hmem. When the states are
-// split over several passes, ypart carries the partial y of each step from
-// one pass to the next: the first starts from D*u, the last gates and stores.
-template <class V, int G>
-void forward_pass(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
-                  int n0, const V* At, V* hmem, V* ypart, bool first, bool last,
-                  typename V::elem* out) {
+// Copies the chunk's delta, delta*u and D*u (the y the states add to) of the
+// W channels at d0 into buf; prefetches the same rows of the next cache line.
+template <class V>
+void gather_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
+                  const typename V::elem* out, FwdChunk<V>& buf) {
   using T = typename V::elem;
-  const int L = p.len, D = p.dim, N = p.dstate, NG = G ? G : N;
+  const int L = p.len, D = p.dim;
+  constexpr int kLine = 64 / sizeof(T);  // elements per cache line
+  const int next = (d0 / kLine + 1) * kLine;
+  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
+  for (int t = t0; t < t1; ++t) {
+    const size_t off = (size_t(b) * L + t) * D;
+    if (next < D) {
+      prefetch_l2(p.delta + off + next);
+      prefetch_l2(p.u + off + next);
+      if (p.z) prefetch_l2(p.z + off + next);
+      prefetch_l2(out + off + next);
+    }
+    const V dl = V::load(p.delta + off + d0), uu = V::load(p.u + off + d0);
+    buf.dl[t - t0] = dl;
+    buf.du[t - t0] = dl * uu;
+    buf.y[t - t0] = Dv * uu;
+  }
+}
+
+// States n0..n0+G of one lane over the n_steps buffered steps (G a
+// compile-time constant: the states are copied into a local array indexed
+// only by constants after unrolling, so they stay in registers), or with
+// G = 0 all N states in memory. Bt and Ct point at the chunk's first row of
+// B and C (rows of N).
+template <class V, int G, bool Fast>
+void forward_states(const typename V::elem* Bt, const typename V::elem* Ct, int N, int n0,
+                    int n_steps, const V* At, V* hmem, FwdChunk<V>& buf) {
+  const int NG = G ? G : N;
   V hloc[G ? G : 1];
-  V* h = G ? hloc : hmem;
+  V* h = G ? hloc : hmem + n0;
   if constexpr (G > 0) {
 #pragma GCC unroll 64
     for (int n = 0; n < G; ++n) hloc[n] = hmem[n0 + n];
   }
-  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
-  for (int t = t0; t < t1; ++t) {
-    const size_t row = size_t(b) * L + t;
-    if (first && t + kPrefetchAhead < L) {
-      const size_t ahead = (row + kPrefetchAhead) * D + d0;
-      prefetch_r(p.delta + ahead);
-      prefetch_r(p.u + ahead);
-      if (p.z) prefetch_r(p.z + ahead);
-      prefetch_w(out + ahead);
-    }
-    const V dl = V::load(p.delta + row * D + d0);
-    const V uu = V::load(p.u + row * D + d0);
-    const V du = dl * uu;
-    const T* Bt = p.Bm + row * N + n0;
-    const T* Ct = p.Cm + row * N + n0;
+  for (int i = 0; i < n_steps; ++i) {
+    const V dl = buf.dl[i], du = buf.du[i];
+    const auto* Bi = Bt + size_t(i) * N + n0;
+    const auto* Ci = Ct + size_t(i) * N + n0;
     // Two accumulators halve the length of the dependent FMA chain over n.
-    V y0 = first ? Dv * uu : ypart[t - t0], y1 = V::zero();
+    V y0 = buf.y[i], y1 = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < NG; ++n) {
-      const V a = V::exp(dl * At[n0 + n]);
-      h[n] = V::fma(a, h[n], du * V::set1(Bt[n]));
+      const V a = DecayExp<V, Fast>::exp(dl * At[n0 + n]);
+      h[n] = V::fma(a, h[n], du * V::set1(Bi[n]));
       if (n & 1)
-        y1 = V::fma(h[n], V::set1(Ct[n]), y1);
+        y1 = V::fma(h[n], V::set1(Ci[n]), y1);
       else
-        y0 = V::fma(h[n], V::set1(Ct[n]), y0);
+        y0 = V::fma(h[n], V::set1(Ci[n]), y0);
     }
-    V y = y0 + y1;
-    if (!last) {
-      ypart[t - t0] = y;
-      continue;
-    }
-    if (p.z) y = y * silu_of(V::load(p.z + row * D + d0));
-    y.store(out + row * D + d0);
+    buf.y[i] = y0 + y1;
   }
   if constexpr (G > 0) {
 #pragma GCC unroll 64
@@ -369,41 +509,81 @@ void forward_pass(const SelectiveScanParams<typename V::elem>& p, int b, int d0,
   }
 }
 
-// Steps t0..t1 of one lane, h (N vectors) in and out. For SIMD lanes and
-// N = 16, 16 states plus the exp's constants and temporaries exceed the 32
-// vector registers, so the states run in two passes of 8. The spilled
-// alternative stores and reloads states through the stack every step, and
-// its speed then swung 2-3x with where the stack happened to land (likely
-// false store-to-load dependencies with the input streams, 4K aliasing).
+// States per register group: with SIMD lanes and N a multiple of it, the
+// group's states, the step's operands and the exp's temporaries fit the
+// register file (16 ymm with AVX2, 32 zmm with AVX-512) without spilling
+// states to the stack inside the step loop.
 template <class V, int NC>
-void forward_steps(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                   int t1, const V* At, V* hmem, V* ypart, typename V::elem* out) {
-  constexpr int G = (NC > 0 && V::W > 1 && NC % 8 == 0) ? 8 : NC;
-  const int N = NC ? NC : p.dstate;
+constexpr int state_group() {
+  if (NC == 0 || V::W == 1) return NC;
+  constexpr int G = V::W == 8 ? kAvx2StateGroup : 8;
+  return NC % G == 0 ? G : NC;
+}
+
+// Chunk c of the lane at channel d0: saves its start state, gathers, runs
+// the state groups and stores the gated output.
+template <class V, int NC, bool Fast>
+void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int c,
+                   const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
+                   typename V::elem* chunk_states) {
+  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
+  const int n_chunks = (L + kChunk - 1) / kChunk;
+  const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
+  if (chunk_states)
+    store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
+  gather_chunk(p, b, d0, t0, t1, out, buf);
+  const auto* Bt = p.Bm + (size_t(b) * L + t0) * N;
+  const auto* Ct = p.Cm + (size_t(b) * L + t0) * N;
+  constexpr int G = state_group<V, NC>();
   if constexpr (G == 0) {
-    forward_pass<V, 0>(p, b, d0, t0, t1, 0, At, hmem, ypart, true, true, out);
+    forward_states<V, 0, Fast>(Bt, Ct, N, 0, t1 - t0, At, h, buf);
   } else {
-    for (int n0 = 0; n0 < N; n0 += G)
-      forward_pass<V, G>(p, b, d0, t0, t1, n0, At, hmem, ypart, n0 == 0, n0 + G == N, out);
+    for (int n0 = 0; n0 < N; n0 += G) forward_states<V, G, Fast>(Bt, Ct, N, n0, t1 - t0, At, h, buf);
+  }
+  for (int t = t0; t < t1; ++t) {
+    const size_t off = (size_t(b) * L + t) * D + d0;
+    V y = buf.y[t - t0];
+    if (p.z) y = y * silu_of(V::load(p.z + off));
+    y.store(out + off);
   }
 }
 
-template <class V, int NC>
-void forward_lane(const SelectiveScanParams<typename V::elem>& p, int b, int d0,
-                  typename V::elem* out, typename V::elem* chunk_states,
-                  typename V::elem* final_state, FwdScratch<V>& s) {
-  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const int n_chunks = (L + kChunk - 1) / kChunk;
-  load_At(p.A, d0, N, s.At.data());
-  V* h = s.h.data();
-  for (int n = 0; n < N; ++n) h[n] = V::zero();
+// Lanes j0..j1 (LaneSplit numbering) of batch row b, chunk by chunk.
+template <class V, class S1, int NC, bool Fast, class Split>
+void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, int j1,
+                 const Split& split, typename V::elem* out, typename V::elem* chunk_states,
+                 typename V::elem* final_state) {
+  const int N = NC ? NC : p.dstate, D = p.dim;
+  const int n_chunks = (p.len + kChunk - 1) / kChunk;
+  const int v0 = std::min(j0, split.n_vec), v1 = std::min(j1, split.n_vec);
+  const int s0 = std::max(j0, split.n_vec) - split.n_vec, s1 = std::max(j1, split.n_vec) - split.n_vec;
+  FwdLanes<V> vl(v1 - v0, N);
+  FwdLanes<S1> sl(s1 - s0, N);
+  FwdChunk<V> vbuf;
+  FwdChunk<S1> sbuf;
+  for (int k = v0; k < v1; ++k)
+    load_At(p.A, k * V::W, N, vl.At.data() + size_t(k - v0) * N, DecayExp<V, Fast>::kAScale);
+  for (int k = s0; k < s1; ++k)
+    load_At(p.A, split.n_vec * V::W + k, N, sl.At.data() + size_t(k - s0) * N,
+            DecayExp<S1, Fast>::kAScale);
   for (int c = 0; c < n_chunks; ++c) {
-    if (chunk_states)
-      store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-    forward_steps<V, NC>(p, b, d0, c * kChunk, std::min(L, (c + 1) * kChunk), s.At.data(), h,
-                         s.ypart.data(), out);
+    for (int k = v0; k < v1; ++k)
+      forward_chunk<V, NC, Fast>(p, b, k * V::W, c, vl.At.data() + size_t(k - v0) * N,
+                                 vl.h.data() + size_t(k - v0) * N, vbuf, out, chunk_states);
+    for (int k = s0; k < s1; ++k)
+      forward_chunk<S1, NC, Fast>(p, b, split.n_vec * V::W + k, c,
+                                  sl.At.data() + size_t(k - s0) * N,
+                                  sl.h.data() + size_t(k - s0) * N, sbuf, out, chunk_states);
   }
-  if (final_state) store_states<V>(h, N, final_state + (size_t(b) * D + d0) * N);
+  if (!final_state) return;
+  for (int k = v0; k < v1; ++k) {
+    V* h = vl.h.data() + size_t(k - v0) * N;
+    store_states<V>(h, N, final_state + (size_t(b) * D + k * V::W) * N);
+  }
+  for (int k = s0; k < s1; ++k) {
+    S1* h = sl.h.data() + size_t(k - s0) * N;
+    store_states<S1>(h, N, final_state + (size_t(b) * D + split.n_vec * V::W + k) * N);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -414,10 +594,11 @@ void forward_lane(const SelectiveScanParams<typename V::elem>& p, int b, int d0,
 //   ddelta  = sum_n ga A_n + u sum_n dh_t B_tn
 //   du      = delta sum_n dh_t B_tn + D dy
 //   dA_n   += ga delta,  dB_tn += dh_t delta u,  dC_tn += dy h_t
-// dB and dC sum over channels: per step, the N vectors of per-channel terms
-// are reduced across the vector's lanes (a transpose-add tree for W = 16) and
-// added to this thread's (B, L, N) partial sums. A thread runs all its lanes
-// through one chunk before the next, so those partial rows stay in L1.
+// dB and dC sum over channels: the per-channel terms of a step are added as
+// vectors into per-thread (kChunk, N) accumulators while the thread runs all
+// its lanes through one chunk (the accumulators stay in L2), then reduced
+// across the vector's lanes (a transpose-add tree) into this thread's
+// (B, L, N) partial sums once per chunk.
 // ---------------------------------------------------------------------------
 
 // Per-thread scratch of the backward for n_lanes lanes of width W.
@@ -426,7 +607,12 @@ struct BwdScratch {
   int N, n_lanes;
   std::vector<V> At, carry, dA, dD;  // per lane: (N), (N), (N), (1)
   std::vector<V> hbuf, abuf, ybuf;   // chunk recompute buffers
-  std::vector<V> sB, sC;             // (N) per-channel dB, dC terms of a step
+  std::vector<V> dlbuf, uubuf;       // (kChunk) the chunk's delta and u, contiguous
+  std::vector<V> dybuf, gzbuf;       // (kChunk) dy, dout * dsilu(z)
+  std::vector<V> ddlbuf, dhBbuf;     // (kChunk) sum_n ga A_n, sum_n dh B_n
+  // (kChunk, N): per step and state, the dB and dC terms of this thread's
+  // lanes summed as vectors; reduced across the vector once per chunk.
+  std::vector<V> accB, accC;
   BwdScratch(int N_, int n_lanes_)
       : N(N_),
         n_lanes(n_lanes_),
@@ -437,44 +623,63 @@ struct BwdScratch {
         hbuf(size_t(kChunk + 1) * N_),  // hbuf[i] = h before step t0+i
         abuf(size_t(kChunk) * N_),      // exp(delta*A) at step t0+i
         ybuf(kChunk),
-        sB(N_),
-        sC(N_) {}
+        dlbuf(kChunk),
+        uubuf(kChunk),
+        dybuf(kChunk),
+        gzbuf(kChunk),
+        ddlbuf(kChunk),
+        dhBbuf(kChunk),
+        accB(size_t(kChunk) * N_, V::zero()),
+        accC(size_t(kChunk) * N_, V::zero()) {}
   static size_t bytes(int N, int n_lanes) {
-    return (size_t(n_lanes) * (3 * N + 1) + size_t(2 * kChunk + 1) * N + kChunk + 2 * size_t(N)) *
+    return (size_t(n_lanes) * (3 * N + 1) + size_t(4 * kChunk + 1) * N + 7 * kChunk) *
            sizeof(V);
   }
 };
 
-// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf; hbuf[0] holds
-// the saved state at t0 on entry.
-template <class V, int NC>
+// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf and copy the
+// chunk's delta and u into s.dlbuf/uubuf; hbuf[0] holds the saved state at
+// t0 on entry. The same rows of the next cache line's lanes (read and
+// written by the lanes that follow in this chunk) are prefetched into L2,
+// as in the forward's gather_chunk.
+template <class V, int NC, bool Fast>
 void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                     int t1, const V* At, BwdScratch<V>& s) {
+                     int t1, const V* At, const typename V::elem* dout,
+                     const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s) {
   using T = typename V::elem;
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
+  constexpr int kLine = 64 / sizeof(T);
+  const int next = (d0 / kLine + 1) * kLine;
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t row = size_t(b) * L + t;
-    if (t + kPrefetchAhead < t1) {
-      prefetch_r(p.delta + (row + kPrefetchAhead) * D + d0);
-      prefetch_r(p.u + (row + kPrefetchAhead) * D + d0);
+    if (next < D) {
+      const size_t ahead = row * D + next;
+      for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
+                         static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
+        if (q) prefetch_l2(q + ahead);
     }
     const V dl = V::load(p.delta + row * D + d0);
     const V uu = V::load(p.u + row * D + d0);
+    s.dlbuf[i] = dl;
+    s.uubuf[i] = uu;
     const V du = dl * uu;
     const T* Bt = p.Bm + row * N;
     const T* Ct = p.Cm + row * N;
     const V* hp = s.hbuf.data() + size_t(i) * N;
     V* hn = s.hbuf.data() + size_t(i + 1) * N;
     V* an = s.abuf.data() + size_t(i) * N;
+    V* accC = s.accC.data() + size_t(i) * N;
+    const V dy = s.dybuf[i];
     V y0 = Dv * uu, y1 = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < N; ++n) {
-      const V a = V::exp(dl * At[n]);
+      const V a = DecayExp<V, Fast>::exp(dl * At[n]);
       const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
       an[n] = a;
       hn[n] = h;
+      accC[n] = V::fma(dy, h, accC[n]);
       if (n & 1)
         y1 = V::fma(h, V::set1(Ct[n]), y1);
       else
@@ -484,46 +689,21 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   }
 }
 
-// Reverse over steps t1-1..t0 of lane k (channels d0..d0+W). carry, dA, dD
-// are this lane's running values; with N a compile-time constant the carry
-// lives in registers for the chunk (see forward_steps).
-template <class V, int NC>
-void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                   int t1, const typename V::elem* dout,
-                   const SelectiveScanGrads<typename V::elem>& g, int k, BwdScratch<V>& s,
-                   typename V::elem* dB_part, typename V::elem* dC_part) {
-  using T = typename V::elem;
-  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const V* At = s.At.data() + size_t(k) * N;
-  V* dA = s.dA.data() + size_t(k) * N;
-  V* cmem = s.carry.data() + size_t(k) * N;
-  V cloc[NC ? NC : 1], sBloc[NC ? NC : 1], sCloc[NC ? NC : 1];
-  V* carry = NC ? cloc : cmem;
-  V* sB = NC ? sBloc : s.sB.data();
-  V* sC = NC ? sCloc : s.sC.data();
-  if constexpr (NC > 0) {
-#pragma GCC unroll 64
-    for (int n = 0; n < NC; ++n) cloc[n] = cmem[n];
-  }
-  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
+// The backward of one lane (channels d0..d0+W) over one chunk, in four
+// parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
+// s.dybuf (s.gzbuf) before recompute_chunk, which adds the dC terms dy h as
+// it recomputes h; reverse_chunk then runs the states in register groups
+// (reverse_states), each walking the chunk backwards and adding its share of
+// sum_n ga A_n and sum_n dh B_n into s.ddlbuf, s.dhBbuf, and last stores
+// ddelta, du and dz of every step.
+template <class V>
+void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
+                   const typename V::elem* dout, int k, BwdScratch<V>& s) {
+  const int L = p.len, D = p.dim;
   V dD = s.dD[k];
-  for (int t = t1 - 1; t >= t0; --t) {
+  for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
-    const size_t row = size_t(b) * L + t;
-    const size_t off = row * D + d0;
-    if (t - kPrefetchAhead >= t0) {  // first touch of dout, z, and the outputs
-      const size_t ahead = off - size_t(kPrefetchAhead) * D;
-      prefetch_r(dout + ahead);
-      prefetch_w(g.du + ahead);
-      prefetch_w(g.ddelta + ahead);
-      if (p.z) {
-        prefetch_r(p.z + ahead);
-        prefetch_w(g.dz + ahead);
-      }
-    }
-    const V dl = V::load(p.delta + off);
-    const V uu = V::load(p.u + off);
-    const V du = dl * uu;
+    const size_t off = (size_t(b) * L + t) * D + d0;
     const V go = V::load(dout + off);
     V dy = go;
     if (p.z) {
@@ -531,52 +711,98 @@ void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
       V sig;
       const V sz = silu_of(zz, &sig);
       dy = go * sz;
-      // d silu/dz = sig * (1 + z (1 - sig))
-      const V dsilu = sig * (V::set1(1) + zz * (V::set1(1) - sig));
-      (go * s.ybuf[i] * dsilu).store(g.dz + off);
+      // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
+      s.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
     }
-    if (p.Dskip) dD = V::fma(dy, uu, dD);
-    const T* Bt = p.Bm + row * N;
-    const T* Ct = p.Cm + row * N;
-    const V* hp = s.hbuf.data() + size_t(i) * N;
-    const V* hn = s.hbuf.data() + size_t(i + 1) * N;
-    const V* an = s.abuf.data() + size_t(i) * N;
-    // Two accumulators each for the sums over n, to halve the dependent chains.
-    V ddl0 = V::zero(), ddl1 = V::zero(), dhB0 = V::zero(), dhB1 = V::zero();
+    if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
+    s.dybuf[i] = dy;
+    s.ddlbuf[i] = V::zero();
+    s.dhBbuf[i] = V::zero();
+  }
+  s.dD[k] = dD;
+}
+
+// States n0..n0+G (G = 0: all N, in memory) of lane k over the chunk,
+// backwards. carry (a_{t+1} dh_{t+1}) stays in registers for the chunk.
+template <class V, int G, bool Fast>
+void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int N, int n0,
+                    int n_steps, int k, BwdScratch<V>& s) {
+  const int NG = G ? G : N;
+  const V* At = s.At.data() + size_t(k) * N + n0;
+  V* dA = s.dA.data() + size_t(k) * N + n0;
+  V* cmem = s.carry.data() + size_t(k) * N + n0;
+  V cloc[G ? G : 1];
+  V* carry = G ? cloc : cmem;
+  if constexpr (G > 0) {
+#pragma GCC unroll 64
+    for (int n = 0; n < G; ++n) cloc[n] = cmem[n];
+  }
+  for (int i = n_steps - 1; i >= 0; --i) {
+    const V dl = s.dlbuf[i], dy = s.dybuf[i];
+    const V du = dl * s.uubuf[i];
+    const auto* Bi = Bt + size_t(i) * N + n0;
+    const auto* Ci = Ct + size_t(i) * N + n0;
+    const V* hp = s.hbuf.data() + size_t(i) * N + n0;
+    const V* an = s.abuf.data() + size_t(i) * N + n0;
+    V* accB = s.accB.data() + size_t(i) * N + n0;
+    V ddl = V::zero(), dhB = V::zero();
 #pragma GCC unroll 16
-    for (int n = 0; n < N; ++n) {
-      const V dh = V::fma(V::set1(Ct[n]), dy, carry[n]);
+    for (int n = 0; n < NG; ++n) {
+      const V dh = V::fma(V::set1(Ci[n]), dy, carry[n]);
       const V a = an[n];
       const V ga = dh * hp[n] * a;
       dA[n] = V::fma(ga, dl, dA[n]);
       carry[n] = a * dh;
-      if (n & 1) {
-        ddl1 = V::fma(ga, At[n], ddl1);
-        dhB1 = V::fma(dh, V::set1(Bt[n]), dhB1);
-      } else {
-        ddl0 = V::fma(ga, At[n], ddl0);
-        dhB0 = V::fma(dh, V::set1(Bt[n]), dhB0);
-      }
-      sB[n] = dh * du;
-      sC[n] = dy * hn[n];
+      ddl = V::fma(ga, At[n], ddl);
+      dhB = V::fma(dh, V::set1(Bi[n]), dhB);
+      accB[n] = V::fma(dh, du, accB[n]);
     }
-    V::add_reduced(sB, N, dB_part + row * N);
-    V::add_reduced(sC, N, dC_part + row * N);
-    const V ddl = ddl0 + ddl1, dhB = dhB0 + dhB1;
-    V::fma(dhB, uu, ddl).store(g.ddelta + off);
-    V::fma(dhB, dl, dy * Dv).store(g.du + off);
+    s.ddlbuf[i] = s.ddlbuf[i] + ddl;
+    s.dhBbuf[i] = s.dhBbuf[i] + dhB;
   }
-  s.dD[k] = dD;
-  if constexpr (NC > 0) {
+  if constexpr (G > 0) {
 #pragma GCC unroll 64
-    for (int n = 0; n < NC; ++n) cmem[n] = cloc[n];
+    for (int n = 0; n < G; ++n) cmem[n] = cloc[n];
+  }
+}
+
+// States per register group of the reverse (as state_group() for the
+// forward): the carries of the group plus the step's operands and sums.
+template <class V, int NC>
+constexpr int reverse_group() {
+  if (NC == 0 || V::W == 1) return NC;
+  constexpr int G = V::W == 8 ? kAvx2ReverseGroup : MK_AVX512_REVERSE_GROUP;
+  return NC % G == 0 ? G : NC;
+}
+
+template <class V, int NC, bool Fast>
+void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
+                   int t1, const typename V::elem* dout,
+                   const SelectiveScanGrads<typename V::elem>& g, int k, BwdScratch<V>& s) {
+  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
+  const auto* Bt = p.Bm + (size_t(b) * L + t0) * N;
+  const auto* Ct = p.Cm + (size_t(b) * L + t0) * N;
+  constexpr int G = reverse_group<V, NC>();
+  if constexpr (G == 0) {
+    reverse_states<V, 0, Fast>(Bt, Ct, N, 0, t1 - t0, k, s);
+  } else {
+    for (int n0 = 0; n0 < N; n0 += G) reverse_states<V, G, Fast>(Bt, Ct, N, n0, t1 - t0, k, s);
+  }
+  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
+  for (int t = t0; t < t1; ++t) {
+    const int i = t - t0;
+    const size_t off = (size_t(b) * L + t) * D + d0;
+    const V dl = s.dlbuf[i], uu = s.uubuf[i], dhB = s.dhBbuf[i];
+    if (p.z) (s.gzbuf[i] * s.ybuf[i]).store(g.dz + off);
+    V::fma(dhB, uu, DecayExp<V, Fast>::unscale(s.ddlbuf[i])).store(g.ddelta + off);
+    V::fma(dhB, dl, s.dybuf[i] * Dv).store(g.du + off);
   }
 }
 
 // Backward for n_lanes consecutive lanes of width W starting at channel c0
 // (all batch rows). dB/dC go to this thread's partial sums (B, L, N); dA and
 // dD, owned by these channels, are accumulated into g directly.
-template <class V, int NC>
+template <class V, int NC, bool Fast>
 void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int n_lanes,
                     const typename V::elem* chunk_states, const typename V::elem* dout,
                     const SelectiveScanGrads<typename V::elem>& g, typename V::elem* dB_part,
@@ -585,7 +811,8 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
   const int n_chunks = (L + kChunk - 1) / kChunk;
   BwdScratch<V> s(N, n_lanes);  // value-initialised: carry, dA, dD start at 0
-  for (int k = 0; k < n_lanes; ++k) load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N);
+  for (int k = 0; k < n_lanes; ++k)
+    load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N, DecayExp<V, Fast>::kAScale);
 
   for (int b = 0; b < p.batch; ++b) {
     std::fill(s.carry.begin(), s.carry.end(), V::zero());
@@ -594,8 +821,18 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
       for (int k = 0; k < n_lanes; ++k) {
         const int d0 = c0 + k * V::W;
         load_states<V>(s.hbuf, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-        recompute_chunk<V, NC>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, s);
-        reverse_chunk<V, NC>(p, b, d0, t0, t1, dout, g, k, s, dB_part, dC_part);
+        gate_backward(p, b, d0, t0, t1, dout, k, s);
+        recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s);
+        reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
+      }
+      // The chunk's dB, dC terms of all these lanes, reduced across the
+      // vector into this thread's partial sums.
+      for (int t = t0; t < t1; ++t) {
+        const size_t row = size_t(b) * L + t, i = size_t(t - t0) * N;
+        V::add_reduced(s.accB.data() + i, N, dB_part + row * N);
+        V::add_reduced(s.accC.data() + i, N, dC_part + row * N);
+        std::fill(s.accB.begin() + i, s.accB.begin() + i + N, V::zero());
+        std::fill(s.accC.begin() + i, s.accC.begin() + i + N, V::zero());
       }
     }
   }
@@ -636,30 +873,30 @@ int backward_threads(const SelectiveScanParams<T>& p, int n_lanes) {
   return std::max(1, std::min(omp_get_max_threads(), n_lanes));
 }
 
-template <typename T, int NC>
+// Each thread takes a contiguous range of the (batch row, lane) tasks and
+// runs it as one run of lanes per batch row.
+template <typename T, int NC, bool Fast>
 void forward_impl(const SelectiveScanParams<T>& p, T* out, T* chunk_states, T* final_state) {
   using V = typename FastVec<T>::type;
   using S1 = Scalar<T>;
   const LaneSplit<V> split(p.dim);
-  const int tasks = p.batch * split.count();
-#pragma omp parallel if (work_of(p) >= kParallelMinWork)
+  const int per_row = split.count(), tasks = p.batch * per_row;
+  const int n_threads =
+      work_of(p) < kParallelMinWork ? 1 : std::max(1, std::min(omp_get_max_threads(), tasks));
+#pragma omp parallel num_threads(n_threads)
   {
-    FwdScratch<V> sv(p.dstate);
-    FwdScratch<S1> s1(p.dstate);
-#pragma omp for schedule(static)
-    for (int k = 0; k < tasks; ++k) {
-      const int b = k / split.count(), j = k % split.count();
-      if (split.is_vec(j))
-        forward_lane<V, NC>(p, b, split.start(j), out, chunk_states, final_state, sv);
-      else
-        forward_lane<S1, NC>(p, b, split.start(j), out, chunk_states, final_state, s1);
+    const auto [k0, k1] = part_range(tasks, omp_get_thread_num(), omp_get_num_threads());
+    for (int k = k0; k < k1;) {
+      const int b = k / per_row, j0 = k % per_row, j1 = std::min(per_row, j0 + (k1 - k));
+      forward_run<V, S1, NC, Fast>(p, b, j0, j1, split, out, chunk_states, final_state);
+      k += j1 - j0;
     }
   }
 }
 
 // Each thread takes a contiguous range of the vector lanes and of the scalar
 // tail channels (dA/dD are per channel, so no two threads write the same).
-template <typename T, int NC>
+template <typename T, int NC, bool Fast>
 void backward_impl(const SelectiveScanParams<T>& p, const T* chunk_states, const T* dout,
                    const SelectiveScanGrads<T>& g) {
   using V = typename FastVec<T>::type;
@@ -676,9 +913,9 @@ void backward_impl(const SelectiveScanParams<T>& p, const T* chunk_states, const
     const auto [v0, v1] = part_range(split.n_vec, tid, nt);
     const auto [s0, s1] = part_range(split.n_tail, tid, nt);
     if (v1 > v0)
-      backward_lanes<V, NC>(p, v0 * V::W, v1 - v0, chunk_states, dout, g, dB_part, dC_part);
+      backward_lanes<V, NC, Fast>(p, v0 * V::W, v1 - v0, chunk_states, dout, g, dB_part, dC_part);
     if (s1 > s0)
-      backward_lanes<S1, NC>(p, split.n_vec * V::W + s0, s1 - s0, chunk_states, dout, g,
+      backward_lanes<S1, NC, Fast>(p, split.n_vec * V::W + s0, s1 - s0, chunk_states, dout, g,
                              dB_part, dC_part);
 #pragma omp barrier
     // Sum the per-thread partials (dB, dC are written, not accumulated).
@@ -695,21 +932,41 @@ void backward_impl(const SelectiveScanParams<T>& p, const T* chunk_states, const
   }
 }
 
+// The fast decay exp (DecayExp) is used for float when A is finite.
+template <typename T>
+bool fast_decay_ok(const SelectiveScanParams<T>& p) {
+  if (!std::is_same<T, float>::value) return false;
+  const size_t n = size_t(p.dim) * p.dstate;
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) finite &= std::isfinite(p.A[i]);
+  return finite;
+}
+
 template <typename T>
 void forward(const SelectiveScanParams<T>& p, T* out, T* chunk_states, T* final_state) {
-  if (p.dstate == 16)
-    forward_impl<T, 16>(p, out, chunk_states, final_state);
+  const bool fast = fast_decay_ok(p);
+  if (p.dstate == 16 && fast)
+    forward_impl<T, 16, true>(p, out, chunk_states, final_state);
+  else if (p.dstate == 16)
+    forward_impl<T, 16, false>(p, out, chunk_states, final_state);
+  else if (fast)
+    forward_impl<T, 0, true>(p, out, chunk_states, final_state);
   else
-    forward_impl<T, 0>(p, out, chunk_states, final_state);
+    forward_impl<T, 0, false>(p, out, chunk_states, final_state);
 }
 
 template <typename T>
 void backward(const SelectiveScanParams<T>& p, const T* chunk_states, const T* dout,
               const SelectiveScanGrads<T>& g) {
-  if (p.dstate == 16)
-    backward_impl<T, 16>(p, chunk_states, dout, g);
+  const bool fast = fast_decay_ok(p);
+  if (p.dstate == 16 && fast)
+    backward_impl<T, 16, true>(p, chunk_states, dout, g);
+  else if (p.dstate == 16)
+    backward_impl<T, 16, false>(p, chunk_states, dout, g);
+  else if (fast)
+    backward_impl<T, 0, true>(p, chunk_states, dout, g);
   else
-    backward_impl<T, 0>(p, chunk_states, dout, g);
+    backward_impl<T, 0, false>(p, chunk_states, dout, g);
 }
 
 template <typename T>
