@@ -25,10 +25,11 @@
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L2), then walk it backwards, again in register
-//             groups. dB and dC sum over channels: the lanes' terms are
-//             added as vectors per (step, state) and reduced across the
-//             vector once per chunk into the thread's own (B, L, N) partial
-//             sums, which are added together at the end.
+//             groups. dB and dC sum over channels: each lane's dC terms
+//             are reduced across the vector per step, its dB terms added as
+//             vectors per (step, state) and reduced once per chunk, into the
+//             thread's own (B, L, N) partial sums, which are added together
+//             at the end.
 // The decay factors exp(delta*A), N per step and channel, dominate the cost:
 // the SIMD paths compute them as 2^x with a short polynomial (Exp2K).
 #include "selective_scan_isa.h"
@@ -594,11 +595,13 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
 //   ddelta  = sum_n ga A_n + u sum_n dh_t B_tn
 //   du      = delta sum_n dh_t B_tn + D dy
 //   dA_n   += ga delta,  dB_tn += dh_t delta u,  dC_tn += dy h_t
-// dB and dC sum over channels: the per-channel terms of a step are added as
-// vectors into per-thread (kChunk, N) accumulators while the thread runs all
-// its lanes through one chunk (the accumulators stay in L2), then reduced
-// across the vector's lanes (a transpose-add tree) into this thread's
-// (B, L, N) partial sums once per chunk.
+// dB and dC sum over channels into this thread's (B, L, N) partial sums. The
+// dC terms of a step are reduced across the vector's lanes (a transpose-add
+// tree) as the recompute makes them; the dB terms are added as vectors into
+// per-thread (kChunk, N) accumulators while the thread runs all its lanes
+// through one chunk (they stay in L2) and reduced once per chunk. (Measured
+// on a Zen 4: per-step trees for both, or accumulators for both, were no
+// faster with AVX2 and slower with AVX-512.)
 // ---------------------------------------------------------------------------
 
 // Per-thread scratch of the backward for n_lanes lanes of width W.
@@ -610,9 +613,10 @@ struct BwdScratch {
   std::vector<V> dlbuf, uubuf;       // (kChunk) the chunk's delta and u, contiguous
   std::vector<V> dybuf, gzbuf;       // (kChunk) dy, dout * dsilu(z)
   std::vector<V> ddlbuf, dhBbuf;     // (kChunk) sum_n ga A_n, sum_n dh B_n
-  // (kChunk, N): per step and state, the dB and dC terms of this thread's
-  // lanes summed as vectors; reduced across the vector once per chunk.
-  std::vector<V> accB, accC;
+  // (kChunk, N): per step and state, the dB terms of this thread's lanes
+  // summed as vectors; reduced across the vector once per chunk.
+  std::vector<V> accB;
+  std::vector<V> sC;  // (N) a step's dC terms when N is not a compile-time constant
   BwdScratch(int N_, int n_lanes_)
       : N(N_),
         n_lanes(n_lanes_),
@@ -620,7 +624,7 @@ struct BwdScratch {
         carry(At.size()),
         dA(At.size()),
         dD(n_lanes_),
-        hbuf(size_t(kChunk + 1) * N_),  // hbuf[i] = h before step t0+i
+        hbuf(size_t(kChunk + 1) * N_),  // h before step t0+i; after the recompute a_i h_{i-1}
         abuf(size_t(kChunk) * N_),      // exp(delta*A) at step t0+i
         ybuf(kChunk),
         dlbuf(kChunk),
@@ -630,9 +634,9 @@ struct BwdScratch {
         ddlbuf(kChunk),
         dhBbuf(kChunk),
         accB(size_t(kChunk) * N_, V::zero()),
-        accC(size_t(kChunk) * N_, V::zero()) {}
+        sC(N_) {}
   static size_t bytes(int N, int n_lanes) {
-    return (size_t(n_lanes) * (3 * N + 1) + size_t(4 * kChunk + 1) * N + 7 * kChunk) *
+    return (size_t(n_lanes) * (3 * N + 1) + size_t(3 * kChunk + 2) * N + 7 * kChunk) *
            sizeof(V);
   }
 };
@@ -645,7 +649,8 @@ struct BwdScratch {
 template <class V, int NC, bool Fast>
 void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
                      int t1, const V* At, const typename V::elem* dout,
-                     const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s) {
+                     const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s,
+                     typename V::elem* dC_part) {
   using T = typename V::elem;
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
   constexpr int kLine = 64 / sizeof(T);
@@ -667,32 +672,39 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     const V du = dl * uu;
     const T* Bt = p.Bm + row * N;
     const T* Ct = p.Cm + row * N;
-    const V* hp = s.hbuf.data() + size_t(i) * N;
+    V* hp = s.hbuf.data() + size_t(i) * N;
     V* hn = s.hbuf.data() + size_t(i + 1) * N;
     V* an = s.abuf.data() + size_t(i) * N;
-    V* accC = s.accC.data() + size_t(i) * N;
+    V sCloc[NC ? NC : 1];
+    V* sC = NC ? sCloc : s.sC.data();
     const V dy = s.dybuf[i];
     V y0 = Dv * uu, y1 = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < N; ++n) {
       const V a = DecayExp<V, Fast>::exp(dl * At[n]);
-      const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
+      const V ahp = a * hp[n];
+      const V h = ahp + du * V::set1(Bt[n]);
       an[n] = a;
+      // The reverse needs h_{t-1} only as a_t h_{t-1} (ga): keep that product
+      // in h_{t-1}'s slot, which this step was its last reader of.
+      hp[n] = ahp;
       hn[n] = h;
-      accC[n] = V::fma(dy, h, accC[n]);
+      sC[n] = dy * h;
       if (n & 1)
         y1 = V::fma(h, V::set1(Ct[n]), y1);
       else
         y0 = V::fma(h, V::set1(Ct[n]), y0);
     }
     s.ybuf[i] = y0 + y1;
+    V::add_reduced(sC, N, dC_part + row * N);
   }
 }
 
 // The backward of one lane (channels d0..d0+W) over one chunk, in four
 // parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
-// s.dybuf (s.gzbuf) before recompute_chunk, which adds the dC terms dy h as
-// it recomputes h; reverse_chunk then runs the states in register groups
+// s.dybuf (s.gzbuf) before recompute_chunk, which adds each step's dC terms
+// dy h, reduced across the vector, to the thread's partial sums as it
+// recomputes h; reverse_chunk then runs the states in register groups
 // (reverse_states), each walking the chunk backwards and adding its share of
 // sum_n ga A_n and sum_n dh B_n into s.ddlbuf, s.dhBbuf, and last stores
 // ddelta, du and dz of every step.
@@ -742,7 +754,7 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
     const V du = dl * s.uubuf[i];
     const auto* Bi = Bt + size_t(i) * N + n0;
     const auto* Ci = Ct + size_t(i) * N + n0;
-    const V* hp = s.hbuf.data() + size_t(i) * N + n0;
+    const V* ahp = s.hbuf.data() + size_t(i) * N + n0;  // a_t h_{t-1} (recompute_chunk)
     const V* an = s.abuf.data() + size_t(i) * N + n0;
     V* accB = s.accB.data() + size_t(i) * N + n0;
     V ddl = V::zero(), dhB = V::zero();
@@ -750,7 +762,7 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
     for (int n = 0; n < NG; ++n) {
       const V dh = V::fma(V::set1(Ci[n]), dy, carry[n]);
       const V a = an[n];
-      const V ga = dh * hp[n] * a;
+      const V ga = dh * ahp[n];
       dA[n] = V::fma(ga, dl, dA[n]);
       carry[n] = a * dh;
       ddl = V::fma(ga, At[n], ddl);
@@ -822,7 +834,8 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
         const int d0 = c0 + k * V::W;
         load_states<V>(s.hbuf, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
         gate_backward(p, b, d0, t0, t1, dout, k, s);
-        recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s);
+        recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
+                                     dC_part);
         reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
       }
       // The chunk's dB, dC terms of all these lanes, reduced across the
@@ -830,9 +843,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
       for (int t = t0; t < t1; ++t) {
         const size_t row = size_t(b) * L + t, i = size_t(t - t0) * N;
         V::add_reduced(s.accB.data() + i, N, dB_part + row * N);
-        V::add_reduced(s.accC.data() + i, N, dC_part + row * N);
         std::fill(s.accB.begin() + i, s.accB.begin() + i + N, V::zero());
-        std::fill(s.accC.begin() + i, s.accC.begin() + i + N, V::zero());
       }
     }
   }
