@@ -483,7 +483,7 @@ TEST(BenchScan, EveryIsaInOneRun) {
 
 // summary.json: steady-state training tokens/s (training steps only, after
 // warm-up) next to tokens over wall time (evaluation, checkpoints and
-// generation included), so it is at least the latter.
+// generation included).
 TEST(Summary, SteadyStateTokensPerSecond) {
   TempDir d("steady");
   const std::string run = d / "run";
@@ -498,7 +498,8 @@ TEST(Summary, SteadyStateTokensPerSecond) {
   EXPECT_GT(steady, 0);
   EXPECT_GT(s["train_seconds"].get<double>(), 0);
   EXPECT_LT(s["train_seconds"].get<double>(), s["wall_seconds"].get<double>());
-  EXPECT_GE(steady, s["tokens"].get<double>() / s["wall_seconds"].get<double>());
+  // (No comparison of the two rates: that would be a timing assertion, and
+  // with a model this small a warm-up step can be as fast as a steady one.)
 }
 
 }  // namespace

@@ -3,6 +3,10 @@
 // differences.
 #include "mambakit/ops/matmul.h"
 
+#include <omp.h>
+
+#include <limits>
+
 #include "mambakit/error.h"
 #include "test_util.h"
 
@@ -49,7 +53,54 @@ void check_gemm_all_transposes(double tol) {
     }
 }
 
+// Products large enough to be split over threads (by rows of C when it is
+// taller, by columns when it is wider), odd sizes so the blocks are uneven,
+// every transpose, padded leading dims, beta 0 over garbage and beta != 0,
+// run with 1, 2 and 3 OpenMP threads.
+template <typename T>
+void check_gemm_split_over_threads(double tol) {
+  struct Dims { int M, N, K; };
+  const int saved = omp_get_max_threads();
+  unsigned seed = 100;
+  for (const Dims d : {Dims{301, 37, 29}, Dims{29, 301, 37}, Dims{97, 89, 41}})
+    for (int threads : {1, 2, 3})
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb)
+          for (double beta : {0.0, 0.5}) {
+            omp_set_num_threads(threads);
+            const int a_rows = ta ? d.K : d.M, a_cols = ta ? d.M : d.K;
+            const int b_rows = tb ? d.N : d.K, b_cols = tb ? d.K : d.N;
+            const int lda = a_cols + 1, ldb = b_cols + 3, ldc = d.N + 2;
+            auto A = randn<T>(size_t(a_rows) * lda, seed++);
+            auto B = randn<T>(size_t(b_rows) * ldb, seed++);
+            auto C = randn<T>(size_t(d.M) * ldc, seed++);
+            if (beta == 0.0) C.assign(C.size(), std::numeric_limits<T>::quiet_NaN());
+            // The padding of C past column N must stay as it was.
+            for (int i = 0; i < d.M; ++i)
+              for (int j = d.N; j < ldc; ++j) C[size_t(i) * ldc + j] = T(42);
+            auto want = gemm_ref(ta, tb, d.M, d.N, d.K, 1.3, A, lda, B, ldb, beta, C, ldc);
+            if (beta == 0.0)  // the reference's 0 * NaN: beta 0 overwrites
+              for (int i = 0; i < d.M; ++i)
+                for (int j = 0; j < d.N; ++j) {
+                  double sum = 0;
+                  for (int k = 0; k < d.K; ++k)
+                    sum += double(ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k]) *
+                           double(tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j]);
+                  want[size_t(i) * ldc + j] = 1.3 * sum;
+                }
+            ops::gemm<T>(ta, tb, d.M, d.N, d.K, T(1.3), A.data(), lda, B.data(), ldb, T(beta),
+                         C.data(), ldc);
+            EXPECT_TRUE(all_close(C, want, tol * d.K, tol * d.K))
+                << "M=" << d.M << " N=" << d.N << " K=" << d.K << " threads=" << threads
+                << " trans_a=" << ta << " trans_b=" << tb << " beta=" << beta;
+          }
+  omp_set_num_threads(saved);
+}
+
 }  // namespace
+
+TEST(Gemm, SplitOverThreadsDouble) { check_gemm_split_over_threads<double>(1e-13); }
+TEST(Gemm, SplitOverThreadsFloat) { check_gemm_split_over_threads<float>(1e-6); }
 
 TEST(Gemm, AllTransposesAndLeadingDimsDouble) { check_gemm_all_transposes<double>(1e-12); }
 TEST(Gemm, AllTransposesAndLeadingDimsFloat) { check_gemm_all_transposes<float>(1e-5); }

@@ -1,9 +1,10 @@
-// CPU thread count for everything libmamba runs: OpenMP regions and the BLAS
-// library's own threads. Both must be set together: Debian's OpenBLAS runs a
-// pthread pool sized to the machine, so limiting OpenMP alone still wakes
-// BLAS threads on every matmul, and two one-thread runs side by side then
-// oversubscribe the cores (measured on a 2-core machine: a third of the time
-// in kernel context switches).
+// CPU thread count for everything libmamba runs. There is one pool, OpenMP's:
+// Debian's OpenBLAS runs a pthread pool of its own sized to the machine, so
+// it is kept at one thread and the matrix products split their work over the
+// OpenMP threads (ops/matmul.h). Two pools awake at once oversubscribe the
+// cores (measured on a 2-core machine: two one-thread runs side by side spent
+// a third of their time in kernel context switches, and one two-thread run
+// trained slower than with one thread).
 #pragma once
 
 namespace mk {

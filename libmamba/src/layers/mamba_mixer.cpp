@@ -149,7 +149,7 @@ void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
 
   // x_proj: gather d(dt_in | B | C) and add its input gradient into du
   const int wx = r_ + 2 * n_;
-  Buf<T>& dxdbl = dx_;  // scratch, (rows, wx)
+  Buf<T>& dxdbl = dxdbl_;  // (rows, wx)
   dxdbl.resize(be, size_t(rows) * wx);
   be.copy_cols(ddtin_.data(), rows, r_, 0, r_, dxdbl.data(), wx, 0);
   be.copy_cols(dB_.data(), rows, n_, 0, n_, dxdbl.data(), wx, r_);

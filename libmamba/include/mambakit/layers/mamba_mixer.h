@@ -55,6 +55,7 @@ class MambaMixer : public Mixer<T> {
   Buf<T> x_, z_, xc_, u_, dtin_, Bm_, Cm_, dtpre_, delta_, y_, states_, A_;
   // Backward scratch.
   Buf<T> dy_, du_, ddelta_, dz_, dB_, dC_, ddtin_, dx_, dA_;
+  Buf<T> dxdbl_;  // d(dt_in | B | C): its own buffer, so dx_ keeps one size (no re-zeroing)
   // step() scratch.
   Buf<T> sbuf_[13];
 };

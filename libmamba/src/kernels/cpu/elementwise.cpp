@@ -65,6 +65,7 @@ void copy_cols(const T* src, size_t rows, size_t src_stride, size_t c0, size_t w
            "copy_cols: columns [" + std::to_string(c0) + ", " + std::to_string(c0 + w) +
                ") of stride " + std::to_string(src_stride) + " into [" + std::to_string(d0) +
                ", " + std::to_string(d0 + w) + ") of stride " + std::to_string(dst_stride));
+#pragma omp parallel for schedule(static) if (rows * w > kParallelMin)
   for (size_t r = 0; r < rows; ++r)
     std::copy_n(src + r * src_stride + c0, w, dst + r * dst_stride + d0);
 }

@@ -1,17 +1,43 @@
 // Matrix products through OpenBLAS (cblas, row-major), and the linear layer
 // built on them.
+//
+// One thread pool: OpenBLAS is kept at one thread and gemm splits C into
+// blocks of rows (or columns) over the OpenMP threads itself, one cblas call
+// per block. Debian's OpenBLAS runs its own pthread pool; with both pools
+// awake on a 2-core machine every matmul followed by an OpenMP region (and
+// the reverse) left one pool spinning on the cores the other needed
+// (measured: a small Mamba trained slower on two threads than on one, 16% of
+// the time in the scheduler).
 #include "mambakit/ops/matmul.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "mambakit/error.h"
 
+// OpenBLAS's setter, weak so that another BLAS still links (then it is null).
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 namespace mk::ops {
 
 namespace {
+
+// Work (M*N*K multiply-adds) below which a product runs on one thread.
+constexpr double kParallelMinMacs = 1 << 18;
+// Fewest rows or columns a thread's block gets.
+constexpr int kMinBlock = 16;
+
+void keep_blas_single_threaded() {
+  static const bool done = [] {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)done;
+}
 
 inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                       const float* A, int lda, const float* B, int ldb, float beta, float* C,
@@ -48,8 +74,31 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
       for (int j = 0; j < N; ++j) C[size_t(i) * ldc + j] = beta == T(0) ? T(0) : beta * C[size_t(i) * ldc + j];
     return;
   }
-  blas_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-            alpha, A, lda, B, ldb, beta, C, ldc);
+  keep_blas_single_threaded();
+  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+  const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const bool split_rows = M >= N;  // the longer side of C is split
+  const int side = split_rows ? M : N;
+  const int n_blocks = std::min(max_threads, side / kMinBlock);
+  if (n_blocks < 2 || double(M) * N * K < kParallelMinMacs) {
+    blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Block i covers rows (or columns) [side*i/n, side*(i+1)/n) of C: the same
+  // rows of op(A) (or columns of op(B)), each element summed over all of K by
+  // one call, as in the single-threaded product.
+#pragma omp parallel for schedule(static) num_threads(n_blocks)
+  for (int i = 0; i < n_blocks; ++i) {
+    const int b0 = int(int64_t(side) * i / n_blocks), b1 = int(int64_t(side) * (i + 1) / n_blocks);
+    if (split_rows) {
+      const T* Ai = trans_a ? A + b0 : A + size_t(b0) * lda;
+      blas_gemm(ta, tb, b1 - b0, N, K, alpha, Ai, lda, B, ldb, beta, C + size_t(b0) * ldc, ldc);
+    } else {
+      const T* Bj = trans_b ? B + size_t(b0) * ldb : B + b0;
+      blas_gemm(ta, tb, M, b1 - b0, K, alpha, A, lda, Bj, ldb, beta, C + b0, ldc);
+    }
+  }
 }
 
 template <typename T>
