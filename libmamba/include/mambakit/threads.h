@@ -9,8 +9,8 @@
 
 namespace mk {
 
-// n > 0: use n threads; n <= 0: leave the defaults (OMP_NUM_THREADS,
-// OPENBLAS_NUM_THREADS or the core count).
+// n > 0: use n threads; n <= 0: OpenMP's default (OMP_NUM_THREADS or the
+// core count). Either way OpenBLAS is set to one thread.
 void set_cpu_threads(int n);
 
 }  // namespace mk
