@@ -3,10 +3,10 @@
 //   mambakit train --data FILE --out DIR [model/training flags]   (shorthand)
 //   mambakit eval RUN_DIR [--split S] [--metrics a,b] [--checkpoint best] [--stride S --bootstrap N] [--generate N] [--mc FILE]
 //   mambakit lra TASK [--data DIR] [--small] | lra report RUN_DIR...
-//   mambakit generate RUN_DIR --prompt TEXT --tokens N [sampling flags]
+//   mambakit generate DIR --prompt TEXT | --prompt-ids 1,2,3 [--print-ids] --tokens N [sampling flags]
 //   mambakit info RUN_DIR|MODEL_DIR|FILE.safetensors
 //   mambakit plot RUN_DIR [RUN_DIR ...] [--out PREFIX]
-//   mambakit logits DIR --text TEXT --out FILE.npy
+//   mambakit logits DIR --text TEXT | --ids 1,2,3 | --ids-file IDS.npy --out FILE.npy
 //   mambakit prepare text|fasta|audio INPUT... --out DIR
 //   mambakit generate DNA_RUN --out x.fa | AUDIO_RUN --seconds S --out x.wav
 //   mambakit bench data [CONFIG ...]
@@ -19,10 +19,13 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -40,6 +43,7 @@
 #include "mambakit/tasks/audio_task.h"
 #include "mambakit/tasks/confusion.h"
 #include "mambakit/experiments/plot.h"
+#include "mambakit/experiments/pretrained.h"
 #include "mambakit/experiments/run_dir.h"
 #include "mambakit/experiments/trainer.h"
 #include "mambakit/io/atomic_file.h"
@@ -74,10 +78,10 @@ std::string top_help() {
          "  generate   sample from a trained model (recurrent, O(1) memory per token)\n"
          "  info       parameters, tensor shapes and config of a run or checkpoint\n"
          "  plot       overlay the loss curves of runs (PNG + SVG, needs gnuplot)\n"
-         "  logits     write a model's logits for a text as a .npy file\n"
+         "  logits     write a model's logits for a text or token ids as a .npy file\n"
          "  prepare    turn text, FASTA or audio into memory-mapped token shards\n"
          "  lra        Long Range Arena: train a task from its config; `lra report` prints the table\n"
-         "  bench      benchmarks: `bench scan`, `bench train`, `bench mixers`, `bench data`\n\n"
+         "  bench      benchmarks: `bench scan`, `bench train`, `bench mixers`, `bench data`\n"
          "Run `mambakit COMMAND --help` for a command's options and examples.\n"
          "Tasks:\n" + tasks +
          "Examples:\n"
@@ -553,33 +557,175 @@ int cmd_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
+// --- issue 13: token ids in and out, generation_config.json, eos ----------------
+
+// "1,2,3" -> ids. Something that is not an integer is a usage error; an
+// integer outside the vocabulary is checked (exit 1) once the model is known.
+std::vector<int32_t> parse_ids(const std::string& list, const std::string& flag) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(list);
+  for (std::string item; std::getline(ss, item, ',');) {
+    size_t used = 0;
+    long long v = 0;
+    try { v = std::stoll(item, &used); } catch (const std::exception&) { used = 0; }
+    while (used < item.size() && std::isspace(static_cast<unsigned char>(item[used]))) ++used;
+    if (item.empty() || used != item.size() || v < INT32_MIN || v > INT32_MAX)
+      throw UsageError(flag + ": expected token ids separated by commas (e.g. 1,2,3), got '" + item + "'");
+    ids.push_back(int32_t(v));
+  }
+  if (ids.empty()) throw UsageError(flag + ": give at least one token id");
+  return ids;
+}
+
+std::string join_ids(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
+  return s;
+}
+
+// The prompt as token ids: --prompt-ids as given, else the text through the
+// model's text -> ids seam (bytes for byte models). Every id is checked
+// against the vocabulary; an empty prompt stays empty.
+std::vector<int32_t> prompt_ids_for(const std::string& mdir, const mk::ModelConfig& cfg, const po::variables_map& vm,
+                                    const std::string& prompt) {
+  if (vm.count("prompt-ids")) {
+    const auto ids = parse_ids(vm["prompt-ids"].as<std::string>(), "--prompt-ids");
+    mk::exp::check_ids_in_vocab(ids, cfg.vocab_size, "--prompt-ids");
+    return ids;
+  }
+  if (prompt.empty()) return {};
+  return mk::exp::text_to_ids(mdir, cfg, prompt, "--prompt-ids");
+}
+
+// Fills what the command line left at its defaults from a model directory's
+// generation_config.json (a checkpoint saved by transformers).
+void apply_generation_config(const mk::exp::GenerationDefaults& g, const po::variables_map& vm, size_t prompt_len,
+                             mk::SamplingOptions& so, int& tokens) {
+  if (vm["temperature"].defaulted()) so.temperature = g.do_sample ? g.temperature : 0.0;
+  if (vm["top-k"].defaulted()) so.top_k = g.top_k;
+  if (vm["top-p"].defaulted()) so.top_p = g.top_p;
+  if (!vm["tokens"].defaulted()) return;
+  if (g.max_new_tokens) tokens = *g.max_new_tokens;
+  else if (g.max_length) tokens = std::max(0, *g.max_length - int(prompt_len));
+}
+
+// The ids generation stops after: --no-eos none, --eos as given, else
+// generation_config.json's eos_token_id, else config.json's.
+std::vector<int32_t> stop_ids_for(const po::variables_map& vm, const mk::ModelConfig& cfg,
+                                  const std::optional<mk::exp::GenerationDefaults>& g) {
+  if (vm.count("no-eos")) {
+    if (vm.count("eos")) throw UsageError("give --eos or --no-eos, not both");
+    return {};
+  }
+  if (vm.count("eos")) {
+    const auto ids = parse_ids(vm["eos"].as<std::string>(), "--eos");
+    mk::exp::check_ids_in_vocab(ids, cfg.vocab_size, "--eos");
+    return ids;
+  }
+  if (g && g->eos_ids) return *g->eos_ids;
+  if (cfg.eos_token_id >= 0) return {cfg.eos_token_id};
+  return {};
+}
+
+// --dtype: the model computes in fp32 on the CPU (bf16 and f16 checkpoints
+// are widened on load); bf16 means bf16 matmul operands (fp32 accumulation,
+// fp32 weights in memory) and exists on CUDA only.
+void apply_dtype(const std::string& dtype, mk::SequenceModel<float>& model) {
+  if (dtype == "f32") return;
+  if (!model.params().backend().set_bf16_matmuls(true))
+    throw mk::Error("--dtype bf16: this backend has no bf16 matmuls");
+}
+
+void check_dtype_flag(const std::string& dtype, mk::Device dev) {
+  if (dtype != "f32" && dtype != "bf16") throw UsageError("--dtype: expected f32 or bf16, got '" + dtype + "'");
+  if (dtype == "bf16" && dev == mk::Device::cpu)
+    throw UsageError("--dtype bf16: the CPU kernels compute in fp32 (bf16 weights are widened to fp32 on load, "
+                     "exactly); bf16 matmuls need --device cuda");
+}
+
+// What a language model's generation prints: the text (prompt and
+// continuation) where the model's ids map to text, and the generated ids on
+// the last line with --print-ids. Ids that do not map to text (a large
+// vocabulary and no tokenizer) are printed as ids, never masked into bytes.
+std::string generation_output(const std::string& mdir, const mk::ModelConfig& cfg, const std::vector<int32_t>& prompt,
+                              const std::vector<int32_t>& generated, bool print_ids) {
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), generated.begin(), generated.end());
+  const auto text = mk::exp::ids_to_text(mdir, cfg, all);
+  if (!text && !print_ids)
+    std::fprintf(stderr, "note: %s has a %d-token vocabulary and no tokenizer mambakit can read: printing the "
+                 "generated token ids\n", mdir.c_str(), cfg.vocab_size);
+  std::string shown = text ? *text + "\n" : "";
+  if (print_ids || !text) shown += join_ids(generated) + "\n";
+  return shown;
+}
+
+int generate_lm(const std::string& mdir, const po::variables_map& vm, bool from_run, const std::string& prompt,
+                mk::SamplingOptions so, int tokens, uint64_t seed, mk::Device dev, const std::string& out) {
+  const mk::ModelConfig cfg = mk::read_model_config(mdir + "/config.json");
+  const auto prompt_ids = prompt_ids_for(mdir, cfg, vm, prompt);
+  std::optional<mk::exp::GenerationDefaults> gen_cfg;
+  const std::string gen_path = mdir + "/generation_config.json";
+  if (!vm.count("no-generation-config") && fs::exists(gen_path)) gen_cfg = mk::exp::read_generation_config(gen_path);
+  if (gen_cfg && !from_run) apply_generation_config(*gen_cfg, vm, prompt_ids.size(), so, tokens);
+  const auto stop = stop_ids_for(vm, cfg, gen_cfg);
+
+  auto model = mk::load_model(mdir);
+  model->to(dev);
+  apply_dtype(vm["dtype"].as<std::string>(), *model);
+  const auto generated = mk::exp::generate_tokens(*model, prompt_ids, tokens, so, seed, stop);
+  if (!generated.empty() && int(generated.size()) < tokens && !stop.empty() &&
+      std::find(stop.begin(), stop.end(), generated.back()) != stop.end())
+    std::fprintf(stderr, "note: stopped at end-of-sequence token %d after %zu of %d tokens (--no-eos: go on)\n",
+                 generated.back(), generated.size(), tokens);
+  const std::string shown = generation_output(mdir, cfg, prompt_ids, generated, vm.count("print-ids") > 0);
+  std::fwrite(shown.data(), 1, shown.size(), stdout);
+  if (!out.empty()) mk::atomic_write_text(out, shown);
+  return 0;
+}
+
 int cmd_generate(const std::vector<std::string>& args) {
-  std::string dir, prompt, checkpoint, out, device;
+  std::string dir, prompt, checkpoint, out, device, dtype;
   int tokens = 0, threads = 0;
   uint64_t seed = 0;
   mk::SamplingOptions so;
   MediaRequest media;
   po::options_description d(
-      "mambakit generate RUN_DIR [--prompt TEXT] [--tokens N] [sampling options]\n"
-      "Recurrent generation from a trained model (bytes in, bytes out). Defaults come from\n"
-      "the run's `generate:` config section where it has one.\n\n"
+      "mambakit generate DIR [--prompt TEXT | --prompt-ids 1,2,3] [--tokens N] [sampling options]\n"
+      "Recurrent generation from a run or a model directory (one model.safetensors, or shards\n"
+      "with model.safetensors.index.json, as transformers saves them). Byte models read and\n"
+      "print text as bytes; a model with a larger vocabulary takes --prompt-ids and prints the\n"
+      "generated ids (mambakit has no tokenizer yet). --print-ids adds the generated ids as the\n"
+      "last line. Generation stops after the end-of-sequence token (eos_token_id of\n"
+      "generation_config.json, else of config.json; --eos, --no-eos). Defaults come from the\n"
+      "run's `generate:` config section, or else from the directory's generation_config.json\n"
+      "(do_sample, temperature, top_k, top_p, max_new_tokens/max_length, as transformers reads\n"
+      "it: greedy unless do_sample); flags override both.\n\n"
       "Examples:\n"
       "  mambakit generate runs/quickstart --prompt \"And God said\" --tokens 300 --temperature 0.8\n"
       "  mambakit generate runs/quickstart --checkpoint best --top-k 40 --top-p 0.95 --seed 3\n"
+      "  mambakit generate mamba-130m-hf --prompt-ids 510,3158,8516 --tokens 40 --temperature 0 --print-ids\n"
       "  mambakit generate runs/dna_pretrain --tokens 1000 --samples 3 --out gen.fa   (DNA runs: FASTA)\n"
       "  mambakit generate runs/audio_piano --seconds 2 --out piano.wav             (audio runs: WAV)\n\n"
       "Options");
   d.add_options()("help,h", "show this help")
       ("dir", po::value(&dir)->required(), "run or model directory")
-      ("prompt", po::value(&prompt)->default_value(""), "prompt text (bytes)")
-      ("tokens", po::value(&tokens)->default_value(200), "bytes to generate")
+      ("prompt", po::value(&prompt)->default_value(""), "prompt text (bytes, for byte models)")
+      ("prompt-ids", po::value<std::string>(), "prompt token ids, comma-separated (instead of --prompt)")
+      ("print-ids", "print the generated token ids, space-separated, as the last line")
+      ("tokens", po::value(&tokens)->default_value(200), "tokens (bytes) to generate at most")
       ("temperature", po::value(&so.temperature)->default_value(1.0), "sampling temperature (0: greedy)")
       ("top-k", po::value(&so.top_k)->default_value(0), "keep the k most likely tokens (0: all)")
       ("top-p", po::value(&so.top_p)->default_value(1.0), "nucleus sampling mass")
       ("seed", po::value(&seed)->default_value(0), "random seed")
+      ("eos", po::value<std::string>(), "stop after this token id (or any of a comma-separated list)")
+      ("no-eos", "never stop before --tokens")
+      ("no-generation-config", "ignore the directory's generation_config.json")
+      ("dtype", po::value(&dtype)->default_value("f32"),
+       "f32, or bf16: bf16 matmul operands (fp32 accumulation and weights), --device cuda only")
       ("checkpoint", po::value(&checkpoint)->default_value("latest"), "latest, best, step_N or a directory")
       ("out", po::value(&out)->default_value(""),
-       "also write the text to this file; DNA runs: a FASTA file; audio runs: the WAV file (required)")
+       "also write what is printed to this file; DNA runs: a FASTA file; audio runs: the WAV file (required)")
       ("samples", po::value(&media.gen.samples)->default_value(1), "DNA runs: FASTA records to generate")
       ("seconds", po::value(&media.gen.seconds)->default_value(1.0), "audio runs: seconds to generate")
       ("prompt-file", po::value(&media.gen.prompt_file)->default_value(""),
@@ -593,11 +739,13 @@ int cmd_generate(const std::vector<std::string>& args) {
   pos.add("dir", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
+  if (vm.count("prompt-ids") && !vm["prompt"].defaulted()) throw UsageError("give --prompt or --prompt-ids, not both");
   // Defaults from the run's config, where the command line leaves them.
-  if (fs::exists(fs::path(dir) / "config.yaml")) {
+  const bool from_run = fs::exists(fs::path(dir) / "config.yaml");
+  if (from_run) {
     const auto cfg = mk::exp::load_config(dir + "/config.yaml");
     const auto& g = cfg.generate;
-    if (vm["prompt"].defaulted()) prompt = g.prompt;
+    if (vm["prompt"].defaulted() && !vm.count("prompt-ids")) prompt = g.prompt;
     if (vm["tokens"].defaulted() && g.tokens > 0) tokens = g.tokens;
     if (vm["temperature"].defaulted()) so.temperature = g.temperature;
     if (vm["top-k"].defaulted()) so.top_k = g.top_k;
@@ -610,10 +758,15 @@ int cmd_generate(const std::vector<std::string>& args) {
   if (so.top_p <= 0 || so.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
   mk::set_cpu_threads(threads);
   const mk::Device dev = mk::parse_device(device);
+  check_dtype_flag(dtype, dev);
   mk::backend_for<float>(dev);  // an unusable device is refused before any work
-  auto model = mk::load_model(mk::exp::checkpoint_dir(dir, checkpoint));
-  model->to(dev);
+  const std::string mdir = mk::exp::checkpoint_dir(dir, checkpoint);
   if (media.task_name == "dna_pretrain" || media.task_name == "audio") {
+    for (const char* flag : {"prompt-ids", "print-ids", "eos", "no-eos"})
+      if (vm.count(flag)) throw UsageError(std::string("--") + flag + " is for language models, not " + media.task_name + " runs");
+    auto model = mk::load_model(mdir);
+    model->to(dev);
+    apply_dtype(dtype, *model);
     media.out = out;
     media.gen.sampling = so;
     media.gen.seed = seed;
@@ -622,15 +775,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     media.gen.source = dir;
     return generate_media(*model, media);
   }
-  std::vector<int32_t> ids;
-  for (unsigned char c : prompt) ids.push_back(c);
-  const auto outs = mk::exp::generate_tokens(*model, ids, tokens, so, seed);
-  std::string text = prompt;
-  for (int32_t t : outs) text.push_back(char(t & 0xff));
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fputc('\n', stdout);
-  if (!out.empty()) mk::atomic_write_text(out, text + "\n");
-  return 0;
+  return generate_lm(mdir, vm, from_run, prompt, so, tokens, seed, dev, out);
 }
 
 int cmd_info(const std::vector<std::string>& args) {
@@ -761,31 +906,53 @@ int cmd_plot(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The input of `logits`: exactly one of --text, --ids, --ids-file, each id
+// checked against the vocabulary.
+std::vector<int32_t> logits_input_ids(const std::string& dir, const mk::ModelConfig& cfg, const po::variables_map& vm) {
+  const int given = int(vm.count("text") + vm.count("ids") + vm.count("ids-file"));
+  if (given != 1) throw UsageError("give exactly one of --text, --ids and --ids-file");
+  if (vm.count("text")) {
+    const std::string text = vm["text"].as<std::string>();
+    if (text.empty()) throw UsageError("--text must not be empty");
+    return mk::exp::text_to_ids(dir, cfg, text, "--ids or --ids-file");
+  }
+  const bool inline_ids = vm.count("ids") > 0;
+  const auto ids = inline_ids ? parse_ids(vm["ids"].as<std::string>(), "--ids")
+                              : mk::exp::read_ids_npy(vm["ids-file"].as<std::string>());
+  mk::exp::check_ids_in_vocab(ids, cfg.vocab_size, inline_ids ? "--ids" : vm["ids-file"].as<std::string>());
+  return ids;
+}
+
 int cmd_logits(const std::vector<std::string>& args) {
-  std::string dir, text, out;
-  po::options_description d("mambakit logits DIR --text TEXT --out FILE.npy\n"
-                            "Writes float32 logits, shape (len(text bytes), vocab); for a classifier\n"
-                            "model (1, classes).\n\n"
-                            "Example:\n"
-                            "  mambakit logits runs/quickstart --text \"In the beginning\" --out l.npy\n\n"
+  std::string dir, out;
+  po::options_description d("mambakit logits DIR (--text TEXT | --ids 1,2,3 | --ids-file IDS.npy) --out FILE.npy\n"
+                            "Writes float32 logits, shape (number of tokens, vocab); for a classifier\n"
+                            "model (1, classes). --text is read as bytes (byte models only: a model\n"
+                            "with a larger vocabulary takes token ids); --ids-file is a 1-D int32 or\n"
+                            "int64 .npy array.\n\n"
+                            "Examples:\n"
+                            "  mambakit logits runs/quickstart --text \"In the beginning\" --out l.npy\n"
+                            "  mambakit logits mamba-130m-hf --ids 510,3158,8516 --out l.npy\n\n"
                             "Options");
   d.add_options()("help,h", "show this help")
       ("dir", po::value(&dir)->required(), "model directory")
-      ("text", po::value(&text)->required(), "input text")
+      ("text", po::value<std::string>(), "input text (bytes)")
+      ("ids", po::value<std::string>(), "input token ids, comma-separated")
+      ("ids-file", po::value<std::string>(), "input token ids, a 1-D int32/int64 .npy file")
       ("out", po::value(&out)->required(), "output .npy file");
   po::positional_options_description pos;
   pos.add("dir", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
-  if (text.empty()) throw UsageError("--text must not be empty");
-  auto model = mk::load_model(dir);
-  std::vector<int32_t> ids(text.begin(), text.end());
-  for (auto& i : ids) i &= 0xff;
-  if (model->config().pair_classifier)
+  if (!fs::is_directory(dir)) throw mk::Error(dir + ": not a model directory");
+  const mk::ModelConfig cfg = mk::read_model_config(dir + "/config.json");
+  const std::vector<int32_t> ids = logits_input_ids(dir, cfg, vm);
+  if (cfg.pair_classifier)
     throw UsageError("logits: " + dir + " is a two-tower classifier, which scores pairs of documents; "
                      "use `mambakit eval` on its run");
+  auto model = mk::load_model(dir);
   model->forward(ids.data(), 1, int(ids.size()));
-  // LM head: one row per byte; classifier head: one row of class logits.
+  // LM head: one row per token; classifier head: one row of class logits.
   mk::Tensor t = mk::Tensor::borrow(const_cast<float*>(model->logits().data()),
                                     {long(model->logit_rows()), model->logit_width()}, mk::DType::f32);
   mk::write_npy(out, t);

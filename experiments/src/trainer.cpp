@@ -608,7 +608,8 @@ json Trainer::run(long until) {
 // --- generation and evaluation of saved runs ----------------------------------------
 
 std::vector<int32_t> generate_tokens(SequenceModel<float>& model, const std::vector<int32_t>& prompt,
-                                     int tokens, const SamplingOptions& so, uint64_t seed) {
+                                     int tokens, const SamplingOptions& so, uint64_t seed,
+                                     const std::vector<int32_t>& stop_ids) {
   const int V = model.config().vocab_size;
   auto st = model.make_state(1);
   std::vector<float> logits(V);
@@ -624,6 +625,7 @@ std::vector<int32_t> generate_tokens(SequenceModel<float>& model, const std::vec
   for (int i = 0; i < tokens; ++i) {
     tok = sample_token(logits.data(), V, so, rng);
     out.push_back(tok);
+    if (std::find(stop_ids.begin(), stop_ids.end(), tok) != stop_ids.end()) break;  // kept, as transformers does
     model.step(&tok, st, logits.data());
   }
   return out;
@@ -648,10 +650,10 @@ std::string checkpoint_dir(const std::string& run_dir, const std::string& checkp
   else if (checkpoint == "best") d = run_dir + "/best";
   else if (checkpoint.rfind("step_", 0) == 0) d = run_dir + "/checkpoints/" + checkpoint;
   else d = checkpoint;
-  if (!fs::exists(fs::path(d) / "model.safetensors")) {
+  if (!has_weights(d)) {
     std::vector<std::string> have;
-    if (fs::exists(fs::path(run_dir) / "model.safetensors")) have.push_back("latest");
-    if (fs::exists(fs::path(run_dir) / "best" / "model.safetensors")) have.push_back("best");
+    if (has_weights(run_dir)) have.push_back("latest");
+    if (has_weights(run_dir + "/best")) have.push_back("best");
     for (const auto& [s, p] : list_checkpoints(run_dir)) have.push_back("step_" + std::to_string(s));
     throw Error(run_dir + ": no checkpoint '" + checkpoint + "' (" +
                 (have.empty() ? std::string("this directory holds none") : "have: " + join(have)) + ")");

@@ -28,15 +28,18 @@ class ParamStore {
  public:
   // Declare a parameter; returns its offset. Only before finalize().
   size_t declare(const std::string& name, const Shape& shape, bool decay);
-  // Allocate both buffers (zero-filled). Views are stable from here on.
+  // Allocates the parameter buffer (zero-filled). Views are stable from here
+  // on. The gradient buffer is allocated (zero-filled) on first use, so a
+  // model that only runs inference (a loaded checkpoint) holds its weights
+  // once, not twice.
   void finalize();
   bool finalized() const { return finalized_; }
 
   size_t size() const { return total_; }
   T* data() { return data_.data(); }
   const T* data() const { return data_.data(); }
-  T* grad() { return grad_.data(); }
-  const T* grad() const { return grad_.data(); }
+  T* grad() { return grad_buf().data(); }
+  const T* grad() const { return grad_buf().data(); }
   void zero_grad();
 
   // The device of both buffers and its op table (the CPU by default).
@@ -47,7 +50,7 @@ class ParamStore {
   void to(Device d);
   // Host copies of the buffers, and writing the parameters from the host.
   std::vector<T> host_data() const { return data_.to_host(); }
-  std::vector<T> host_grad() const { return grad_.to_host(); }
+  std::vector<T> host_grad() const { return grad_buf().to_host(); }
   void set_host_data(const T* src) { data_.from_host(*backend_, src, total_); }
 
   const std::vector<ParamEntry>& entries() const { return entries_; }
@@ -64,7 +67,10 @@ class ParamStore {
   std::map<std::string, size_t> index_;
   Backend<T>* backend_ = &backend_for<T>(Device::cpu);
   Device device_ = Device::cpu;
-  Buf<T> data_, grad_;
+  // The gradient buffer, allocated zero-filled on first use.
+  Buf<T>& grad_buf() const;
+  Buf<T> data_;
+  mutable Buf<T> grad_;  // empty until grad_buf() first runs
   size_t total_ = 0;
   bool finalized_ = false;
 };

@@ -30,8 +30,13 @@ template <typename T>
 void ParamStore<T>::finalize() {
   MK_CHECK(!finalized_, "ParamStore::finalize: called twice");
   data_.assign_zero(*backend_, total_);
-  grad_.assign_zero(*backend_, total_);
   finalized_ = true;
+}
+
+template <typename T>
+Buf<T>& ParamStore<T>::grad_buf() const {
+  if (finalized_ && grad_.size() != total_) grad_.assign_zero(*backend_, total_);
+  return grad_;
 }
 
 template <typename T>
@@ -44,7 +49,7 @@ void ParamStore<T>::to(Device d) {
   if (d == device_) return;
   Backend<T>& be = backend_for<T>(d);
   data_.bind(be);
-  grad_.bind(be);
+  if (!grad_.empty()) grad_.bind(be);  // else allocated on the new device when first used
   backend_ = &be;
   device_ = d;
 }
@@ -69,7 +74,7 @@ Tensor ParamStore<T>::grad_view(const std::string& name) {
   const ParamEntry& e = entry(name);
   MK_CHECK(finalized_, "ParamStore::grad_view: '" + name + "' requested before finalize()");
   MK_CHECK(device_ == Device::cpu, "ParamStore::grad_view: '" + name + "' lives on the GPU; use host_grad()");
-  return Tensor::borrow(grad_.data() + e.offset, e.shape, dtype_of<T>());
+  return Tensor::borrow(grad() + e.offset, e.shape, dtype_of<T>());
 }
 
 template class ParamStore<float>;

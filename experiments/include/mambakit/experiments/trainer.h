@@ -134,9 +134,12 @@ class Trainer {
   std::chrono::steady_clock::time_point session_start_ = std::chrono::steady_clock::now();
 };
 
-// Generates `tokens` tokens after `prompt` by recurrent steps.
+// Generates up to `tokens` tokens after `prompt` by recurrent steps; stops
+// after the first token in stop_ids (an end-of-sequence id), which is the
+// last one returned.
 std::vector<int32_t> generate_tokens(SequenceModel<float>& model, const std::vector<int32_t>& prompt,
-                                     int tokens, const SamplingOptions& so, uint64_t seed);
+                                     int tokens, const SamplingOptions& so, uint64_t seed,
+                                     const std::vector<int32_t>& stop_ids = {});
 
 // `mambakit eval`: the run's config.yaml, the model of `checkpoint` ("latest",
 // "best", "step_N" or a directory), metrics on a split. Returns one JSON

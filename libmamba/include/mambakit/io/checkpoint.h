@@ -1,8 +1,16 @@
 // A model directory as HF transformers writes it: config.json (MambaConfig
-// fields) + model.safetensors (parameters by their HF names). The LM head is
-// tied to the embedding, so lm_head.weight is neither written nor required
-// (a file that carries it is accepted if it equals the embedding).
+// fields) and the parameters by their HF names, either in one
+// model.safetensors or, as save_pretrained writes larger models, in shards
+// listed by model.safetensors.index.json:
+//   {"metadata": {"total_size": BYTES}, "weight_map": {tensor name: shard file}}
+// with the shards (model-00001-of-00003.safetensors, ...) beside it. Weights
+// may be F32, BF16 or F16 on disk; the model computes in fp32, so BF16/F16
+// are widened (exactly) on load. The LM head is tied to the embedding, so
+// lm_head.weight is neither written nor required (a file that carries it is
+// accepted if it equals the embedding).
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -10,14 +18,43 @@
 
 namespace mk {
 
-// Creates dir if needed; both files are written atomically.
-void save_model(const std::string& dir, const SequenceModel<float>& model);
+inline constexpr const char* kWeightsFile = "model.safetensors";
+inline constexpr const char* kWeightsIndexFile = "model.safetensors.index.json";
 
-// Throws mk::Error naming the file and the problem (missing tensor, wrong
-// shape, non-finite values, unsupported config) on any mismatch.
-std::unique_ptr<SequenceModel<float>> load_model(const std::string& dir);
+struct SaveOptions {
+  DType dtype = DType::f32;      // f32, or bf16 (rounded to nearest even)
+  uint64_t max_shard_bytes = 0;  // 0: one model.safetensors; else shards of at most
+                                 // this size (a larger tensor alone in its shard) + index
+};
 
-// Loads the parameters of model.safetensors into an existing model.
-void load_params(const std::string& path, SequenceModel<float>& model);
+// Creates dir if needed; every file is written atomically, config.json
+// last. Weights files of an earlier save that the new one does not use (a
+// model.safetensors replaced by shards, or shards of another count) are
+// removed.
+void save_model(const std::string& dir, const SequenceModel<float>& model, const SaveOptions& opt = {});
+
+struct LoadOptions {
+  // Receives each warning (a tensor in the checkpoint that the model does
+  // not have, which is ignored). Unset: printed to stderr as "warning: ...".
+  std::function<void(const std::string&)> warn;
+};
+
+// The weights of a model directory: DIR/model.safetensors where it exists
+// (transformers prefers it too), else DIR/model.safetensors.index.json.
+// has_weights says whether either exists; weights_file throws mk::Error
+// naming the directory when neither does.
+bool has_weights(const std::string& dir);
+std::string weights_file(const std::string& dir);
+
+// Throws mk::Error naming the file and the problem (missing tensor or index
+// entry, missing or truncated shard, wrong shape or dtype, non-finite
+// values, unsupported config) on any mismatch. Shards are memory-mapped and
+// each tensor is converted straight into the model's parameter buffer: peak
+// memory is the model plus a few MB.
+std::unique_ptr<SequenceModel<float>> load_model(const std::string& dir, const LoadOptions& opt = {});
+
+// Loads the parameters of `path` (a .safetensors file, or an index .json
+// listing shards) into an existing model on the CPU.
+void load_params(const std::string& path, SequenceModel<float>& model, const LoadOptions& opt = {});
 
 }  // namespace mk
