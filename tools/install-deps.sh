@@ -10,6 +10,8 @@ PACKAGES=(
   libopenblas-dev libfftw3-dev
   # data formats: FASTA/FASTQ (htslib + bgzip), audio (libsndfile, libsamplerate)
   libhts-dev tabix libsndfile1-dev libsamplerate0-dev
+  # tokenizers: SentencePiece models (using and training them)
+  libsentencepiece-dev
   # CLI, configs, JSON
   libboost-program-options-dev libyaml-cpp-dev nlohmann-json3-dev
   # tests and benchmarks

@@ -11,6 +11,8 @@
 //   mambakit generate DNA_RUN --out x.fa | AUDIO_RUN --seconds S --out x.wav
 //   mambakit bench data [CONFIG ...]
 //   mambakit bench scan|train|mixers [flags] [--json]
+//   mambakit tokenize DIR_OR_FILE --text T | --file F [--json]
+//   mambakit tokenizer train --model bpe|sentencepiece --vocab N --out DIR FILES...
 // Exit codes: 0 ok, 1 runtime error (bad file, corrupt checkpoint, ...),
 // 2 usage error (unknown command or flag, bad value, config mistake);
 // a training run stopped by SIGINT/SIGTERM saves a checkpoint and exits
@@ -34,6 +36,7 @@
 #include "mambakit/error.h"
 #include "mambakit/experiments/bench_mixers.h"
 #include "mambakit/experiments/bench_train.h"
+#include "mambakit/experiments/cmd_tokenizer.h"
 #include "mambakit/experiments/config.h"
 #include "mambakit/experiments/evaluate.h"
 #include "mambakit/experiments/lra.h"
@@ -82,6 +85,8 @@ std::string top_help() {
          "  prepare    turn text, FASTA or audio into memory-mapped token shards\n"
          "  lra        Long Range Arena: train a task from its config; `lra report` prints the table\n"
          "  bench      benchmarks: `bench scan`, `bench train`, `bench mixers`, `bench data`\n"
+         "  tokenize   token ids of a text with a tokenizer (tokenizer.json, *.model or bytes)\n"
+         "  tokenizer  `tokenizer train`: a new BPE or SentencePiece vocabulary from text files\n\n"
          "Run `mambakit COMMAND --help` for a command's options and examples.\n"
          "Tasks:\n" + tasks +
          "Examples:\n"
@@ -1159,7 +1164,9 @@ int main(int argc, char** argv) {
     if (cmd == "logits") return cmd_logits(args);
     if (cmd == "bench") return cmd_bench(args);
     if (cmd == "prepare") return cmd_prepare(args);
-    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra"};
+    if (cmd == "tokenize") return mk::exp::cmd_tokenize(args);
+    if (cmd == "tokenizer") return mk::exp::cmd_tokenizer(args);
+    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer"};
     throw UsageError("unknown command '" + cmd + "'" + mk::tasks::did_you_mean(cmd, cmds) +
                      " (see mambakit --help)");
   } catch (const UsageError& e) {
