@@ -698,9 +698,10 @@ int cmd_generate(const std::vector<std::string>& args) {
   po::options_description d(
       "mambakit generate DIR [--prompt TEXT | --prompt-ids 1,2,3] [--tokens N] [sampling options]\n"
       "Recurrent generation from a run or a model directory (one model.safetensors, or shards\n"
-      "with model.safetensors.index.json, as transformers saves them). Byte models read and\n"
-      "print text as bytes; a model with a larger vocabulary takes --prompt-ids and prints the\n"
-      "generated ids (mambakit has no tokenizer yet). --print-ids adds the generated ids as the\n"
+      "with model.safetensors.index.json, as transformers saves them). Text goes through the\n"
+      "directory's tokenizer (tokenizer.json or a SentencePiece .model), else bytes; a model with\n"
+      "a larger vocabulary and no tokenizer takes --prompt-ids and prints the generated ids.\n"
+      "--print-ids adds the generated ids as the\n"
       "last line. Generation stops after the end-of-sequence token (eos_token_id of\n"
       "generation_config.json, else of config.json; --eos, --no-eos). Defaults come from the\n"
       "run's `generate:` config section, or else from the directory's generation_config.json\n"

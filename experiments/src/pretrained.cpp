@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/npy.h"
@@ -40,23 +41,46 @@ void check_ids_in_vocab(const std::vector<int32_t>& ids, int vocab_size, const s
 
 bool is_byte_model(const ModelConfig& cfg) { return cfg.vocab_size <= 256; }
 
+namespace {
+
+// The tokenizer stored with a model: tokenizer.json (byte-level BPE) or a
+// SentencePiece *.model in its directory; none for a plain byte model.
+std::unique_ptr<data::Tokenizer> model_tokenizer(const std::string& model_dir) {
+  const fs::path d(model_dir);
+  std::error_code ec;
+  if (!fs::is_directory(d, ec)) return nullptr;
+  bool found = fs::exists(d / "tokenizer.json");
+  for (const auto& e : fs::directory_iterator(d, ec))
+    found = found || e.path().extension() == ".model";
+  return found ? data::load_tokenizer(model_dir) : nullptr;
+}
+
+}  // namespace
+
 std::vector<int32_t> text_to_ids(const std::string& model_dir, const ModelConfig& cfg, const std::string& text,
                                  const std::string& ids_flag) {
-  if (!is_byte_model(cfg)) {
-    // The tokenizer seam: load model_dir/tokenizer.json here once mambakit reads tokenizers.
-    const bool has_tokenizer = fs::exists(fs::path(model_dir) / "tokenizer.json");
-    throw Error(model_dir + ": a " + std::to_string(cfg.vocab_size) + "-token vocabulary needs a tokenizer, and " +
-                (has_tokenizer ? "mambakit cannot read tokenizer.json yet" : "the directory has none") +
-                "; give token ids with " + ids_flag);
+  if (const auto tok = model_tokenizer(model_dir)) {
+    const auto ids = tok->encode(text);
+    check_ids_in_vocab(ids, cfg.vocab_size, model_dir + ": the " + tok->name() + " tokenizer's ids");
+    return ids;
   }
+  if (!is_byte_model(cfg))
+    throw Error(model_dir + ": a " + std::to_string(cfg.vocab_size) +
+                "-token vocabulary needs a tokenizer (tokenizer.json or a SentencePiece .model) "
+                "and the directory has none; give token ids with " + ids_flag);
   std::vector<int32_t> ids(text.begin(), text.end());
   for (auto& id : ids) id = int32_t(static_cast<unsigned char>(id));
   check_ids_in_vocab(ids, cfg.vocab_size, model_dir + ": the text's bytes");
   return ids;
 }
 
-std::optional<std::string> ids_to_text(const std::string& /*model_dir: the tokenizer seam*/,
-                                       const ModelConfig& cfg, const std::vector<int32_t>& ids) {
+std::optional<std::string> ids_to_text(const std::string& model_dir, const ModelConfig& cfg,
+                                       const std::vector<int32_t>& ids) {
+  if (const auto tok = model_tokenizer(model_dir)) {
+    for (int32_t id : ids)
+      if (id < 0 || id >= tok->vocab_size()) return std::nullopt;  // the model's vocabulary may be padded
+    return tok->decode(ids);
+  }
   if (!is_byte_model(cfg)) return std::nullopt;
   std::string text;
   for (int32_t id : ids) {

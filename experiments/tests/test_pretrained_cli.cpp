@@ -145,6 +145,38 @@ TEST(PretrainedCli, MalformedOrConflictingFlagsAreUsageErrors) {
   expect_one_line_error(run_cli("logits " + kHf + " --out " + (d / "l.npy")), 2, "exactly one");
 }
 
+// A model directory with a tokenizer (here the BPE fixture of the tokenizer
+// tests, whose vocabulary fits the model's 1000 ids) takes and prints text:
+// the prompt's ids are the tokenizer's, the printed text starts with the
+// prompt, and the generated ids are those of the same prompt given as ids.
+TEST(PretrainedCli, TextGoesThroughTheDirectorysTokenizer) {
+  TempDir d("pre_tok");
+  const std::string dir = d / "model";
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(kHf)) fs::copy_file(e.path(), fs::path(dir) / e.path().filename());
+  const std::string tok = std::string(MAMBAKIT_SOURCE_DIR) + "/datasets/tests/data/bpe_tiny";
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(tok) / f, fs::path(dir) / f);
+  const std::string prompt = "In the beginning God";
+  const Result t = run_cli("tokenize " + dir + " --text '" + prompt + "'", "", true);
+  ASSERT_EQ(t.code, 0) << t.output;
+  std::vector<int> ids;
+  std::istringstream first(t.output.substr(0, t.output.find('\n')));
+  for (int id; first >> id;) ids.push_back(id);
+  ASSERT_FALSE(ids.empty()) << t.output;
+  const std::string tail = " --tokens 6 --temperature 0 --no-eos --print-ids";
+  const Result by_text = run_cli("generate " + dir + " --prompt '" + prompt + "'" + tail, "", true);
+  ASSERT_EQ(by_text.code, 0) << by_text.output;
+  EXPECT_EQ(by_text.output.rfind(prompt, 0), 0u) << by_text.output;
+  const Result by_ids = run_cli("generate " + dir + " --prompt-ids " + csv(ids) + tail, "", true);
+  ASSERT_EQ(by_ids.code, 0) << by_ids.output;
+  EXPECT_EQ(last_line_ids(by_text.output), last_line_ids(by_ids.output));
+  EXPECT_EQ(last_line_ids(by_text.output).size(), 6u) << by_text.output;
+  // logits of the text: one row per token of the tokenizer's encoding.
+  ASSERT_EQ(run_cli("logits " + dir + " --text '" + prompt + "' --out " + (d / "l.npy")).code, 0);
+  EXPECT_EQ(read_npy(d / "l.npy").shape()[0], long(ids.size()));
+}
+
 TEST(PretrainedCli, TextNeedsATokenizerForALargeVocabulary) {
   TempDir d("pre_text");
   expect_one_line_error(run_cli("generate " + kHf + " --prompt hello"), 1, "give token ids with --prompt-ids");

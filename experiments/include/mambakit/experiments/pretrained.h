@@ -23,12 +23,12 @@ std::vector<int32_t> read_ids_npy(const std::string& path);
 void check_ids_in_vocab(const std::vector<int32_t>& ids, int vocab_size, const std::string& what);
 
 // --- text <-> ids: the tokenizer seam -------------------------------------------
-// A byte model (vocabulary of at most 256) reads and writes text as bytes.
-// A larger vocabulary needs the model's tokenizer; mambakit cannot read one
-// yet (the tokenizer library is being written), so for such a model
-// text_to_ids refuses with a one-line mk::Error telling the user to give ids
-// (`ids_flag`), and ids_to_text returns nullopt. A tokenizer plugs in here:
-// both functions receive the model directory, where tokenizer.json lives.
+// A model directory holding a tokenizer (tokenizer.json, or a SentencePiece
+// .model; mk::data::load_tokenizer) reads and writes text through it. Without
+// one, a byte model (vocabulary of at most 256) reads and writes text as
+// bytes, and for a larger vocabulary text_to_ids refuses with a one-line
+// mk::Error telling the user to give ids (`ids_flag`) and ids_to_text returns
+// nullopt (the caller then prints ids). Ids are never wrapped into bytes.
 bool is_byte_model(const ModelConfig& cfg);
 std::vector<int32_t> text_to_ids(const std::string& model_dir, const ModelConfig& cfg, const std::string& text,
                                  const std::string& ids_flag);
