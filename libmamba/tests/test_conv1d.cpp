@@ -2,6 +2,8 @@
 // finite differences, and the recurrent step against the full forward.
 #include "mambakit/ops/conv1d.h"
 
+#include <omp.h>
+
 #include "test_util.h"
 
 using namespace mk;
@@ -32,7 +34,8 @@ struct Case {
 
 const Case kCases[] = {{2, 9, 5, 4}, {2, 7, 3, 1}, {1, 6, 4, 3}, {3, 2, 4, 4} /* L < K */,
                        {2, 40, 70, 4} /* several channel chunks */,
-                       {2, 64, 130, 4} /* big enough for the threaded path */};
+                       {2, 64, 130, 4} /* big enough for the threaded path */,
+                       {5, 53, 67, 4} /* threaded, rows not a multiple of the row blocks */};
 
 }  // namespace
 
@@ -104,6 +107,34 @@ TEST(Conv1d, StepTokenByTokenEqualsForward) {
       int t = c.L - c.K + k;
       double want = t >= 0 ? x[(size_t(0) * c.L + t) * c.D + 0] : 0.0;
       EXPECT_EQ(state[k], want) << "k=" << k;
+    }
+  }
+}
+
+// The backward sums the weight and bias gradients over fixed blocks of rows,
+// so one, two or three threads give the same bits (dx as well).
+TEST(Conv1d, BackwardSameOnAnyThreadCount) {
+  for (const Case& c : {Case{2, 64, 130, 4}, Case{5, 53, 67, 4}, Case{3, 300, 33, 3}}) {
+    ops::Conv1dShape s{c.B, c.L, c.D, c.K};
+    const size_t n = size_t(c.B) * c.L * c.D;
+    const auto x = randn<float>(n, 21), w = randn<float>(c.D * c.K, 22), dy = randn<float>(n, 23);
+    const auto dw0 = randn<float>(c.D * c.K, 24), db0 = randn<float>(c.D, 25);
+    const int saved = omp_get_max_threads();
+    std::vector<std::vector<float>> dxs, dws, dbs;
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<float> dx(n, NAN), dw = dw0, db = db0;  // dw, db accumulate onto these
+      ops::conv1d_causal_backward<float>(s, dy.data(), x.data(), w.data(), dx.data(), dw.data(),
+                                         db.data());
+      dxs.push_back(dx);
+      dws.push_back(dw);
+      dbs.push_back(db);
+    }
+    omp_set_num_threads(saved);
+    for (size_t i = 1; i < dxs.size(); ++i) {
+      EXPECT_TRUE(all_close(dxs[i], dxs[0], 0)) << "B=" << c.B << " L=" << c.L;
+      EXPECT_TRUE(all_close(dws[i], dws[0], 0)) << "B=" << c.B << " L=" << c.L;
+      EXPECT_TRUE(all_close(dbs[i], dbs[0], 0)) << "B=" << c.B << " L=" << c.L;
     }
   }
 }

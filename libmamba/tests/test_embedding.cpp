@@ -1,6 +1,8 @@
 // Embedding lookup, scatter-add backward (repeated ids), id range errors.
 #include "mambakit/ops/embedding.h"
 
+#include <omp.h>
+
 #include "mambakit/error.h"
 #include "test_util.h"
 
@@ -67,4 +69,24 @@ TEST(Embedding, OutOfRangeIdNamesIdAndPosition) {
   std::vector<int32_t> bad = {9};
   EXPECT_THROW(ops::embedding_backward<float>(bad.data(), out.data(), table.data(), 1, vocab, dim),
                mk::Error);
+}
+
+// Threaded backward (threads split the columns): repeated ids accumulate as
+// in a plain loop over the positions, the same bits on any thread count.
+TEST(Embedding, BackwardSameOnAnyThreadCount) {
+  const int vocab = 13, dim = 70, n = 1500;
+  std::vector<int32_t> ids(n);
+  for (int i = 0; i < n; ++i) ids[i] = int32_t((i * 7 + i / 5) % vocab);
+  const auto dout = randn<float>(size_t(n) * dim, 71), dtable0 = randn<float>(vocab * dim, 72);
+  std::vector<float> want = dtable0;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < dim; ++j) want[size_t(ids[i]) * dim + j] += dout[size_t(i) * dim + j];
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    std::vector<float> dtable = dtable0;
+    ops::embedding_backward<float>(ids.data(), dout.data(), dtable.data(), n, vocab, dim);
+    EXPECT_TRUE(all_close(dtable, want, 0)) << "threads=" << threads;
+  }
+  omp_set_num_threads(saved);
 }

@@ -189,3 +189,33 @@ TEST(Linear, BackwardAccumulatesParamGradsAndSkipsNulls) {
                                rows, in, out);
   EXPECT_TRUE(all_close(dx, dx2, 1e-12));
 }
+
+// Big enough for the threaded bias copy and bias-gradient sum, the columns
+// (131) not a multiple of a thread's run: each db[j] is the in-order sum over
+// the rows whatever the thread count (the same bits as a plain loop), and
+// the forward's bias is there on every row.
+TEST(Linear, BiasPathsSameOnAnyThreadCount) {
+  const int rows = 700, in = 3, out = 131;
+  const auto x = randn<float>(size_t(rows) * in, 51), W = randn<float>(size_t(out) * in, 52),
+             b = randn<float>(out, 53), dy = randn<float>(size_t(rows) * out, 54),
+             db0 = randn<float>(out, 55);
+  std::vector<float> want_db = db0;  // the same expression, in the same order, in a loop
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < out; ++j) want_db[j] += dy[size_t(r) * out + j];
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    std::vector<float> db = db0, dW(size_t(out) * in, 0.f), y(size_t(rows) * out, NAN);
+    ops::linear_backward<float>(dy.data(), x.data(), W.data(), nullptr, dW.data(), db.data(), rows,
+                                in, out);
+    EXPECT_TRUE(all_close(db, want_db, 0)) << "threads=" << threads;
+    ops::linear_forward<float>(x.data(), W.data(), b.data(), y.data(), rows, in, out);
+    for (int r = 0; r < rows; r += 97)
+      for (int j = 0; j < out; ++j) {
+        double s = b[j];
+        for (int i = 0; i < in; ++i) s += double(x[size_t(r) * in + i]) * W[size_t(j) * in + i];
+        ASSERT_NEAR(y[size_t(r) * out + j], s, 1e-5) << "threads=" << threads;
+      }
+  }
+  omp_set_num_threads(saved);
+}

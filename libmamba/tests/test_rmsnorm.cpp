@@ -1,6 +1,8 @@
 // RMSNorm forward against a loop; backward (x and w) by finite differences.
 #include "mambakit/ops/rmsnorm.h"
 
+#include <omp.h>
+
 #include "test_util.h"
 
 using namespace mk;
@@ -56,4 +58,34 @@ TEST_P(RMSNormSizes, BackwardFiniteDifferences) {
   ops::rmsnorm_backward<double>(r.data(), x.data(), w.data(), rstd.data(), dx.data(), dw2.data(),
                                 rows, dim);
   for (int j = 0; j < dim; ++j) EXPECT_NEAR(dw2[j], 2 * dw[j], 1e-12);
+}
+
+// The threaded backward splits the rows for dx and the columns for dw: dw is
+// each column's in-order sum over the rows, and dx and dw are the same bits
+// on any thread count. dim 200: not a multiple of a thread's run.
+TEST(RMSNorm, BackwardSameOnAnyThreadCount) {
+  const int rows = 301, dim = 200;
+  const auto x = randn<float>(size_t(rows) * dim, 61), w = randn<float>(dim, 62),
+             dy = randn<float>(size_t(rows) * dim, 63), dw0 = randn<float>(dim, 64);
+  std::vector<float> y(x.size()), rstd(rows);
+  ops::rmsnorm_forward<float>(x.data(), w.data(), y.data(), rstd.data(), rows, dim, 1e-5f);
+  std::vector<float> want_dw = dw0;
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < dim; ++j)
+      want_dw[j] += dy[size_t(r) * dim + j] * x[size_t(r) * dim + j] * rstd[r];
+  const int saved = omp_get_max_threads();
+  std::vector<float> dx1, dw1;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    std::vector<float> dx(x.size(), NAN), dw = dw0;
+    ops::rmsnorm_backward<float>(dy.data(), x.data(), w.data(), rstd.data(), dx.data(), dw.data(),
+                                 rows, dim);
+    // (Not bit-compared with the loop above: with -march set, either may
+    // contract a multiply-add into an FMA.)
+    EXPECT_TRUE(all_close(dw, want_dw, 1e-4, 1e-5)) << "threads=" << threads;
+    if (threads == 1) dx1 = dx, dw1 = dw;
+    EXPECT_TRUE(all_close(dx, dx1, 0)) << "threads=" << threads;
+    EXPECT_TRUE(all_close(dw, dw1, 0)) << "threads=" << threads;
+  }
+  omp_set_num_threads(saved);
 }

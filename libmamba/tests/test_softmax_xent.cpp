@@ -2,6 +2,8 @@
 // rows, aliasing, gradient by finite differences; log-softmax.
 #include "mambakit/ops/softmax_xent.h"
 
+#include <omp.h>
+
 #include "mambakit/error.h"
 #include "test_util.h"
 
@@ -145,4 +147,54 @@ TEST(LogSoftmax, MatchesDefinitionAndAliases) {
   std::vector<double> inplace = x;
   ops::log_softmax<double>(inplace.data(), inplace.data(), rows, V);
   EXPECT_TRUE(all_close(inplace, out, 0));
+}
+
+// float (its own vectorised exp and SIMD-lane reductions): losses and
+// gradients against the long-double definition, the same bits on one thread
+// or two, and in place the same as out of place. Rows x V above the parallel
+// threshold, V odd (not a multiple of the SIMD width).
+TEST(SoftmaxXent, FloatMatchesReferenceOnAnyThreadCount) {
+  const int rows = 67, V = 259;
+  const auto x = randn<double>(size_t(rows) * V, 31, 3.0);
+  std::vector<int32_t> tgt(rows);
+  for (int r = 0; r < rows; ++r) tgt[r] = (r * 37) % V;
+  tgt[5] = -1;  // ignored
+  const std::vector<float> xf(x.begin(), x.end());
+  const float scale = 1.f / rows;
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> grads, losses;
+  std::vector<double> totals;
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    std::vector<float> g(xf.size()), l(rows);
+    totals.push_back(ops::softmax_xent<float>(xf.data(), tgt.data(), l.data(), g.data(), rows, V,
+                                              scale));
+    grads.push_back(g);
+    losses.push_back(l);
+  }
+  omp_set_num_threads(saved);
+  std::vector<float> inplace = xf, l_inplace(rows);
+  ops::softmax_xent<float>(inplace.data(), tgt.data(), l_inplace.data(), inplace.data(), rows, V,
+                           scale);
+
+  const std::vector<double> xd(xf.begin(), xf.end());  // the float inputs, exactly
+  double want_total = 0;
+  for (int r = 0; r < rows; ++r) {
+    const double* xr = &xd[size_t(r) * V];
+    const double want = tgt[r] < 0 ? 0.0 : xent_ref(xr, V, tgt[r]);
+    want_total += want;
+    EXPECT_NEAR(losses[0][r], want, 1e-5 * (1 + want)) << "row " << r;
+    const double lse = xent_ref(xr, V, 0) + xr[0];
+    for (int j = 0; j < V && tgt[r] >= 0; ++j) {
+      const double p = std::exp(xr[j] - lse);
+      const double gj = (p - (j == tgt[r])) * scale;
+      ASSERT_NEAR(grads[0][size_t(r) * V + j], gj, 1e-6 * scale) << "row " << r << " j " << j;
+    }
+  }
+  EXPECT_NEAR(totals[0], want_total, 1e-5 * want_total);
+  EXPECT_EQ(totals[1], totals[0]);
+  EXPECT_TRUE(all_close(grads[1], grads[0], 0));
+  EXPECT_TRUE(all_close(losses[1], losses[0], 0));
+  EXPECT_TRUE(all_close(inplace, grads[0], 0));
+  EXPECT_TRUE(all_close(l_inplace, losses[0], 0));
 }

@@ -27,6 +27,10 @@ void MambaMixer<T>::declare(ParamStore<T>& ps, const std::string& prefix, const 
   dt_max_ = cfg.dt_max;
   dt_floor_ = cfg.dt_init_floor;
   in_proj_.declare(ps, prefix + ".in_proj", dm_, 2 * di_, false);
+  // x and z as two products straight into their own buffers (no copy out of
+  // a fused (rows, 2 Di) output).
+  in_x_ = in_proj_.rows(0, di_);
+  in_z_ = in_proj_.rows(di_, 2 * di_);
   conv_w_ = ps.declare(prefix + ".conv1d.weight", {di_, 1, k_}, true);
   conv_b_ = ps.declare(prefix + ".conv1d.bias", {di_}, false);
   x_proj_.declare(ps, prefix + ".x_proj", di_, r_ + 2 * n_, false);
@@ -72,12 +76,10 @@ void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, in
   const size_t nd = size_t(rows) * di_;
 
   // in_proj -> x | z
-  dx_.resize(be, size_t(rows) * 2 * di_);
-  in_proj_.forward(ps, x, dx_.data(), rows);
   x_.resize(be, nd);
   z_.resize(be, nd);
-  be.copy_cols(dx_.data(), rows, 2 * di_, 0, di_, x_.data(), di_, 0);
-  be.copy_cols(dx_.data(), rows, 2 * di_, di_, di_, z_.data(), di_, 0);
+  in_x_.forward(ps, x, x_.data(), rows);
+  in_z_.forward(ps, x, z_.data(), rows);
 
   // causal conv + SiLU -> u
   xc_.resize(be, nd);
@@ -88,14 +90,14 @@ void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, in
 
   // x_proj -> dt_in | B | C ; dt_proj + softplus -> delta
   const int wx = r_ + 2 * n_;
-  dy_.resize(be, size_t(rows) * wx);
-  x_proj_.forward(ps, u_.data(), dy_.data(), rows);
+  xdbl_.resize(be, size_t(rows) * wx);
+  x_proj_.forward(ps, u_.data(), xdbl_.data(), rows);
   dtin_.resize(be, size_t(rows) * r_);
   Bm_.resize(be, size_t(rows) * n_);
   Cm_.resize(be, size_t(rows) * n_);
-  be.copy_cols(dy_.data(), rows, wx, 0, r_, dtin_.data(), r_, 0);
-  be.copy_cols(dy_.data(), rows, wx, r_, n_, Bm_.data(), n_, 0);
-  be.copy_cols(dy_.data(), rows, wx, r_ + n_, n_, Cm_.data(), n_, 0);
+  be.copy_cols(xdbl_.data(), rows, wx, 0, r_, dtin_.data(), r_, 0);
+  be.copy_cols(xdbl_.data(), rows, wx, r_, n_, Bm_.data(), n_, 0);
+  be.copy_cols(xdbl_.data(), rows, wx, r_ + n_, n_, Cm_.data(), n_, 0);
   dtpre_.resize(be, nd);
   delta_.resize(be, nd);
   dt_proj_.forward(ps, dtin_.data(), dtpre_.data(), rows);
@@ -163,12 +165,12 @@ void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
   be.conv1d_backward(ops::Conv1dShape{B_, L_, di_, k_}, ddelta_.data(), x_.data(),
                      ps.data() + conv_w_, du_.data(), g + conv_w_, g + conv_b_);
 
-  // in_proj: d(x | z)
-  Buf<T>& dxz = dx_;
-  dxz.resize(be, size_t(rows) * 2 * di_);
-  be.copy_cols(du_.data(), rows, di_, 0, di_, dxz.data(), 2 * di_, 0);
-  be.copy_cols(dz_.data(), rows, di_, 0, di_, dxz.data(), 2 * di_, di_);
-  in_proj_.backward(ps, dxz.data(), x_in_, dx, rows);
+  // in_proj, as its two halves: dx = du W_x + dz W_z, each weight gradient
+  // from its own half (no gather of d(x | z) into one buffer).
+  in_x_.backward(ps, du_.data(), x_in_, dx, rows);
+  in_z_.backward(ps, dz_.data(), x_in_, nullptr, rows);
+  be.gemm(false, false, rows, dm_, di_, T(1), dz_.data(), di_, ps.data() + in_z_.w, dm_, T(1),
+          dx, dm_);
 }
 
 template <typename T>

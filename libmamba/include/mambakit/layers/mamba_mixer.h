@@ -53,9 +53,12 @@ class MambaMixer : public Mixer<T> {
   int B_ = 0, L_ = 0;
   const T* x_in_ = nullptr;
   Buf<T> x_, z_, xc_, u_, dtin_, Bm_, Cm_, dtpre_, delta_, y_, states_, A_;
-  // Backward scratch.
-  Buf<T> dy_, du_, ddelta_, dz_, dB_, dC_, ddtin_, dx_, dA_;
-  Buf<T> dxdbl_;  // d(dt_in | B | C): its own buffer, so dx_ keeps one size (no re-zeroing)
+  Buf<T> xdbl_;  // x_proj's output (dt_in | B | C) before the split
+  // Backward scratch. Each buffer keeps one size from step to step: a Buf
+  // zero-fills whatever a resize adds, so sharing one between shapes cost a
+  // memset per layer and step.
+  Buf<T> dy_, du_, ddelta_, dz_, dB_, dC_, ddtin_, dA_;
+  Buf<T> dxdbl_;  // d(dt_in | B | C)
   // step() scratch.
   Buf<T> sbuf_[13];
 };

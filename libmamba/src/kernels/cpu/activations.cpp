@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "vec_math.h"
+
 namespace mk::ops {
 
 namespace {
@@ -10,12 +12,21 @@ namespace {
 constexpr size_t kParallelMin = size_t(1) << 16;
 
 // Local inline forms so the loops below vectorise; the exported scalar
-// functions forward to these.
-template <typename T> inline T sigmoid_i(T x) { return T(1) / (T(1) + std::exp(-x)); }
+// functions forward to these, so a scalar call and a vector lane agree
+// exactly. float uses the vectorisable exp/log1p of vec_math.h; double keeps
+// libm (it is the precision the tests take as reference).
+inline float exp_i(float x) { return vmath::exp_f(x); }
+inline double exp_i(double x) { return std::exp(x); }
+
+template <typename T> inline T sigmoid_i(T x) { return T(1) / (T(1) + exp_i(-x)); }
 // Above the threshold log1p(exp(x)) equals x to working precision, and exp
 // would overflow for large x; PyTorch switches at 20 too.
-template <typename T> inline T softplus_i(T x) {
-  return x > T(20) ? x : std::log1p(std::exp(x));
+inline double softplus_i(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
+// log1p(exp(x)) = max(x, 0) + log1p(exp(-|x|)): exp never overflows and
+// log1p's argument stays in (0, 1], the range of vmath::log1p_unit_f.
+inline float softplus_i(float x) {
+  const float sp = (x > 0.f ? x : 0.f) + vmath::log1p_unit_f(vmath::exp_f(-std::fabs(x)));
+  return x > 20.f ? x : sp;
 }
 
 }  // namespace

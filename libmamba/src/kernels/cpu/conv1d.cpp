@@ -51,48 +51,64 @@ void conv1d_causal_forward(const Conv1dShape& s, const T* x, const T* w, const T
     }
 }
 
+// One pass over the rows in fixed blocks: each block writes its rows of dx
+// and its own partial sums of dw and dbias, and the partials are then added
+// block by block in order. The blocks do not depend on the thread count, so
+// neither do the sums; the rows of a block are contiguous, so dy and x are
+// read once, in order (splitting the channels instead made every thread
+// stream the whole of dy and x once per chunk of channels).
 template <typename T>
 void conv1d_causal_backward(const Conv1dShape& s, const T* dy, const T* x, const T* w, T* dx,
                             T* dw, T* dbias) {
   check_shape(s, "conv1d_causal_backward");
   const int L = s.L, D = s.D, K = s.K;
   const std::vector<T> wt = transpose_kernel(w, D, K);
-  // dx[b,u,d] = sum_k w[d,k] * dy[b, u+(K-1)-k, d] over outputs inside [0, L).
-#pragma omp parallel for collapse(2) schedule(static) if (big(s))
-  for (int b = 0; b < s.B; ++b)
-    for (int u = 0; u < L; ++u) {
-      T* dxr = dx + (size_t(b) * L + u) * D;
-      std::fill(dxr, dxr + D, T(0));
-      for (int k = std::max(0, u + K - L); k < K; ++k) {
-        const T* dyr = dy + (size_t(b) * L + u + (K - 1) - k) * D;
-        const T* wk = wt.data() + size_t(k) * D;
-        for (int d = 0; d < D; ++d) dxr[d] += wk[d] * dyr[d];
+  constexpr size_t kRowBlock = 64;
+  const size_t n_rows = size_t(s.B) * L, n_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
+  const size_t part_size = size_t(K + 1) * D;  // per block: (K, D) taps of dw, then dbias (D)
+  std::vector<T> part(n_blocks * part_size), total(part_size, T(0));
+#pragma omp parallel if (big(s))
+  {
+#pragma omp for schedule(static)
+    for (size_t blk = 0; blk < n_blocks; ++blk) {
+      T* g = part.data() + blk * part_size;
+      T* gb = g + size_t(K) * D;
+      std::fill(g, g + part_size, T(0));
+      for (size_t row = blk * kRowBlock; row < std::min(n_rows, (blk + 1) * kRowBlock); ++row) {
+        const int t = int(row % size_t(L));
+        // dx[b,t,d] = sum_k w[d,k] dy[b, t+(K-1)-k, d] over outputs inside [0, L).
+        T* dxr = dx + row * D;
+        std::fill(dxr, dxr + D, T(0));
+        for (int k = std::max(0, t + K - L); k < K; ++k) {
+          const T* dyr = dy + (row + (K - 1) - k) * D;
+          const T* wk = wt.data() + size_t(k) * D;
+          for (int d = 0; d < D; ++d) dxr[d] += wk[d] * dyr[d];
+        }
+        // dw[d,k] += dy[b,t,d] x[b,t-(K-1)+k,d]; dbias[d] += dy[b,t,d].
+        const T* dyr = dy + row * D;
+        for (int d = 0; d < D; ++d) gb[d] += dyr[d];
+        for (int k = std::max(0, K - 1 - t); k < K; ++k) {
+          const T* xr = x + (row - (K - 1) + k) * D;
+          T* gk = g + size_t(k) * D;
+          for (int d = 0; d < D; ++d) gk[d] += dyr[d] * xr[d];
+        }
       }
     }
-  // dw[d,k] += sum_{b,t} dy[b,t,d] * x[b,t-(K-1)+k,d]; dbias[d] += sum dy.
-  // Threads split the channels (not the rows), so the sums need no merge and
-  // come out the same whatever the thread count.
-  constexpr int kChunk = 64;
-  const int n_chunks = (D + kChunk - 1) / kChunk;
-  const size_t n_rows = size_t(s.B) * L;
-#pragma omp parallel for schedule(static) if (big(s) && n_chunks > 1)
-  for (int c = 0; c < n_chunks; ++c) {
-    const int d0 = c * kChunk, nd = std::min(kChunk, D - d0);
-    std::vector<T> g(size_t(K) * kChunk, T(0)), gb(kChunk, T(0));  // (K, chunk), (chunk)
-    for (size_t row = 0; row < n_rows; ++row) {
-      const int t = int(row % size_t(L));
-      const T* dyr = dy + row * D + d0;
-      for (int d = 0; d < nd; ++d) gb[d] += dyr[d];
-      for (int k = std::max(0, K - 1 - t); k < K; ++k) {
-        const T* xr = x + (row - (K - 1) + k) * D + d0;
-        T* gk = g.data() + size_t(k) * kChunk;
-        for (int d = 0; d < nd; ++d) gk[d] += dyr[d] * xr[d];
+    // Threads split the entries (in runs, to vectorise); each entry adds
+    // the blocks in order.
+    constexpr size_t kRun = 64;
+#pragma omp for schedule(static)
+    for (size_t i0 = 0; i0 < part_size; i0 += kRun) {
+      const size_t i1 = std::min(part_size, i0 + kRun);
+      for (size_t blk = 0; blk < n_blocks; ++blk) {
+        const T* p = part.data() + blk * part_size;
+        for (size_t i = i0; i < i1; ++i) total[i] += p[i];
       }
     }
-    for (int d = 0; d < nd; ++d) {
-      for (int k = 0; k < K; ++k) dw[size_t(d0 + d) * K + k] += g[size_t(k) * kChunk + d];
-      if (dbias) dbias[d0 + d] += gb[d];
-    }
+  }
+  for (int d = 0; d < D; ++d) {
+    for (int k = 0; k < K; ++k) dw[size_t(d) * K + k] += total[size_t(k) * D + d];
+    if (dbias) dbias[d] += total[size_t(K) * D + d];
   }
 }
 

@@ -34,11 +34,18 @@ void embedding_forward(const int32_t* ids, const T* table, T* out, int n, int vo
 template <typename T>
 void embedding_backward(const int32_t* ids, const T* dout, T* dtable, int n, int vocab, int dim) {
   check_ids("embedding_backward", ids, n, vocab);
-  // Sequential: repeated ids would race if rows were split across threads.
-  for (int i = 0; i < n; ++i) {
-    T* dst = dtable + size_t(ids[i]) * dim;
-    const T* src = dout + size_t(i) * dim;
-    for (int j = 0; j < dim; ++j) dst[j] += src[j];
+  // Repeated ids would race if threads split the positions; they split the
+  // columns instead (in runs of kCols), each thread going through all
+  // positions in order: the sums of one thread.
+  constexpr int kCols = 32;
+#pragma omp parallel for schedule(static) if (size_t(n) * dim > (1u << 16))
+  for (int c0 = 0; c0 < dim; c0 += kCols) {
+    const int c1 = std::min(dim, c0 + kCols);
+    for (int i = 0; i < n; ++i) {
+      T* dst = dtable + size_t(ids[i]) * dim;
+      const T* src = dout + size_t(i) * dim;
+      for (int j = c0; j < c1; ++j) dst[j] += src[j];
+    }
   }
 }
 

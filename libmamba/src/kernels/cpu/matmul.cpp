@@ -30,6 +30,10 @@ namespace {
 constexpr double kParallelMinMacs = 1 << 18;
 // Fewest rows or columns a thread's block gets.
 constexpr int kMinBlock = 16;
+// Elements (rows x columns) below which the bias copy and sum run on one
+// thread; and the columns per thread's run in the bias sum.
+constexpr size_t kParallelMinElems = size_t(1) << 16;
+constexpr int kBiasCols = 64;
 
 void keep_blas_single_threaded() {
   static const bool done = [] {
@@ -106,6 +110,7 @@ void linear_forward(const T* x, const T* W, const T* b, T* y, int rows, int in, 
   if (rows == 0 || out == 0) return;
   // Seed y with the bias and let the gemm accumulate onto it (beta = 1).
   if (b) {
+#pragma omp parallel for schedule(static) if (size_t(rows) * out > kParallelMinElems)
     for (int r = 0; r < rows; ++r) std::copy(b, b + out, y + size_t(r) * out);
   }
   gemm<T>(false, true, rows, out, in, T(1), x, in, W, in, b ? T(1) : T(0), y, out);
@@ -116,10 +121,16 @@ void linear_backward(const T* dy, const T* x, const T* W, T* dx, T* dW, T* db, i
                      int out) {
   if (dx) gemm<T>(false, false, rows, in, out, T(1), dy, out, W, in, T(0), dx, in);
   if (dW) gemm<T>(true, false, out, in, rows, T(1), dy, out, x, in, T(1), dW, in);
+  // db[j] += sum over rows of dy[r, j]. Threads split the columns, each
+  // adding its columns over all rows in order: the sums of one thread.
   if (db) {
-    for (int r = 0; r < rows; ++r) {
-      const T* row = dy + size_t(r) * out;
-      for (int j = 0; j < out; ++j) db[j] += row[j];
+#pragma omp parallel for schedule(static) if (size_t(rows) * out > kParallelMinElems)
+    for (int c0 = 0; c0 < out; c0 += kBiasCols) {
+      const int c1 = std::min(out, c0 + kBiasCols);
+      for (int r = 0; r < rows; ++r) {
+        const T* row = dy + size_t(r) * out;
+        for (int j = c0; j < c1; ++j) db[j] += row[j];
+      }
     }
   }
 }

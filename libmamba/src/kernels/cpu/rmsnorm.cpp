@@ -1,6 +1,7 @@
 // RMSNorm: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps), per row.
 #include "mambakit/ops/rmsnorm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -25,23 +26,33 @@ void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int rows, int dim, T
 template <typename T>
 void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw, int rows,
                       int dim) {
-#pragma omp parallel for schedule(static) if (size_t(rows) * dim > (1u << 15))
-  for (int r = 0; r < rows; ++r) {
-    const T* xr = x + size_t(r) * dim;
-    const T* dyr = dy + size_t(r) * dim;
-    T* dxr = dx + size_t(r) * dim;
-    const T rs = rstd[r];
-    double c = 0;
-    for (int j = 0; j < dim; ++j) c += double(dyr[j]) * w[j] * xr[j];
-    const T k = T(double(rs) * rs * rs * c / dim);
-    for (int j = 0; j < dim; ++j) dxr[j] = rs * w[j] * dyr[j] - k * xr[j];
-  }
-  // dw is a reduction over rows; done serially (rows*dim adds, small beside the gemms).
-  for (int r = 0; r < rows; ++r) {
-    const T* xr = x + size_t(r) * dim;
-    const T* dyr = dy + size_t(r) * dim;
-    const T rs = rstd[r];
-    for (int j = 0; j < dim; ++j) dw[j] += dyr[j] * xr[j] * rs;
+  // dw is a sum over rows: threads split the columns (in runs of kCols),
+  // each adding its columns over all rows in order, so the sums are those
+  // of one thread. One region for both loops; they share no output.
+  constexpr int kCols = 32;
+#pragma omp parallel if (size_t(rows) * dim > (1u << 15))
+  {
+#pragma omp for schedule(static) nowait
+    for (int r = 0; r < rows; ++r) {
+      const T* xr = x + size_t(r) * dim;
+      const T* dyr = dy + size_t(r) * dim;
+      T* dxr = dx + size_t(r) * dim;
+      const T rs = rstd[r];
+      double c = 0;
+      for (int j = 0; j < dim; ++j) c += double(dyr[j]) * w[j] * xr[j];
+      const T k = T(double(rs) * rs * rs * c / dim);
+      for (int j = 0; j < dim; ++j) dxr[j] = rs * w[j] * dyr[j] - k * xr[j];
+    }
+#pragma omp for schedule(static)
+    for (int c0 = 0; c0 < dim; c0 += kCols) {
+      const int c1 = std::min(dim, c0 + kCols);
+      for (int r = 0; r < rows; ++r) {
+        const T* xr = x + size_t(r) * dim;
+        const T* dyr = dy + size_t(r) * dim;
+        const T rs = rstd[r];
+        for (int j = c0; j < c1; ++j) dw[j] += dyr[j] * xr[j] * rs;
+      }
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mambakit/error.h"
+#include "vec_math.h"
 
 namespace mk::ops {
 
@@ -20,12 +21,20 @@ struct LogSumExp {
   double log_sum;
 };
 
+// float: the vectorisable exp (vec_math.h); double keeps libm.
+inline float exp_i(float x) { return vmath::exp_f(x); }
+inline double exp_i(double x) { return std::exp(x); }
+
+// The reductions are over SIMD lanes (omp simd): a fixed order for a given
+// build, whatever the thread count.
 template <typename T>
 LogSumExp<T> row_logsumexp(const T* x, int V) {
   T m = x[0];
+#pragma omp simd reduction(max : m)
   for (int j = 1; j < V; ++j) m = x[j] > m ? x[j] : m;
   double s = 0;
-  for (int j = 0; j < V; ++j) s += double(std::exp(x[j] - m));
+#pragma omp simd reduction(+ : s)
+  for (int j = 0; j < V; ++j) s += double(exp_i(x[j] - m));
   return {m, std::log(s)};
 }
 
@@ -62,7 +71,10 @@ double softmax_xent(const T* logits, const int32_t* targets, T* losses, T* dlogi
     losses[r] = T(loss);
     if (g) {
       const T m = lse.max, ls = T(lse.log_sum);
-      for (int j = 0; j < V; ++j) g[j] = std::exp((x[j] - m) - ls) * grad_scale;
+      // g is often x itself (in place): each lane reads x[j] before writing
+      // g[j], so SIMD is safe, which the vectoriser cannot prove alone.
+#pragma omp simd
+      for (int j = 0; j < V; ++j) g[j] = exp_i((x[j] - m) - ls) * grad_scale;
       g[tgt] -= grad_scale;
     }
   }
