@@ -263,20 +263,40 @@ void load_params(const std::string& path, SequenceModel<float>& model, const Loa
   auto& ps = model.params();
   MK_CHECK(ps.device() == Device::cpu, path + ": load parameters before moving the model to the GPU");
   const CheckpointTensors ck(path);
+  LoadReport report;
   for (const auto& e : ps.entries()) {
-    if (!ck.has(e.name)) ck.missing(e.name);
+    if (!ck.has(e.name)) {
+      if (!opt.may_lack || !opt.may_lack(e.name)) ck.missing(e.name);
+      report.kept.push_back(e.name);
+      continue;
+    }
     const MappedSafetensors& f = ck.file_of(e.name);
     const Shape& shape = f.info(e.name).shape;
     if (shape != e.shape)
       fail(f.path(), "tensor '" + e.name + "' has shape " + shape_str(shape) + ", the model expects " +
                          shape_str(e.shape));
     f.read_f32(e.name, ps.data() + e.offset);
+    report.loaded.push_back(e.name);
+    report.values += e.numel;
   }
-  check_tied_head(ck, ps);
+  if (ps.has("backbone.embeddings.weight")) check_tied_head(ck, ps);
   const auto& warn = opt.warn ? opt.warn : print_warning;
   for (const auto& [name, file] : ck.tensors())
-    if (!ps.has(name) && name != "lm_head.weight")
+    if (!ps.has(name) && name != "lm_head.weight") {
+      report.ignored.push_back(name);
       warn(file->path() + ": tensor '" + name + "' is not a parameter of this model; ignored");
+    }
+  if (opt.report) *opt.report = std::move(report);
+}
+
+std::vector<CheckpointTensorInfo> checkpoint_tensors(const std::string& path) {
+  const CheckpointTensors ck(path);
+  std::vector<CheckpointTensorInfo> out;
+  for (const auto& [name, file] : ck.tensors()) {
+    const auto& i = file->info(name);
+    out.push_back({name, i.dtype, file->path(), i.shape, i.numel});
+  }
+  return out;
 }
 
 std::unique_ptr<SequenceModel<float>> load_model(const std::string& dir, const LoadOptions& opt) {
