@@ -20,6 +20,7 @@
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/checkpoint.h"
 #include "mambakit/io/safetensors.h"
+#include "mambakit/models/flops.h"
 #include "mambakit/ops/optim.h"
 #include "mambakit/tasks/language_task.h"
 #include "mambakit/threads.h"
@@ -445,6 +446,9 @@ json Trainer::summary(double wall) const {
   const bool steady = steady_steps_ > 0 && steady_seconds_ > 0;
   const double st_tokens = steady ? steady_tokens_ : session_train_tokens_;
   const double st_seconds = steady ? steady_seconds_ : session_train_seconds_;
+  // Model FLOPs of training (mambakit/models/flops.h) over every token trained on.
+  const double flops_per_token = train_flops_per_token(
+      cfg_.model, task_->seq_len(), cfg_.train.batch_size * (task_->pair_inputs() ? 2 : 1));
   json s{{"steps", step_},
          {"total_steps", total_steps_},
          {"finished", step_ >= total_steps_},
@@ -457,6 +461,8 @@ json Trainer::summary(double wall) const {
          {"steady_steps", steady ? steady_steps_ : session_steps_},
          {"nonfinite_steps", nonfinite_total_},
          {"parameters", model_->num_params()},
+         {"train_flops", flops_per_token * tokens_},
+         {"train_flops_per_token", flops_per_token},
          {"task", task_->name()},
          {"final", last_eval_},
          {"final_step", last_eval_step_},
