@@ -173,6 +173,34 @@ TEST(Flops, PerTokenIsIndependentOfBatchExceptForSsmKernels) {
   EXPECT_DOUBLE_EQ(count_flops(m, 64, 2).per_token(), count_flops(m, 4096, 2).per_token());
 }
 
+TEST(Flops, CountParamsMatchesTheBuiltModel) {
+  std::vector<ModelConfig> cfgs = {tiny({"mamba"}, 3), tiny({"s4d"}, 2), tiny({"s4"}, 2),
+                                   tiny({"attention", "mlp"}, 4),
+                                   tiny({"mamba", "attention", "s4d", "mlp", "s4"}, 5)};
+  ModelConfig odd = tiny({"mamba", "s4d"}, 2);
+  odd.dt_rank = 3;
+  odd.d_conv = 5;
+  odd.expand = 3;
+  odd.bidirectional = true;
+  odd.n_classes = 4;
+  cfgs.push_back(odd);
+  odd.pair_classifier = true;
+  cfgs.push_back(odd);
+  ModelConfig big_vocab = tiny({"attention", "mlp"}, 2);
+  big_vocab.vocab_size = 1000;
+  big_vocab.mlp_hidden = 0;
+  big_vocab.n_heads = 0;
+  big_vocab.d_model = 128;
+  cfgs.push_back(big_vocab);
+  for (const auto& c : cfgs) {
+    SequenceModel<float> model(c);
+    EXPECT_EQ(count_params(c), model.num_params()) << c.mixers.size() << " mixers, " << c.n_layer << " layers";
+  }
+  ModelConfig bad = tiny({"attention"}, 2);
+  bad.n_heads = 3;  // 16 does not split into 3 heads
+  EXPECT_THROW(count_params(bad), Error);
+}
+
 TEST(Flops, TableAndErrors) {
   const FlopCount f = count_flops(tiny({"mamba", "attention"}, 2), 16, 2);
   const std::string t = f.table();

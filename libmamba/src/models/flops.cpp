@@ -223,4 +223,42 @@ double train_flops_per_token(const ModelConfig& cfg, int seq_len, int batch) {
   return count_flops(cfg, seq_len, batch).per_token();
 }
 
+size_t count_params(const ModelConfig& cfg) {
+  cfg.validate();
+  const size_t D = size_t(cfg.d_model), V = size_t(cfg.vocab_size);
+  size_t n = V * D + D;  // embedding (tied head) and the final norm
+  for (int i = 0; i < cfg.n_layer; ++i) {
+    const std::string& kind = cfg.mixer_of(i);
+    n += D;  // the block's norm
+    if (kind == "mamba") {
+      const size_t E = size_t(cfg.d_inner()), N = size_t(cfg.d_state), r = size_t(cfg.dt_rank_resolved()),
+                   K = size_t(cfg.d_conv);
+      n += D * 2 * E + E * K + E + E * (r + 2 * N) + r * E + E + E * N + E + E * D;
+    } else if (kind == "s4d" || kind == "s4") {
+      MK_CHECK(cfg.s4_d_state >= 2 && cfg.s4_d_state % 2 == 0,
+               kind + " mixer: s4_d_state must be even, got " + std::to_string(cfg.s4_d_state));
+      const size_t H = D, N2 = size_t(cfg.s4_d_state / 2), copies = cfg.bidirectional ? 2 : 1;
+      n += H + 2 * H * N2 + copies * H * N2 * 2;  // log_dt, log_A_real, A_imag, C
+      if (kind == "s4") n += 2 * H * N2 * 2;      // P, B
+      n += H + 2 * H * H + 2 * H;                 // D, output_linear
+    } else if (kind == "attention") {
+      const int h = cfg.n_heads_resolved();
+      MK_CHECK(cfg.d_model % h == 0 && (cfg.d_model / h) % 2 == 0,
+               "attention mixer: d_model " + std::to_string(cfg.d_model) + " must split into " +
+                   std::to_string(h) + " heads of even size (RoPE)");
+      n += 4 * D * D;
+    } else if (kind == "mlp") {
+      n += 3 * D * size_t(cfg.mlp_hidden_resolved());
+    } else {
+      throw Error("count_params: unknown mixer '" + kind + "'");
+    }
+  }
+  if (cfg.n_classes > 0) {
+    const size_t C = size_t(cfg.n_classes);
+    if (cfg.pair_classifier) n += 4 * D * D + D;
+    n += C * D + C;
+  }
+  return n;
+}
+
 }  // namespace mk

@@ -117,4 +117,10 @@ FlopCount count_flops(const ModelConfig& cfg, int seq_len, int batch = 1);
 // Training FLOPs per token at that micro-batch shape: count_flops(...).per_token().
 double train_flops_per_token(const ModelConfig& cfg, int seq_len, int batch = 1);
 
+// The parameters a SequenceModel of cfg holds (SequenceModel::num_params()),
+// without building it: sizes a 1.3B-parameter grid point without allocating
+// its weights. Throws mk::Error where the model could not be built (a bad
+// config, attention heads that do not split d_model into even halves).
+size_t count_params(const ModelConfig& cfg);
+
 }  // namespace mk
