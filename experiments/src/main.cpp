@@ -13,6 +13,7 @@
 //   mambakit bench scan|train|mixers [flags] [--json]
 //   mambakit tokenize DIR_OR_FILE --text T | --file F [--json]
 //   mambakit tokenizer train --model bpe|sentencepiece --vocab N --out DIR FILES...
+//   mambakit sweep SPEC.yaml [--set KEY=VALUE ...] [--dry-run [--time S]] [--only NAME]
 // Exit codes: 0 ok, 1 runtime error (bad file, corrupt checkpoint, ...),
 // 2 usage error (unknown command or flag, bad value, config mistake);
 // a training run stopped by SIGINT/SIGTERM saves a checkpoint and exits
@@ -49,6 +50,7 @@
 #include "mambakit/experiments/plot.h"
 #include "mambakit/experiments/pretrained.h"
 #include "mambakit/experiments/run_dir.h"
+#include "mambakit/experiments/sweep.h"
 #include "mambakit/experiments/trainer.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/checkpoint.h"
@@ -87,7 +89,8 @@ std::string top_help() {
          "  lra        Long Range Arena: train a task from its config; `lra report` prints the table\n"
          "  bench      benchmarks: `bench scan`, `bench train`, `bench mixers`, `bench data`\n"
          "  tokenize   token ids of a text with a tokenizer (tokenizer.json, *.model or bytes)\n"
-         "  tokenizer  `tokenizer train`: a new BPE or SentencePiece vocabulary from text files\n\n"
+         "  tokenizer  `tokenizer train`: a new BPE or SentencePiece vocabulary from text files\n"
+         "  sweep      train a grid of configs (resumable); table and metric-vs-FLOPs plot\n\n"
          "Run `mambakit COMMAND --help` for a command's options and examples.\n"
          "Tasks:\n" + tasks +
          "Examples:\n"
@@ -1180,7 +1183,8 @@ int main(int argc, char** argv) {
     if (cmd == "prepare") return cmd_prepare(args);
     if (cmd == "tokenize") return mk::exp::cmd_tokenize(args);
     if (cmd == "tokenizer") return mk::exp::cmd_tokenizer(args);
-    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer"};
+    if (cmd == "sweep") return mk::exp::cmd_sweep(args);
+    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer", "sweep"};
     throw UsageError("unknown command '" + cmd + "'" + mk::tasks::did_you_mean(cmd, cmds) +
                      " (see mambakit --help)");
   } catch (const UsageError& e) {
