@@ -1,9 +1,18 @@
 // `mambakit sweep`: a grid of runs from one base config (see sweep.h).
 #include "mambakit/experiments/sweep.h"
 
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <functional>
+#include <thread>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
@@ -21,6 +30,8 @@
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/models/flops.h"
 
+extern char** environ;
+
 namespace mk::exp {
 
 namespace fs = std::filesystem;
@@ -32,8 +43,8 @@ namespace {
 
 // --- the spec -----------------------------------------------------------------
 
-const std::vector<std::string> kSpecKeys = {"description", "base", "out", "metric", "budget",
-                                            "axes",        "zip",  "runs", "anchors"};
+const std::vector<std::string> kSpecKeys = {"description", "base", "out",     "metric", "budget",
+                                            "axes",        "zip",  "runs",    "anchors", "jobs"};
 const std::vector<std::string> kBudgetKeys = {"tokens_per_param", "tokens", "min_steps", "warmup_fraction"};
 
 std::string place(const std::string& source, const YAML::Mark& m) {
@@ -399,6 +410,10 @@ SweepSpec parse_sweep_spec(const std::string& text, const std::string& source,
       }
     } else if (key == "out") {
       s.out = scalar("a directory");
+    } else if (key == "jobs") {
+      const double j = positive_number(v, "jobs", w);
+      if (j != std::floor(j) || j > 64) throw ConfigError(w + ": jobs: expected a whole number from 1 to 64, got " + v.Scalar());
+      s.jobs = int(j);
     } else if (key == "metric") {
       s.metric = scalar("a metric name such as val_bpb");
     } else if (key == "budget") {
@@ -677,7 +692,10 @@ std::string plot_script(const SweepSpec& spec, const std::vector<Row>& rows, con
         plot << ", $f" << i << " using 1:2 with lines lw 2 dt 2" << lc << " title " << gnuplot_quote(t);
       }
   }
-  g << "set title " << gnuplot_quote(spec.description.empty() ? spec.source : spec.description) << " noenhanced\n"
+  // The title: the description up to its first colon (the rest is in sweep.md).
+  std::string title = spec.description.empty() ? spec.source : spec.description;
+  if (title.find(':') != std::string::npos) title.resize(title.find(':'));
+  g << "set title " << gnuplot_quote(title) << " noenhanced\n"
     << "set logscale xy\nset xlabel 'training FLOPs'\nset ylabel " << gnuplot_quote(spec.metric + " (held out)")
     << " noenhanced\nset grid\nset key top right noenhanced\nset format x '%.0e'\n";
   g << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n  set terminal pngcairo size 960,600 noenhanced\n"
@@ -870,6 +888,170 @@ double estimate_seconds(const SweepRun& r, double seconds, TaskCache& cache, dou
   return double(r.steps) * r.config.train.grad_accum * micro_s + evals * eval_seqs / c.batch * micro_s / 3;
 }
 
+// The longest-processing-time-first schedule of durations on `jobs`
+// workers: when the last one ends.
+double makespan(std::vector<double> d, int jobs) {
+  std::sort(d.rbegin(), d.rend());
+  std::vector<double> load(size_t(std::max(1, jobs)), 0.0);
+  for (double x : d) *std::min_element(load.begin(), load.end()) += x;
+  return *std::max_element(load.begin(), load.end());
+}
+
+volatile std::sig_atomic_t g_sweep_signal = 0;
+extern "C" void on_sweep_signal(int sig) { g_sweep_signal = sig; }
+
+// `jobs` runs at a time, each a child process `mambakit sweep SPEC --only
+// NAME` (in its own process group, output to OUT/logs/NAME.log; it gets
+// SIGTERM if this process dies). The longest runs start first. SIGINT or
+// SIGTERM here is passed on to the running children once (they save and
+// stop), and no further run starts.
+int run_parallel(const SweepSpec& spec, const SweepOptions& o, const std::vector<SweepRun>& plan,
+                 std::vector<Row>& rows, const std::function<bool(const SweepRun&)>& selected, int jobs) {
+  std::vector<size_t> queue;
+  for (size_t i = 0; i < plan.size(); ++i)
+    if (selected(plan[i]) && rows[i].status != "finished") queue.push_back(i);
+  auto remaining = [&](size_t i) {
+    return std::max(0.0, plan[i].train_flops - (rows[i].status == "partial" ? rows[i].train_flops() : 0.0));
+  };
+  std::stable_sort(queue.begin(), queue.end(), [&](size_t a, size_t b) { return remaining(a) > remaining(b); });
+  for (size_t i = 0; i < plan.size(); ++i)
+    if (selected(plan[i]) && rows[i].status == "finished")
+      std::fprintf(stderr, "sweep: %s finished earlier (%s %s); skipped\n", plan[i].name.c_str(), spec.metric.c_str(),
+                   fixed(rows[i].metric(spec.metric), 4).c_str());
+  std::string exe;
+  try {
+    exe = fs::read_symlink("/proc/self/exe").string();
+  } catch (const std::exception& e) {
+    throw Error(std::string("sweep: cannot find the mambakit executable to start runs with: ") + e.what());
+  }
+  const std::string logs = spec.out + "/logs";
+  fs::create_directories(logs);
+
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = on_sweep_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: waitpid returns to look at the flag
+  g_sweep_signal = 0;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+
+  // Runs whose train.threads is 0 follow OMP_NUM_THREADS: unless it is set,
+  // each process gets its share of the cores, so that `jobs` runs do not
+  // oversubscribe them (threads of one run spinning while another holds the core).
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  if (!std::getenv("OMP_NUM_THREADS")) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    env.push_back("OMP_NUM_THREADS=" + std::to_string(std::max(1u, cores / unsigned(jobs))));
+  }
+  const pid_t parent = ::getpid();
+  std::map<pid_t, size_t> running;
+  std::map<pid_t, double> started;
+  const auto t0 = Clock::now();
+  double flops_done = 0;
+  int stop_signal = 0;
+  bool failed = false;
+  size_t next = 0, n_done = 0;
+  const size_t n_todo = queue.size();
+  auto spawn = [&](size_t i) {
+    const SweepRun& p = plan[i];
+    std::vector<std::string> args = {exe, "sweep", o.spec_path, "--only", p.name, "--child"};
+    for (const auto& x : o.sets) args.insert(args.end(), {"--set", x});
+    if (!o.out_flag.empty()) args.insert(args.end(), {"--out", o.out_flag});
+    std::vector<char*> argv, envp;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const std::string log = logs + "/" + p.name + ".log";
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0) throw Error(log + ": cannot open: " + std::strerror(errno));
+    const pid_t pid = ::fork();
+    if (pid < 0) throw Error(std::string("sweep: fork failed: ") + std::strerror(errno));
+    if (pid == 0) {
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(143);
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGTERM, SIG_DFL);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execve(exe.c_str(), argv.data(), envp.data());
+      ::_exit(127);
+    }
+    ::close(fd);
+    running[pid] = i;
+    started[pid] = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double secs = started[pid];
+    double left = 0;
+    for (size_t j = next; j < queue.size(); ++j) left += remaining(queue[j]);
+    for (const auto& [q, k] : running) left += q == pid ? 0 : remaining(k) / 2;  // about half done
+    const double rate = flops_done > 0 && secs > 0 ? flops_done / secs : 0;
+    std::fprintf(stderr, "sweep: started %s (%s, %zu parameters, %ld steps, %.3e FLOPs%s), log %s; ETA %s\n",
+                 p.name.c_str(), p.arch.c_str(), p.params, p.steps, p.train_flops,
+                 rows[i].status == "partial" ? ", resuming" : "", log.c_str(),
+                 rate > 0 ? (format_eta(left / rate) + " at " + sci(rate) + " FLOP/s so far").c_str()
+                          : "after the first run");
+  };
+
+  while (next < queue.size() || !running.empty()) {
+    while (!stop_signal && running.size() < size_t(jobs) && next < queue.size()) spawn(queue[next++]);
+    if (running.empty()) break;
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno != EINTR) break;
+      if (g_sweep_signal) {
+        const int sig = g_sweep_signal;
+        g_sweep_signal = 0;
+        // Each signal once to every running run: the first stops them with a
+        // checkpoint, a second one at once.
+        if (!stop_signal) std::fprintf(stderr, "sweep: %s: stopping the running runs (they save a checkpoint)\n",
+                                       sig == SIGINT ? "SIGINT" : "SIGTERM");
+        stop_signal = stop_signal ? stop_signal : sig;
+        for (const auto& [q, k] : running) ::kill(q, sig);
+      }
+      continue;
+    }
+    if (!running.count(pid)) continue;
+    const size_t i = running[pid];
+    running.erase(pid);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    Row& row = rows[i];
+    const double before = row.status == "partial" ? row.train_flops() : 0.0;
+    row.status = disk_status(plan[i], &row.summary);
+    flops_done += std::max(0.0, (row.summary.is_object() ? row.train_flops() : 0.0) - before);
+    const std::string log = logs + "/" + plan[i].name + ".log";
+    if (code == 0 && row.status == "finished") {
+      ++n_done;
+      std::fprintf(stderr, "sweep: [%zu/%zu] %s finished (%s %s, %.0f s)\n", n_done, n_todo, plan[i].name.c_str(),
+                   spec.metric.c_str(), fixed(row.metric(spec.metric), 4).c_str(), row.wall());
+    } else if (code == 130 || code == 143) {
+      row.status = "interrupted";
+      if (!stop_signal) stop_signal = code - 128;  // stopped from outside: start nothing more
+      std::fprintf(stderr, "sweep: %s stopped with a checkpoint at step %.0f\n", plan[i].name.c_str(), row.steps());
+    } else {
+      row.status = "failed";
+      row.note = "exit code " + std::to_string(code) + ", see " + log;
+      failed = true;
+      std::fprintf(stderr, "sweep: run %s failed (exit code %d); see %s\n", plan[i].name.c_str(), code, log.c_str());
+    }
+    write_outputs(spec, rows, false, false);
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  if (stop_signal) {
+    write_outputs(spec, rows, false, false);
+    std::fprintf(stderr, "sweep: interrupted; run the same command again to continue\n");
+    return 128 + stop_signal;
+  }
+  write_outputs(spec, rows, true, false);
+  std::fprintf(stderr, "sweep: done in %s; table %s/sweep.md (and .csv, .json)\n",
+               format_eta(std::chrono::duration<double>(Clock::now() - t0).count()).c_str(), spec.out.c_str());
+  std::cout << read_text_file(spec.out + "/sweep.md");
+  return failed ? 1 : 0;
+}
+
 }  // namespace
 
 int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
@@ -880,10 +1062,11 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
     if (std::find(names.begin(), names.end(), n) == names.end())
       throw ConfigError("--only " + n + ": no run of that name in " + spec.source + " (runs: " + join(names) + ")" +
                         tasks::did_you_mean(n, names));
-  auto selected = [&](const SweepRun& r) {
+  const std::function<bool(const SweepRun&)> selected = [&](const SweepRun& r) {
     return o.only.empty() || std::find(o.only.begin(), o.only.end(), r.name) != o.only.end();
   };
-  for (const auto& r : plan) check_existing(r, spec);
+  for (const auto& r : plan)
+    if (selected(r)) check_existing(r, spec);  // the others are not touched (and may be training elsewhere)
 
   std::vector<Row> rows(plan.size());
   size_t n_sel = 0, n_done = 0;
@@ -894,11 +1077,14 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
     if (!selected(plan[i])) continue;
     ++n_sel;
     if (rows[i].status == "finished") ++n_done;
-    else planned += plan[i].train_flops;
+    else planned += std::max(0.0, plan[i].train_flops - (rows[i].status == "partial" ? rows[i].train_flops() : 0.0));
   }
-  std::fprintf(stderr, "sweep: %s: %zu runs%s (%zu finished), %.3e training FLOPs to go; out %s\n",
-               spec.source.c_str(), plan.size(), o.only.empty() ? "" : (", " + std::to_string(n_sel) + " selected").c_str(),
-               n_done, planned, spec.out.c_str());
+  const int jobs = o.child ? 1 : o.jobs > 0 ? o.jobs : spec.jobs;
+  if (!o.child)
+    std::fprintf(stderr, "sweep: %s: %zu runs%s (%zu finished), %.3e training FLOPs to go; out %s%s\n",
+                 spec.source.c_str(), plan.size(),
+                 o.only.empty() ? "" : (", " + std::to_string(n_sel) + " selected").c_str(), n_done, planned,
+                 spec.out.c_str(), jobs > 1 ? (", " + std::to_string(jobs) + " jobs").c_str() : "");
 
   if (o.dry_run) {
     std::printf("%-28s %-12s %-9s %11s %8s %11s %10s %11s%s\n", "run", "arch", "status", "params", "steps", "tokens",
@@ -920,15 +1106,25 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
                       : "");
       std::fflush(stdout);
     }
-    if (o.time_seconds > 0)
-      std::printf("estimated wall time of the runs to go: %s (timed steps at the configured threads, plus evaluation)\n",
+    if (o.time_seconds > 0) {
+      std::printf("estimated wall time of the runs to go: %s one after another (timed steps at the configured "
+                  "threads, plus evaluation)",
                   format_eta(total).c_str());
+      if (jobs > 1) {
+        std::vector<double> est;
+        for (const auto& r : rows)
+          if (std::isfinite(r.est_seconds)) est.push_back(r.est_seconds);
+        std::printf("; %s with %d jobs (longest first)", format_eta(makespan(est, jobs)).c_str(), jobs);
+      }
+      std::printf("\n");
+    }
     write_outputs(spec, rows, false, o.time_seconds > 0);
     std::fprintf(stderr, "sweep: dry run; wrote %s/sweep.csv and sweep.md\n", spec.out.c_str());
     return 0;
   }
 
   fs::create_directories(spec.out);
+  if (jobs > 1) return run_parallel(spec, o, plan, rows, selected, jobs);
   const auto t0 = Clock::now();
   double flops_done = 0;  // trained in this session
   bool failed = false;
@@ -939,8 +1135,9 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
     if (!selected(p)) continue;
     ++k;
     if (row.status == "finished") {
-      std::fprintf(stderr, "sweep: [%zu/%zu] %s finished earlier (%s %s); skipped\n", k, n_sel, p.name.c_str(),
-                   spec.metric.c_str(), fixed(row.metric(spec.metric), 4).c_str());
+      if (!o.child)
+        std::fprintf(stderr, "sweep: [%zu/%zu] %s finished earlier (%s %s); skipped\n", k, n_sel, p.name.c_str(),
+                     spec.metric.c_str(), fixed(row.metric(spec.metric), 4).c_str());
       continue;
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -975,7 +1172,7 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
       row.note = e.what();
       failed = true;
       disk_status(p, &row.summary);
-      write_outputs(spec, rows, false, false);
+      if (!o.child) write_outputs(spec, rows, false, false);
       continue;
     }
     row.summary = s;
@@ -984,12 +1181,14 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
     t.reset();
     flops_done += std::max(0.0, row.train_flops() - flops_before);
     if (sig) {
+      if (o.child) return 128 + sig;
       write_outputs(spec, rows, false, false);
       std::fprintf(stderr, "sweep: interrupted in run %s; run the same command again to continue\n", p.name.c_str());
       return 128 + sig;
     }
-    write_outputs(spec, rows, false, false);
+    if (!o.child) write_outputs(spec, rows, false, false);
   }
+  if (o.child) return failed ? 1 : 0;
   write_outputs(spec, rows, true, false);
   std::fprintf(stderr, "sweep: done in %s; table %s/sweep.md (and .csv, .json)\n",
                format_eta(std::chrono::duration<double>(Clock::now() - t0).count()).c_str(), spec.out.c_str());
@@ -1002,7 +1201,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   std::vector<std::string> sets, only;
   SweepOptions o;
   po::options_description d(
-      "mambakit sweep SPEC.yaml [--set KEY=VALUE ...] [--dry-run [--time S]] [--only NAME ...] [--out DIR]\n"
+      "mambakit sweep SPEC.yaml [--set KEY=VALUE ...] [--dry-run [--time S]] [--only NAME ...] [--out DIR] [--jobs N]\n"
       "Trains a grid of configs (axes, zip groups and runs over any config key of a base config),\n"
       "one run directory each (OUT/<name>). Finished runs are skipped, interrupted ones resumed:\n"
       "rerun the same command after Ctrl-C. Writes OUT/sweep.csv, sweep.md, sweep.json and\n"
@@ -1019,12 +1218,18 @@ int cmd_sweep(const std::vector<std::string>& args) {
       ("time", po::value(&o.time_seconds)->default_value(0),
        "with --dry-run: time each run's training step for this many seconds and estimate the wall time")
       ("only", po::value(&only)->composing(), "train only this run (repeatable, or comma-separated)")
-      ("out", po::value(&out), "output directory instead of the spec's out:");
+      ("out", po::value(&out), "output directory instead of the spec's out:")
+      ("jobs", po::value(&o.jobs)->default_value(0),
+       "runs trained at the same time, each in its own process (0: the spec's jobs:, default 1)");
+  po::options_description hidden;
+  hidden.add_options()("child", po::bool_switch(&o.child), "a run's own process (jobs > 1)");
+  po::options_description all;
+  all.add(d).add(hidden);
   po::positional_options_description pos;
   pos.add("spec", 1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
     if (vm.count("help")) {
       std::cout << d;
       return 0;
@@ -1041,6 +1246,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   if (spec_path.empty()) return usage("give a sweep spec: mambakit sweep SPEC.yaml (see --help)");
   if (o.time_seconds < 0) return usage("--time must be >= 0");
   if (o.time_seconds > 0 && !o.dry_run) return usage("--time goes with --dry-run");
+  if (o.jobs < 0 || o.jobs > 64) return usage("--jobs must be from 1 to 64");
   for (const auto& x : only) {
     std::stringstream ss(x);
     std::string item;
@@ -1049,6 +1255,9 @@ int cmd_sweep(const std::vector<std::string>& args) {
   }
   SweepSpec spec = load_sweep_spec(spec_path, sets);
   if (!out.empty()) spec.out = out;
+  o.spec_path = spec_path;
+  o.sets = sets;
+  o.out_flag = out;
   return run_sweep(spec, o);
 }
 

@@ -37,6 +37,10 @@ struct Fixture {
   explicit Fixture(const std::string& name) : d(name) {
     corpus = test::write_corpus(d);
     base = test::write_config(d, corpus, d / "base_out", 6, "base.yaml");
+    // One thread per run: tiny models on a busy machine are fastest so.
+    std::string text = read_file(base);
+    text.replace(text.find("  seed: 3\n"), 10, "  seed: 3\n  threads: 1\n");
+    std::ofstream(base) << text;
   }
   std::string spec(const std::string& body, const std::string& name = "spec.yaml") const {
     const std::string p = d / name;
@@ -342,6 +346,45 @@ TEST(SweepCli, KilledRunResumesFromItsCheckpoint) {
   EXPECT_EQ(json::parse(read_file(out + "/b/summary.json"))["steps"], 6);
   EXPECT_EQ(read_metrics(out + "/b/metrics.jsonl").front()["step"], 1);
   EXPECT_EQ(read_csv(out + "/sweep.csv")[1].at("status"), "finished");
+}
+
+// jobs: 2 runs at a time, each its own process with its log; SIGINT to the
+// sweep stops both with a checkpoint, and the same command resumes them.
+TEST(SweepCli, ParallelJobsStopTogetherAndResume) {
+  Fixture f("sweep_jobs");
+  const std::string spec = f.spec(
+      "jobs: 2\n"
+      "runs:\n"
+      "  - {name: a, train.steps: 1500}\n"
+      "  - {name: b, train.steps: 1500, model.d_model: 24}\n"
+      "  - {name: c, train.steps: 4}\n");
+  const std::string out = f.d / "out";
+  const pid_t pid = test::spawn_cli({"sweep", spec}, {}, f.d / "log1.txt");
+  ASSERT_TRUE(test::wait_for([&] {
+    return read_metrics(out + "/a/metrics.jsonl").size() >= 3 && read_metrics(out + "/b/metrics.jsonl").size() >= 3;
+  })) << read_file(f.d / "log1.txt");
+  kill(pid, SIGINT);
+  EXPECT_EQ(test::wait_child(pid), 130) << read_file(f.d / "log1.txt");
+  const std::string log1 = read_file(f.d / "log1.txt");
+  EXPECT_NE(log1.find("stopping the running runs"), std::string::npos) << log1;
+  EXPECT_EQ(log1.find("started c"), std::string::npos) << log1;  // nothing new starts
+  for (const char* r : {"a", "b"}) {
+    EXPECT_NE(read_file(out + "/logs/" + r + ".log").find("stopped by SIGINT"), std::string::npos) << r;
+    EXPECT_FALSE(latest_checkpoint(out + "/" + r).empty()) << r;
+  }
+  auto rows = read_csv(out + "/sweep.csv");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].at("status"), "interrupted");
+  EXPECT_EQ(rows[2].at("status"), "pending");
+
+  const auto r = run_cli("sweep " + spec);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* n : {"a", "b", "c"}) EXPECT_NE(r.output.find(std::string("finished (val_bpb")), std::string::npos) << n;
+  EXPECT_NE(read_file(out + "/logs/a.log").find("resuming at step"), std::string::npos);
+  rows = read_csv(out + "/sweep.csv");
+  for (const auto& row : rows) EXPECT_EQ(row.at("status"), "finished") << row.at("run");
+  EXPECT_EQ(rows[0].at("steps"), "1500");
+  EXPECT_EQ(rows[2].at("steps"), "4");
 }
 
 // The scaling configs parse and plan (on a stand-in corpus: the real one is

@@ -31,6 +31,11 @@
 //     - {name: wide, model.d_model: 256, model.n_layer: 2}
 //   anchors:                     published reference rows printed in sweep.md
 //     - {model: "Mamba-130M", params: 1.3e8, pile_ppl: 10.56}
+//   jobs: 2                      runs trained at the same time (default 1), each in a
+//                                `mambakit sweep --only NAME` process of its own; with
+//                                train.threads: 1 two jobs use two cores without the
+//                                threads of one run waiting on each other
+
 // A run's name joins the labels of its values with '_' (e.g. mamba_xs). Every
 // run's config is parsed and checked (keys, values, the metric, the run
 // names, any run directory already there) before the first run starts.
@@ -73,6 +78,7 @@ struct SweepSpec {
   std::string base_text, base_source;
   std::string out;
   std::string metric = "val_bpb";
+  int jobs = 1;  // runs trained at the same time, each its own process
   SweepBudget budget;
   std::vector<SweepFactor> factors;
   // Published rows for sweep.md: (column, text) pairs in the spec's order.
@@ -112,6 +118,14 @@ struct SweepOptions {
   bool dry_run = false;
   std::vector<std::string> only;  // run names; empty: all
   double time_seconds = 0;        // > 0 with dry_run: time each run's training step this long
+  int jobs = 0;                   // > 0: instead of the spec's jobs
+  // For jobs > 1: how to start a run's own process (the spec file, the
+  // --set and --out given), and whether this is such a process (trains its
+  // one --only run, writes no tables).
+  std::string spec_path;
+  std::vector<std::string> sets;
+  std::string out_flag;
+  bool child = false;
 };
 
 // Plans, checks the run directories already there, then trains each run that
@@ -120,7 +134,7 @@ struct SweepOptions {
 // ran), 128 + signal when interrupted (rerun the same command to go on).
 int run_sweep(const SweepSpec& spec, const SweepOptions& o);
 
-// `mambakit sweep SPEC.yaml [--set K=V ...] [--dry-run [--time S]] [--only NAME ...] [--out DIR]`.
+// `mambakit sweep SPEC.yaml [--set K=V ...] [--dry-run [--time S]] [--only NAME ...] [--out DIR] [--jobs N]`.
 int cmd_sweep(const std::vector<std::string>& args);
 
 // Least-squares fit of log y = log a + b log x over points with x, y > 0
