@@ -930,7 +930,7 @@ int run_parallel(const SweepSpec& spec, const SweepOptions& o, const std::vector
   struct sigaction sa {}, old_int {}, old_term {};
   sa.sa_handler = on_sweep_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: waitpid returns to look at the flag
+  sa.sa_flags = 0;
   g_sweep_signal = 0;
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
@@ -997,21 +997,26 @@ int run_parallel(const SweepSpec& spec, const SweepOptions& o, const std::vector
   while (next < queue.size() || !running.empty()) {
     while (!stop_signal && running.size() < size_t(jobs) && next < queue.size()) spawn(queue[next++]);
     if (running.empty()) break;
+    if (g_sweep_signal) {
+      const int sig = g_sweep_signal;
+      g_sweep_signal = 0;
+      // Each signal once to every running run: the first stops them with a
+      // checkpoint, a second one at once.
+      if (!stop_signal) std::fprintf(stderr, "sweep: %s: stopping the running runs (they save a checkpoint)\n",
+                                     sig == SIGINT ? "SIGINT" : "SIGTERM");
+      stop_signal = stop_signal ? stop_signal : sig;
+      for (const auto& [q, k] : running) ::kill(q, sig);
+    }
+    // Polled, so that a signal arriving at any moment is passed on promptly.
     int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid < 0) {
-      if (errno != EINTR) break;
-      if (g_sweep_signal) {
-        const int sig = g_sweep_signal;
-        g_sweep_signal = 0;
-        // Each signal once to every running run: the first stops them with a
-        // checkpoint, a second one at once.
-        if (!stop_signal) std::fprintf(stderr, "sweep: %s: stopping the running runs (they save a checkpoint)\n",
-                                       sig == SIGINT ? "SIGINT" : "SIGTERM");
-        stop_signal = stop_signal ? stop_signal : sig;
-        for (const auto& [q, k] : running) ::kill(q, sig);
-      }
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid == 0) {
+      ::usleep(100000);
       continue;
+    }
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
     }
     if (!running.count(pid)) continue;
     const size_t i = running[pid];
