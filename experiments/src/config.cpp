@@ -105,7 +105,8 @@ const std::vector<Key>& schema() {
       {"model.s4d_init", kOptional, MK_REF(model.s4d_init), "S4D initialisation of A", {},
        {"lin", "inv"}, {"s4_init", "init"}},
       {"model.bidirectional", kOptional, MK_REF(model.bidirectional),
-       "S4/S4D: add an anti-causal kernel (no recurrent generation then)", {}, {},
+       "both directions, for classification: S4/S4D add an anti-causal kernel, Mamba a second Mamba on "
+       "the reversed sequence (attention stays causal; no generation then)", {}, {},
        {"bidir", "bidirection"}},
       {"model.init_from", kOptional, MK_REF(init_from),
        "run or model directory whose model.safetensors initialises this model (fine-tuning; a "

@@ -204,6 +204,12 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     total_steps_ = std::max(1L, long(std::ceil(cfg_.train.epochs * per_epoch / per_step)));
   }
 
+  // A model that reads the future would see the token it is asked to
+  // predict: refused before any work, not found by generation afterwards.
+  if (task_->num_classes() == 0 && cfg_.model.bidirectional)
+    throw ConfigError(cfg_.where_of("model.bidirectional") + ": model.bidirectional: task '" + task_->name() +
+                      "' predicts the next token, which a bidirectional model would see; use it for "
+                      "classification tasks (lra_*, dna_species)");
   if (task_->num_classes() > 0) {
     cfg_.model.n_classes = task_->num_classes();
     cfg_.model.pooling = task_->pooling();

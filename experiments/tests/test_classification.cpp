@@ -89,5 +89,38 @@ TEST(Classification, RunnerTrainsAClassifierHeadOnPaddedSequences) {
   fs::remove_all(dir);
 }
 
+// The same rule read by a bidirectional Mamba (a second Mamba on the
+// reversed sequence): it learns it too, and a next-token task refuses it.
+TEST(Classification, BidirectionalMambaClassifiesAndNextTokenTasksRefuseIt) {
+  tasks::register_task({"first_token", "test task", [](const tasks::TaskSpec& s) {
+                          return std::unique_ptr<tasks::Task>(new FirstTokenTask(s));
+                        }});
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("mambakit_classify_bi_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string yaml = "model:\n  mixer: mamba\n  bidirectional: true\n  d_model: 32\n  n_layer: 2\n"
+                           "  d_state: 8\ntask:\n  name: first_token\ndata:\n  seq_len: 24\n"
+                           "train:\n  steps: 150\n  batch_size: 16\n  lr: 3.0e-3\n  min_lr: 3.0e-4\n"
+                           "  warmup: 10\n  seed: 5\n"
+                           "output:\n  dir: " + (dir / "run").string() + "\n  log_every: 1000\n";
+  Trainer t(parse_config(yaml, "classify_bi.yaml"));
+  EXPECT_TRUE(t.model().params().has("backbone.layers.0.mixer.reverse.in_proj.weight"));
+  for (int i = 0; i < 150; ++i) t.step();
+  EXPECT_GT(t.evaluate("val").at("accuracy"), 0.9);
+
+  const std::string lm = "model:\n  mixer: mamba\n  bidirectional: true\n  d_model: 16\n  n_layer: 1\n"
+                         "task:\n  name: selective_copying\ndata:\n  seq_len: 64\ntrain:\n  steps: 5\n  batch_size: 2\n  lr: 1.0e-3\n"
+                         "output:\n  dir: " + (dir / "lm").string() + "\n";
+  try {
+    Trainer bad(parse_config(lm, "lm_bi.yaml"));
+    ADD_FAILURE() << "a bidirectional next-token model was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.bidirectional"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("next token"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "lm" / "model.safetensors"));
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace mk::exp

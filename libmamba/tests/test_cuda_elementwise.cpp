@@ -214,6 +214,25 @@ void test_transpose(std::mt19937& rng, Checker& c) {
   }
 }
 
+void test_reverse_time(std::mt19937& rng, Checker& c) {
+  c.tol = 1e-12;  // exact
+  struct S { size_t batch, len, width; };
+  std::vector<S> shapes = {{1, 1, 1}, {1, 2, 3}, {3, 33, 31}, {2, 1000, 1}, {70000, 2, 3}};
+  shapes.push_back({size_t(randint(rng, 1, 4)), size_t(randint(rng, 1, 300)),
+                    size_t(randint(rng, 1, 300))});
+  for (const S& s : shapes) {
+    c.shape = "batch" + std::to_string(s.batch) + " len" + std::to_string(s.len) + " width" +
+              std::to_string(s.width);
+    const size_t n = s.batch * s.len * s.width;
+    const Vec x = rounded<float>(randn(rng, n));
+    Vec ref(n);
+    ops::reverse_time<double>(x.data(), ref.data(), s.batch, s.len, s.width);
+    Dev x_d = dev(x), y_d = dev_poisoned(n);
+    cu::reverse_time<float>(x_d.p(), y_d.p(), s.batch, s.len, s.width);
+    c.compare("y", y_d.get(), ref);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Per-channel scale.
 // ---------------------------------------------------------------------------
@@ -413,6 +432,7 @@ std::vector<OpCase> op_table() {
       {"mul_acc_f32", test_mul_acc},
       {"copy_cols_f32", test_copy_cols},
       {"transpose_f32", test_transpose},
+      {"reverse_time_f32", test_reverse_time},
       {"channel_scale_f32", test_channel_scale},
       {"sequence_pool_mean_f32", test_sequence_pool<false>},
       {"sequence_pool_last_f32", test_sequence_pool<true>},
@@ -456,6 +476,7 @@ TEST(CudaElementwiseHost, RefusesBadArguments) {
   expect_refused([&] { cu::copy_cols<float>(p, 2, 4, 0, 2, q, 5, 4); }, "stride", "d0 + w > dst_stride");
   expect_refused([&] { cu::transpose<float>(p, p + 3, 1, 4, 4); }, "overlap", "overlapping transpose");
   expect_refused([&] { cu::transpose<float>(p, p, 2, 3, 3); }, "overlap", "in-place transpose");
+  expect_refused([&] { cu::reverse_time<float>(p, p + 1, 2, 3, 3); }, "overlap", "overlapping reverse_time");
   expect_refused([&] { cu::add<float>(p, nullptr, q, 10); }, "null pointer", "add with null b");
   expect_refused([&] { cu::glu_forward<float>(nullptr, q, 3, 4); }, "null pointer", "glu null x");
   expect_refused([&] { cu::sequence_pool_forward<float>(p, nullptr, q, 2, 0, 3, false); }, "bad sizes",

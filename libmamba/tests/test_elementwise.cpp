@@ -96,6 +96,19 @@ TEST(Elementwise, TransposeBatchedAcrossTiles) {
         ASSERT_EQ(y[(b * C + c) * R + r], x[(b * R + r) * C + c]) << b << " " << r << " " << c;
 }
 
+TEST(Elementwise, ReverseTimeByHand) {
+  // (batch 2, len 3, width 2): each sequence's steps in reverse order.
+  const float x[12] = {0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15};
+  float y[12], back[12];
+  ops::reverse_time(x, y, 2, 3, 2);
+  const float want[12] = {4, 5, 2, 3, 0, 1, 14, 15, 12, 13, 10, 11};
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(y[i], want[i]) << i;
+  ops::reverse_time(y, back, 2, 3, 2);  // its own inverse
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(back[i], x[i]) << i;
+  EXPECT_THROW(ops::reverse_time(x, const_cast<float*>(x) + 1, 2, 3, 2), mk::Error);
+  EXPECT_NO_THROW(ops::reverse_time(x, y, 0, 3, 2));
+}
+
 TEST(Elementwise, ChannelScaleForwardByHand) {
   // x (2, 3), D (3): y += D x.
   const double x[6] = {1, 2, 3, 4, 5, 6}, D[3] = {10, -1, 0.5};

@@ -126,6 +126,9 @@ TEST(Flops, HybridAndOddShapesMatchTheCountedWork) {
   ModelConfig bi = tiny({"s4d", "s4"}, 2);
   bi.bidirectional = true;
   expect_counts_match(bi, 2, 9, "bidirectional s4d/s4");
+  ModelConfig bm = tiny({"mamba", "attention"}, 2);
+  bm.bidirectional = true;
+  expect_counts_match(bm, 2, 9, "bidirectional mamba + attention");
 }
 
 TEST(Flops, ClassifierHeadsMatchTheCountedWork) {

@@ -7,7 +7,9 @@
 #include <random>
 
 #include "mambakit/error.h"
+#include "mambakit/layers/bidirectional_mixer.h"
 #include "mambakit/layers/mamba_mixer.h"
+#include "mambakit/ops/elementwise.h"
 #include "mambakit/models/sequence_model.h"
 #include "mixer_test_util.h"
 
@@ -45,6 +47,81 @@ TEST(MambaMixer, GradientsMatchFiniteDifferences) {
   test::MixerUnderTest<double> m("mamba", cfg);
   perturb(m.ps, 4, 0.1);
   test::check_mixer_gradients(*m.mixer, m.ps, cfg.d_model, 2, 7, 5, 1e-6, 200);
+}
+
+TEST(BidirectionalMamba, GradientsMatchFiniteDifferences) {
+  ModelConfig cfg = tiny_config();
+  cfg.bidirectional = true;
+  ParamStore<double> ps;
+  BidirectionalMixer<double> mixer("mamba");
+  mixer.declare(ps, "mixer", cfg);
+  ps.finalize();
+  std::mt19937_64 rng(3);
+  mixer.init(ps, rng, cfg.n_layer);
+  perturb(ps, 4, 0.1);
+  test::check_mixer_gradients(mixer, ps, cfg.d_model, 2, 7, 5, 1e-6, 200);
+}
+
+// The two halves are plain Mambas: the forward half under the causal names,
+// the reverse half under ".reverse" reading the sequence back to front.
+TEST(BidirectionalMamba, IsAForwardPlusAReversedMamba) {
+  ModelConfig cfg = tiny_config();
+  cfg.bidirectional = true;
+  ParamStore<double> ps;
+  BidirectionalMixer<double> bi("mamba");
+  bi.declare(ps, "mixer", cfg);
+  ps.finalize();
+  std::mt19937_64 rng(3);
+  bi.init(ps, rng, cfg.n_layer);
+  perturb(ps, 4, 0.1);
+
+  // Each half copied into a Mamba of its own.
+  auto half = [&](const std::string& prefix, test::MixerUnderTest<double>& m) {
+    for (const auto& e : m.ps.entries()) {
+      const std::string name = prefix + e.name.substr(std::string("mixer").size());
+      ASSERT_TRUE(ps.has(name)) << name;
+      ASSERT_EQ(ps.entry(name).numel, e.numel) << name;
+      std::copy_n(ps.param(name), e.numel, m.ps.data() + e.offset);
+    }
+  };
+  test::MixerUnderTest<double> fwd("mamba", cfg), rev("mamba", cfg);
+  half("mixer", fwd);
+  half("mixer.reverse", rev);
+  EXPECT_EQ(ps.size(), fwd.ps.size() + rev.ps.size());
+
+  const int B = 2, L = 9, D = cfg.d_model;
+  const auto x = test::randn<double>(size_t(B) * L * D, 6);
+  std::vector<double> out(x.size()), want(x.size()), xr(x.size()), yr(x.size()), y_back(x.size());
+  bi.forward(ps, x.data(), out.data(), B, L);
+  fwd.mixer->forward(fwd.ps, x.data(), want.data(), B, L);
+  ops::reverse_time(x.data(), xr.data(), B, L, D);
+  rev.mixer->forward(rev.ps, xr.data(), yr.data(), B, L);
+  ops::reverse_time(yr.data(), y_back.data(), B, L, D);
+  for (size_t i = 0; i < want.size(); ++i) want[i] += y_back[i];
+  EXPECT_TRUE(test::all_close(out, want, 1e-12));
+
+  // The first output reads the last input (the causal half alone cannot).
+  std::vector<double> x2 = x, out2(x.size());
+  x2[size_t(L - 1) * D] += 1.0;
+  bi.forward(ps, x2.data(), out2.data(), B, L);
+  double moved = 0;
+  for (int d = 0; d < D; ++d) moved += std::fabs(out2[size_t(d)] - out[size_t(d)]);
+  EXPECT_GT(moved, 1e-6);
+}
+
+TEST(BidirectionalMamba, ModelTrainsNamesItsReverseHalfAndRefusesToStep) {
+  ModelConfig cfg = tiny_config();
+  cfg.bidirectional = true;
+  SequenceModel<float> model(cfg);
+  model.init(3);
+  EXPECT_TRUE(model.params().has("backbone.layers.0.mixer.in_proj.weight"));
+  EXPECT_TRUE(model.params().has("backbone.layers.1.mixer.reverse.A_log"));
+  std::vector<int32_t> ids = {1, 2, 3, 4};
+  model.forward(ids.data(), 1, 4);
+  EXPECT_GT(model.backward(ids.data()), 0.0);
+  auto st = model.make_state(1);
+  std::vector<float> logits(cfg.vocab_size);
+  EXPECT_THROW(model.step(ids.data(), st, logits.data()), Error);
 }
 
 TEST(SequenceModel, WholeModelGradientsMatchFiniteDifferences) {

@@ -161,6 +161,8 @@ class Backend : public DeviceMemory {
   // dst[r, d0 + j] = src[r, c0 + j], j < w
   virtual void copy_cols(const T* src, size_t rows, size_t src_stride, size_t c0, size_t w, T* dst,
                          size_t dst_stride, size_t d0) = 0;
+  // y[b, len-1-t, :] = x[b, t, :]  (batch, len, width); not in place
+  virtual void reverse_time(const T* x, T* y, size_t batch, size_t len, size_t width) = 0;
   virtual void channel_scale_forward(const T* x, const T* D, T* y, size_t rows, size_t H) = 0;
   virtual void channel_scale_backward(const T* dy, const T* x, const T* D, T* dx, T* dD,
                                       size_t rows, size_t H) = 0;

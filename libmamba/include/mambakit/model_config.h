@@ -45,7 +45,10 @@ struct ModelConfig {
   // n_classes), parameters "classifier.dense.{weight,bias}" and
   // "classifier.{weight,bias}". Needs n_classes > 0.
   bool pair_classifier = false;
-  bool bidirectional = false;  // S4/S4D: add an anti-causal kernel (no recurrent step then)
+  // Both directions (no recurrent step then): S4/S4D add an anti-causal
+  // kernel, Mamba a second Mamba on the reversed sequence; attention and MLP
+  // are unchanged.
+  bool bidirectional = false;
 
   int d_inner() const { return expand * d_model; }
   const std::string& mixer_of(int layer) const {

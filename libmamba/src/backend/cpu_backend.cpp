@@ -62,6 +62,9 @@ class CpuBackend final : public Backend<T> {
                  size_t d0) override {
     ops::copy_cols(src, rows, ss, c0, w, dst, ds, d0);
   }
+  void reverse_time(const T* x, T* y, size_t batch, size_t len, size_t width) override {
+    ops::reverse_time(x, y, batch, len, width);
+  }
   void channel_scale_forward(const T* x, const T* D, T* y, size_t rows, size_t H) override {
     ops::channel_scale_forward(x, D, y, rows, H);
   }

@@ -64,6 +64,9 @@ class CudaBackend final : public Backend<float> {
                  size_t d0) override {
     cu::copy_cols(src, rows, ss, c0, w, dst, ds, d0);
   }
+  void reverse_time(const float* x, float* y, size_t batch, size_t len, size_t width) override {
+    cu::reverse_time(x, y, batch, len, width);
+  }
   void channel_scale_forward(const float* x, const float* D, float* y, size_t rows, size_t H) override {
     cu::channel_scale_forward(x, D, y, rows, H);
   }

@@ -2,6 +2,7 @@
 
 #include "mambakit/error.h"
 #include "mambakit/layers/attention_mixer.h"
+#include "mambakit/layers/bidirectional_mixer.h"
 #include "mambakit/layers/mamba_mixer.h"
 #include "mambakit/layers/mlp_mixer.h"
 #include "mambakit/layers/s4_mixer.h"
@@ -23,7 +24,15 @@ std::unique_ptr<Mixer<T>> make_mixer(const std::string& kind) {
   throw Error("unknown mixer '" + kind + "' (known: " + known + ")");
 }
 
+template <typename T>
+std::unique_ptr<Mixer<T>> make_layer_mixer(const std::string& kind, const ModelConfig& cfg) {
+  if (cfg.bidirectional && kind == "mamba") return std::make_unique<BidirectionalMixer<T>>(kind);
+  return make_mixer<T>(kind);
+}
+
 template std::unique_ptr<Mixer<float>> make_mixer<float>(const std::string&);
 template std::unique_ptr<Mixer<double>> make_mixer<double>(const std::string&);
+template std::unique_ptr<Mixer<float>> make_layer_mixer<float>(const std::string&, const ModelConfig&);
+template std::unique_ptr<Mixer<double>> make_layer_mixer<double>(const std::string&, const ModelConfig&);
 
 }  // namespace mk

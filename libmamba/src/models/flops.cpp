@@ -187,8 +187,13 @@ FlopCount count_flops(const ModelConfig& cfg, int seq_len, int batch) {
     const std::string& kind = cfg.mixer_of(i);
     b.where("layer " + std::to_string(i) + " (" + kind + ")");
     norm_op(b, R, D);
-    if (kind == "mamba") mamba_ops(b, cfg, B, L);
-    else if (kind == "s4d") ssm_conv_ops(b, cfg, B, L, false);
+    if (kind == "mamba") {
+      mamba_ops(b, cfg, B, L);
+      if (cfg.bidirectional) {  // a second Mamba on the reversed sequence, summed
+        mamba_ops(b, cfg, B, L);
+        b.elementwise("bidirectional_sum", R * D, 1);
+      }
+    } else if (kind == "s4d") ssm_conv_ops(b, cfg, B, L, false);
     else if (kind == "s4") ssm_conv_ops(b, cfg, B, L, true);
     else if (kind == "attention") attention_ops(b, cfg, B, L);
     else if (kind == "mlp") mlp_ops(b, cfg, B, L);
@@ -233,7 +238,8 @@ size_t count_params(const ModelConfig& cfg) {
     if (kind == "mamba") {
       const size_t E = size_t(cfg.d_inner()), N = size_t(cfg.d_state), r = size_t(cfg.dt_rank_resolved()),
                    K = size_t(cfg.d_conv);
-      n += D * 2 * E + E * K + E + E * (r + 2 * N) + r * E + E + E * N + E + E * D;
+      const size_t one = D * 2 * E + E * K + E + E * (r + 2 * N) + r * E + E + E * N + E + E * D;
+      n += cfg.bidirectional ? 2 * one : one;  // the reversed twin has its own parameters
     } else if (kind == "s4d" || kind == "s4") {
       MK_CHECK(cfg.s4_d_state >= 2 && cfg.s4_d_state % 2 == 0,
                kind + " mixer: s4_d_state must be even, got " + std::to_string(cfg.s4_d_state));

@@ -18,7 +18,7 @@ SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
   for (int i = 0; i < cfg_.n_layer; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i);
     norms_[i].declare(ps_, p + ".norm.weight", dm, cfg_.norm_eps);
-    mixers_.push_back(make_mixer<T>(cfg_.mixer_of(i)));
+    mixers_.push_back(make_layer_mixer<T>(cfg_.mixer_of(i), cfg_));
     mixers_[i]->declare(ps_, p + ".mixer", cfg_);
   }
   norm_f_.declare(ps_, "backbone.norm_f.weight", dm, cfg_.norm_eps);

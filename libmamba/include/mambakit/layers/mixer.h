@@ -45,6 +45,13 @@ class Mixer {
 template <typename T>
 std::unique_ptr<Mixer<T>> make_mixer(const std::string& kind);
 
+// The mixer of one layer of a model: make_mixer(kind), except that with
+// cfg.bidirectional a Mamba layer becomes a BidirectionalMixer (a second,
+// reversed Mamba); S4/S4D read the flag themselves (an anti-causal kernel),
+// attention and MLP ignore it.
+template <typename T>
+std::unique_ptr<Mixer<T>> make_layer_mixer(const std::string& kind, const ModelConfig& cfg);
+
 // The names make_mixer accepts.
 std::vector<std::string> mixer_kinds();
 

@@ -31,6 +31,12 @@ void copy_cols(const T* src, size_t rows, size_t src_stride, size_t c0, size_t w
 // Not in place (x and y must not overlap).
 template <typename T> void transpose(const T* x, T* y, size_t batch, size_t rows, size_t cols);
 
+// Time reversal of each sequence: x, y (batch, len, width),
+// y[b, len-1-t, :] = x[b, t, :]. Not in place. Runs a causal mixer
+// backwards (the reverse half of a bidirectional Mamba); its own inverse,
+// so the same op carries gradients back.
+template <typename T> void reverse_time(const T* x, T* y, size_t batch, size_t len, size_t width);
+
 // Per-channel scale (the D skip of S4/S4D): x, y (rows, H), D (H).
 // y[r, h] += D[h] * x[r, h]
 template <typename T>

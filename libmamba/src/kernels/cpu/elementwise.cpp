@@ -87,6 +87,17 @@ void transpose(const T* x, T* y, size_t batch, size_t rows, size_t cols) {
 }
 
 template <typename T>
+void reverse_time(const T* x, T* y, size_t batch, size_t len, size_t width) {
+  const size_t n = batch * len * width;
+  if (n == 0) return;
+  MK_CHECK(!(x < y + n && y < x + n), "reverse_time: x and y overlap (not in place)");
+#pragma omp parallel for collapse(2) schedule(static) if (n > kParallelMin)
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t t = 0; t < len; ++t)
+      std::copy_n(x + (b * len + t) * width, width, y + (b * len + (len - 1 - t)) * width);
+}
+
+template <typename T>
 void channel_scale_forward(const T* x, const T* D, T* y, size_t rows, size_t H) {
 #pragma omp parallel for schedule(static) if (rows * H > kParallelMin)
   for (size_t r = 0; r < rows; ++r)
@@ -148,6 +159,7 @@ void sequence_pool_backward(const T* dpooled, const int32_t* lengths, T* dh, int
   template void mul_acc<T>(const T*, const T*, T*, size_t);                                  \
   template void copy_cols<T>(const T*, size_t, size_t, size_t, size_t, T*, size_t, size_t);  \
   template void transpose<T>(const T*, T*, size_t, size_t, size_t);                          \
+  template void reverse_time<T>(const T*, T*, size_t, size_t, size_t);                       \
   template void channel_scale_forward<T>(const T*, const T*, T*, size_t, size_t);            \
   template void channel_scale_backward<T>(const T*, const T*, const T*, T*, T*, size_t,      \
                                           size_t);                                           \

@@ -515,6 +515,31 @@ void transpose(const T* x, T* y, size_t batch, size_t rows, size_t cols, stream_
   MK_CUDA_LAUNCH_CHECK(what);
 }
 
+// Element i = (b, t, j) goes to (b, len-1-t, j): reads and writes both run
+// along j, so each warp moves contiguous runs.
+__global__ void reverse_time_kernel(const float* x, float* y, size_t len, size_t width, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const size_t row = i / width, j = i - row * width;
+    const size_t b = row / len, t = row - b * len;
+    y[(b * len + (len - 1 - t)) * width + j] = x[i];
+  }
+}
+
+template <typename T>
+void reverse_time(const T* x, T* y, size_t batch, size_t len, size_t width, stream_t stream) {
+  float_only<T>();
+  const char* what = "cuda::reverse_time";
+  const size_t n = batch * len * width;
+  if (n == 0) return;
+  check_ptr(x && y, what);
+  MK_CHECK(!(x < y + n && y < x + n), std::string(what) + ": x and y overlap (not in place)");
+  require_device(what);
+  const int threads = 256;
+  const unsigned blocks = unsigned(std::min<size_t>((n + threads - 1) / threads, 65535u * 4));
+  reverse_time_kernel<<<blocks, threads, 0, stream>>>(x, y, len, width, n);
+  MK_CUDA_LAUNCH_CHECK(what);
+}
+
 // ---------------------------------------------------------------------------
 // Per-channel scale.
 // ---------------------------------------------------------------------------
@@ -675,6 +700,7 @@ template void mul_acc<float>(const float*, const float*, float*, size_t, stream_
 template void copy_cols<float>(const float*, size_t, size_t, size_t, size_t, float*, size_t,
                                size_t, stream_t);
 template void transpose<float>(const float*, float*, size_t, size_t, size_t, stream_t);
+template void reverse_time<float>(const float*, float*, size_t, size_t, size_t, stream_t);
 template void channel_scale_forward<float>(const float*, const float*, float*, size_t, size_t,
                                            stream_t);
 template void channel_scale_backward<float>(const float*, const float*, const float*, float*,

@@ -45,6 +45,11 @@ void copy_cols(const T* src, size_t rows, size_t src_stride, size_t c0, size_t w
 template <typename T>
 void transpose(const T* x, T* y, size_t batch, size_t rows, size_t cols, stream_t stream = nullptr);
 
+// x, y (batch, len, width): y[b, len-1-t, :] = x[b, t, :]. Not in place
+// (overlapping x and y are refused).
+template <typename T>
+void reverse_time(const T* x, T* y, size_t batch, size_t len, size_t width, stream_t stream = nullptr);
+
 // --- per-channel scale: x, y, dy, dx (rows, H), D, dD (H) -------------------
 
 // y[r, h] += D[h] * x[r, h]
