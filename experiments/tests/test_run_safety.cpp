@@ -1,5 +1,6 @@
 // Run directories and where things are written, and the limits checked
-// before a run starts, through the CLI: thread counts range-checked.
+// before a run starts, through the CLI: thread counts range-checked, shard
+// manifests that point outside their folder refused.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -72,6 +73,32 @@ TEST(Threads, CountsAreRangeChecked) {
   EXPECT_NE(r.output.find("note: OMP_NUM_THREADS asks for 100000 threads"), std::string::npos) << r.output;
   const auto ok = run_cli("bench train --json --threads 1" + tiny, "", true);
   EXPECT_EQ(ok.code, 0) << ok.output;
+}
+
+// --- shard manifests -------------------------------------------------------------
+
+// A manifest whose file entries leave the shard folder is refused before
+// any of them is opened.
+TEST(ShardManifest, FileEntriesCannotLeaveTheFolder) {
+  TempDir d("manifest_escape");
+  ASSERT_EQ(run_cli("prepare text " + test::write_corpus(d) + " --out " + (d / "shards")).code, 0);
+  std::ofstream(d / "secret.txt") << "root:x:0:0:the first bytes of a file that is not a shard";
+  const json good = json::parse(read_file(d / "shards/manifest.json"));
+  for (const std::string bad : {"../secret.txt", "/etc/passwd", "../../../../../../etc/passwd", "sub/../../secret.txt",
+                                "..", ""}) {
+    SCOPED_TRACE(bad);
+    json m = good;
+    m["splits"]["val"]["file"] = bad;
+    std::ofstream(d / "shards/manifest.json") << m.dump();
+    try {
+      mk::data::open_prepared(d / "shards");
+      ADD_FAILURE() << "opened a manifest pointing at " << bad;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("not a file name inside the shard directory"), std::string::npos) << msg;
+      EXPECT_EQ(msg.find("root:"), std::string::npos) << msg;
+    }
+  }
 }
 
 }  // namespace
