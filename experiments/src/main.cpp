@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -197,7 +198,7 @@ int cmd_train_config(const std::vector<std::string>& args) {
     t = mk::exp::Trainer::resume(cfg);
   } else {
     t = std::make_unique<mk::exp::Trainer>(cfg);  // first: a bad task or data file leaves no directory
-    mk::exp::prepare_run_dir(cfg);
+    t->claim_run_dir();
   }
   return finish_training(*t, until);
 }
@@ -242,7 +243,7 @@ int cmd_train_flags(const std::vector<std::string>& args) {
     if (o.data.empty()) throw UsageError("the option '--data' is required (or use --resume)");
     mk::exp::RunConfig cfg = mk::exp::language_config(o);
     t = std::make_unique<mk::exp::Trainer>(cfg);
-    mk::exp::prepare_run_dir(cfg);
+    t->claim_run_dir();
   }
   return finish_training(*t, 0);
 }
@@ -1206,6 +1207,10 @@ int main(int argc, char** argv) {
   } catch (const mk::tasks::ConfigError& e) {
     std::fprintf(stderr, "mambakit %s: config error: %s\n", cmd.c_str(), e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "mambakit %s: error: out of memory (a smaller model, batch or sequence length needs less)\n",
+                 cmd.c_str());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mambakit %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

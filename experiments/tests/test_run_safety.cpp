@@ -1,6 +1,8 @@
-// Run directories and where things are written, and the limits checked
-// before a run starts, through the CLI: thread counts range-checked, shard
-// manifests that point outside their folder refused.
+// Run directories and where things are written, through the CLI: one writer
+// per run directory (an flock on RUN/.lock; readers take none), an overwrite
+// that replaces the old run only once the new one has a checkpoint, starts
+// that failed before their first checkpoint started again, shard manifests
+// that point outside their folder refused, thread counts range-checked.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -98,6 +100,273 @@ TEST(ShardManifest, FileEntriesCannotLeaveTheFolder) {
       EXPECT_NE(msg.find("not a file name inside the shard directory"), std::string::npos) << msg;
       EXPECT_EQ(msg.find("root:"), std::string::npos) << msg;
     }
+  }
+}
+
+// --- run directories: helpers ---------------------------------------------------
+
+// Every regular file under dir (the lock aside) with its bytes: a run is
+// untouched when this is unchanged.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename() != kLockFile)
+      out[fs::relative(e.path(), dir).string()] = read_file(e.path().string());
+  return out;
+}
+
+// Hidden siblings .<name>.new.<pid> that an overwrite builds beside a run.
+std::vector<std::string> staging_dirs(const std::string& run) {
+  std::vector<std::string> out;
+  const std::string prefix = "." + fs::path(run).filename().string() + ".new.";
+  for (const auto& e : fs::directory_iterator(fs::path(run).parent_path()))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path().string());
+  return out;
+}
+
+bool log_has(const std::string& log, const std::string& needle) {
+  return read_file(log).find(needle) != std::string::npos;
+}
+
+// --- the lock ------------------------------------------------------------------
+
+// While a run trains, every other writer is refused in one line naming the
+// holder's pid; every reader works; the run is not disturbed.
+TEST(RunLock, SecondWriterIsRefusedAndReadersWork) {
+  TempDir d("lock");
+  const std::string corpus = test::write_corpus(d), run = d / "run";
+  const std::string cfg = test::write_config(d, corpus, run, 1000000);
+  const pid_t pid = test::spawn_cli({"train", cfg, "--set", "output.save_every=2", "--set", "output.plot=false"},
+                                    {}, d / "log.txt");
+  ASSERT_TRUE(test::wait_for([&] { return !latest_checkpoint(run).empty(); })) << read_file(d / "log.txt");
+  EXPECT_EQ(read_file(run + "/" + kLockFile), std::to_string(pid) + "\n");
+
+  const std::string writers[] = {
+      "train " + cfg + " --resume",
+      "train " + cfg,
+      "train " + cfg + " --set output.overwrite=true",
+      "train --data " + corpus + " --out " + run + " --steps 2",  // the flag form overwrites
+      "train --out " + run + " --resume",
+  };
+  for (const auto& w : writers) {
+    const auto r = run_cli(w);
+    EXPECT_EQ(r.code, 1) << w << ": " << r.output;
+    EXPECT_NE(r.output.find("(pid " + std::to_string(pid) + ")"), std::string::npos) << w << ": " << r.output;
+    EXPECT_NE(r.output.find(".lock"), std::string::npos) << r.output;
+    EXPECT_EQ(lines(r.output), 1u) << w << ": " << r.output;
+  }
+  EXPECT_TRUE(staging_dirs(run).empty()) << "a refused overwrite builds nothing";
+
+  const std::string readers[] = {
+      "eval " + run + " --max-sequences 2",
+      "info " + run,
+      "generate " + run + " --tokens 3",
+      "logits " + run + " --text abc --out " + (d / "l.npy"),
+      "plot " + run + " --out " + (d / "curves"),
+  };
+  for (const auto& rd : readers) {
+    if (rd.rfind("plot", 0) == 0 && !fs::exists("/usr/bin/gnuplot")) continue;
+    const auto r = run_cli(rd);
+    EXPECT_EQ(r.code, 0) << rd << ": " << r.output;
+  }
+
+  kill(pid, SIGTERM);
+  EXPECT_EQ(test::wait_child(pid), 128 + SIGTERM) << read_file(d / "log.txt");
+  // Released when the writer ends: the run continues.
+  const long step = json::parse(read_file(run + "/summary.json"))["steps"];
+  const auto r = run_cli("train " + cfg + " --resume --set train.steps=" + std::to_string(step + 2) + kNoPlot);
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+// The kernel drops the lock of a killed writer: no stale lock to clear.
+TEST(RunLock, KilledWriterLeavesNoStaleLock) {
+  TempDir d("lock_kill");
+  const std::string run = d / "run";
+  const std::string cfg = test::write_config(d, test::write_corpus(d), run, 1000000);
+  const pid_t pid = test::spawn_cli({"train", cfg, "--set", "output.save_every=2"}, {}, d / "log.txt");
+  ASSERT_TRUE(test::wait_for([&] { return !latest_checkpoint(run).empty(); })) << read_file(d / "log.txt");
+  kill(pid, SIGKILL);
+  EXPECT_EQ(test::wait_child(pid), 128 + SIGKILL);
+  EXPECT_TRUE(fs::exists(run + "/" + kLockFile));
+  EXPECT_FALSE(RunDirLock::held(run));
+  const auto r = run_cli("train " + cfg + " --resume --set train.steps=" +
+                         std::to_string(list_checkpoints(run).back().first + 1) + kNoPlot);
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+// The lock file is not a file of the run: a directory holding only it takes
+// a fresh run, and an overwrite does not count it as a user's file.
+TEST(RunLock, TheLockFileIsNotRunContent) {
+  TempDir d("lock_entry");
+  const std::string run = d / "run";
+  fs::create_directories(run);
+  { RunDirLock lock(run); }
+  EXPECT_TRUE(fs::exists(run + "/" + kLockFile));
+  EXPECT_FALSE(holds_run(run));
+  EXPECT_EQ(non_run_files(run), "");
+  const std::string cfg = test::write_config(d, test::write_corpus(d), run, 2);
+  auto r = run_cli("train " + cfg + kNoPlot);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(non_run_files(run), "");
+  r = run_cli("train " + cfg + " --set output.overwrite=true" + kNoPlot);
+  EXPECT_EQ(r.code, 0) << r.output;
+  // A second lock in the same process is refused too (flock is per open file).
+  RunDirLock held(run);
+  EXPECT_THROW(RunDirLock again(run), Error);
+}
+
+// --- overwrite -------------------------------------------------------------------
+
+// A successful overwrite replaces the old run whole: its checkpoints go, the
+// new run's files are in place, nothing is left beside it.
+TEST(Overwrite, ReplacesTheOldRunAtTheFirstCheckpoint) {
+  FinishedRun old("ow_ok");
+  ASSERT_EQ(list_checkpoints(old.run).size(), 2u);
+  const auto r = run_cli("train " + old.cfg + " --set output.overwrite=true --set train.steps=3" + kNoPlot);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<long> steps;
+  for (const auto& [s, p] : list_checkpoints(old.run)) steps.push_back(s);
+  EXPECT_EQ(steps, std::vector<long>{3});
+  EXPECT_EQ(json::parse(read_file(old.run + "/summary.json"))["steps"], 3);
+  EXPECT_EQ(json::parse(read_file(old.run + "/trainer_state.json"))["step"], 3);
+  EXPECT_TRUE(staging_dirs(old.run).empty());
+  EXPECT_EQ(non_run_files(old.run), "");
+}
+
+// A new run that fails before its first checkpoint leaves the old run as it
+// was, and whatever it built beside it is gone (at once, or at the next start
+// for a killed process).
+TEST(Overwrite, FailureBeforeTheFirstCheckpointLeavesTheOldRunUntouched) {
+  struct Case {
+    const char* name;
+    std::vector<std::string> env;
+    int signal;  // 0: the process fails by itself
+    int code;
+  } cases[] = {
+      {"out of memory", {"MAMBAKIT_TEST_FAIL_AT_STEP=3"}, 0, 1},
+      {"Ctrl-C", {}, SIGINT, 130},
+      {"SIGTERM", {}, SIGTERM, 143},
+      {"killed", {}, SIGKILL, 128 + SIGKILL},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    FinishedRun old(std::string("ow_fail_") + std::to_string(c.code));
+    const auto before = snapshot(old.run);
+    const pid_t pid = test::spawn_cli({"train", old.cfg, "--set", "output.overwrite=true", "--set",
+                                       "train.steps=1000000", "--set", "output.save_every=0"},
+                                      c.env, old.d / "log.txt");
+    if (c.signal) {
+      // Wait until the new run trains in its staging directory.
+      ASSERT_TRUE(test::wait_for([&] {
+        for (const auto& s : staging_dirs(old.run))
+          if (read_metrics(s + "/metrics.jsonl").size() >= 3) return true;
+        return false;
+      })) << read_file(old.d / "log.txt");
+      kill(pid, c.signal);
+    }
+    EXPECT_EQ(test::wait_child(pid), c.code) << read_file(old.d / "log.txt");
+    EXPECT_EQ(snapshot(old.run), before) << read_file(old.d / "log.txt");
+    if (c.signal == SIGINT || c.signal == SIGTERM) {
+      EXPECT_TRUE(log_has(old.d / "log.txt", "keeps the run it held")) << read_file(old.d / "log.txt");
+    }
+    if (c.signal != SIGKILL) {
+      EXPECT_TRUE(staging_dirs(old.run).empty());
+    }
+    // The next session clears a killed one's staging directory.
+    const auto r = run_cli("train " + old.cfg + " --resume --set train.steps=5" + kNoPlot);
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("resuming at step 4"), std::string::npos) << r.output;
+    EXPECT_TRUE(staging_dirs(old.run).empty());
+  }
+}
+
+// output.overwrite (and the flag form, which always overwrites) deletes only
+// a run's own files: anything else in the directory, a config.yaml mambakit
+// did not write, a model directory that is not a run, or the config file
+// being read, makes it refuse in one line and touch nothing.
+TEST(Overwrite, RefusesToDeleteFilesThatAreNotARuns) {
+  struct Case {
+    const char* name;
+    std::function<void(const FinishedRun&)> setup;
+    std::function<std::string(const FinishedRun&)> command;
+    std::string needle;
+  } cases[] = {
+      {"a user file in the run",
+       [](const FinishedRun& f) { std::ofstream(f.run + "/notes.txt") << "mine"; },
+       [](const FinishedRun& f) { return "train " + f.cfg + " --set output.overwrite=true"; }, "notes.txt"},
+      {"a user file in best/",
+       [](const FinishedRun& f) { std::ofstream(f.run + "/best/keep.bin") << "mine"; },
+       [](const FinishedRun& f) { return "train " + f.cfg + " --set output.overwrite=true"; }, "best/keep.bin"},
+      {"the config being read",
+       [](const FinishedRun&) {},
+       [](const FinishedRun& f) { return "train " + f.run + "/config.yaml --set output.overwrite=true"; },
+       "the config being read"},
+      {"the flag form over a model directory",
+       [](const FinishedRun& f) {
+         fs::create_directories(f.d / "model");
+         for (const char* x : {"config.json", "model.safetensors", "tokenizer.json"})
+           fs::copy_file(f.run + "/" + (std::string(x) == "tokenizer.json" ? "config.json" : x), f.d / "model/" + x);
+       },
+       [](const FinishedRun& f) { return "train --data " + f.corpus + " --out " + (f.d / "model") + " --steps 2"; },
+       "no config.yaml"},
+      {"a hand-written config.yaml",
+       [](const FinishedRun& f) { fs::copy_file(f.cfg, f.run + "/config.yaml", fs::copy_options::overwrite_existing); },
+       [](const FinishedRun& f) { return "train " + f.cfg + " --set output.overwrite=true"; },
+       "not one mambakit wrote"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    FinishedRun f("ow_refuse");
+    c.setup(f);
+    const std::string target = std::string(c.name).find("model directory") != std::string::npos ? f.d / "model" : f.run;
+    const auto before = snapshot(target);
+    const auto r = run_cli(c.command(f));
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find(c.needle), std::string::npos) << r.output;
+    EXPECT_EQ(lines(r.output), 1u) << r.output;
+    EXPECT_EQ(snapshot(target), before);
+    EXPECT_TRUE(staging_dirs(target).empty());
+  }
+}
+
+// --- failed starts -------------------------------------------------------------
+
+// A start that failed or was killed before its first checkpoint leaves
+// config.yaml and metrics.jsonl; neither a fresh start nor --resume is
+// blocked by them: both begin the run again from step 0.
+TEST(FailedStart, FreshStartAndResumeBeginAgain) {
+  struct Case {
+    const char* how;
+    bool resume;
+  } cases[] = {{"fails", false}, {"fails", true}, {"killed", false}, {"killed", true}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.how) + (c.resume ? ", then --resume" : ", then a fresh start"));
+    TempDir d("failed_start");
+    const std::string run = d / "run";
+    const std::string cfg = test::write_config(d, test::write_corpus(d), run, 6);
+    if (std::string(c.how) == "fails") {
+      const auto r = run_cli("train " + cfg + kNoPlot, "MAMBAKIT_TEST_FAIL_AT_STEP=3");
+      EXPECT_EQ(r.code, 1) << r.output;
+      EXPECT_NE(r.output.find("mambakit train: error: out of memory"), std::string::npos) << r.output;
+    } else {
+      const pid_t pid = test::spawn_cli({"train", cfg}, {"MAMBAKIT_TEST_STALL_AT_STEP=3"}, d / "log.txt");
+      ASSERT_TRUE(test::wait_for([&] { return log_has(d / "log.txt", "test stall at step 3"); }));
+      kill(pid, SIGKILL);
+      EXPECT_EQ(test::wait_child(pid), 128 + SIGKILL);
+    }
+    ASSERT_TRUE(fs::exists(run + "/config.yaml"));
+    ASSERT_TRUE(fs::exists(run + "/metrics.jsonl"));
+    ASSERT_TRUE(latest_checkpoint(run).empty());
+    const auto r = run_cli("train " + cfg + (c.resume ? " --resume" : "") + kNoPlot);
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find(c.resume ? "starting from step 0" : "starting it again"), std::string::npos) << r.output;
+    const json s = json::parse(read_file(run + "/summary.json"));
+    EXPECT_EQ(s["steps"], 6);
+    EXPECT_EQ(s["finished"], true);
+    // metrics.jsonl holds the new start only: each step once.
+    long train_records = 0;
+    for (const auto& rec : read_metrics(run + "/metrics.jsonl")) train_records += rec["type"] == "train";
+    EXPECT_EQ(train_records, 6);
   }
 }
 
