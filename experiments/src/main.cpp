@@ -130,6 +130,38 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   return vm;
 }
 
+// An output a command is about to write must not replace a run's or a
+// model's files (weights, optimizer state, configs, checkpoint directories),
+// checked by real path before any work.
+void check_output(const std::string& out, const std::string& flag = "--out") {
+  const std::string why = mk::exp::protected_output_problem(out, flag);
+  if (!why.empty()) throw UsageError(why);
+}
+
+// prepare --out DIR replaces DIR/manifest.json and DIR/<split>.mkshard: only
+// those an earlier prepare wrote, never a user's files of those names.
+void check_prepare_out(const std::string& out) {
+  check_output(out + "/manifest.json");
+  const fs::path manifest = fs::path(out) / "manifest.json";
+  if (fs::exists(manifest)) {
+    json m;
+    try {
+      m = json::parse(mk::read_text_file(manifest.string()));
+    } catch (const std::exception&) {
+    }
+    if (!m.is_object() || m.value("format", "") != "mambakit-token-shards")
+      throw UsageError(manifest.string() + ": --out: not a mambakit shard manifest; refusing to replace it "
+                       "(choose another folder)");
+    return;
+  }
+  for (const char* split : {"train", "val", "test"}) {
+    const fs::path shard = fs::path(out) / (std::string(split) + ".mkshard");
+    if (fs::exists(shard))
+      throw UsageError(shard.string() + ": --out: a file of this name but no mambakit manifest beside it; "
+                       "refusing to replace it (choose another folder)");
+  }
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -321,6 +353,7 @@ int cmd_prepare(const std::vector<std::string>& args) {
     throw UsageError("--quantization: expected mulaw or linear, got '" + quant + "'");
   o.quantization = mk::data::parse_quantization(quant);
   o.bed = bed;
+  check_prepare_out(out);
   const bool existed = fs::exists(out);
   try {
     const auto r = mk::data::prepare_shards(kind, inputs, out, o);
@@ -781,6 +814,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   }
   if (tokens < 0) throw UsageError("--tokens must be non-negative");
   if (so.top_p <= 0 || so.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
+  if (!out.empty()) check_output(out);
   mk::set_cpu_threads(threads);
   const mk::Device dev = mk::parse_device(device);
   check_dtype_flag(dtype, dev);
@@ -925,6 +959,7 @@ int cmd_plot(const std::vector<std::string>& args) {
   if (vm.count("help")) { std::cout << d; return 0; }
   for (const auto& r : runs)
     if (!fs::exists(fs::path(r) / "metrics.jsonl")) throw mk::Error(r + ": no metrics.jsonl (not a run directory?)");
+  if (!out.empty()) check_output(out + ".png"), check_output(out + ".svg");
   std::string why;
   bool ok;
   if (runs.size() == 1 && out.empty()) {
@@ -977,6 +1012,7 @@ int cmd_logits(const std::vector<std::string>& args) {
   pos.add("dir", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
+  check_output(out);
   if (!fs::is_directory(dir)) throw mk::Error(dir + ": not a model directory");
   const mk::ModelConfig cfg = mk::read_model_config(dir + "/config.json");
   const std::vector<int32_t> ids = logits_input_ids(dir, cfg, vm);

@@ -386,6 +386,39 @@ void clear_failed_start(const std::string& dir, const std::vector<std::string>& 
   }
 }
 
+std::string protected_output_problem(const std::string& out, const std::string& what) {
+  std::error_code ec;
+  const fs::path p = fs::weakly_canonical(fs::absolute(out), ec);
+  if (ec) return "";
+  auto holds_model = [](const fs::path& d) {
+    for (const char* f : {"config.json", "model.safetensors", "model.safetensors.index.json", "config.yaml", kStateFile})
+      if (fs::exists(d / f)) return true;
+    return false;
+  };
+  const std::string name = p.filename().string();
+  static const std::vector<std::string> kModelFiles = {
+      "config.json", "config.yaml", "model.safetensors", "model.safetensors.index.json", "optimizer.safetensors",
+      kStateFile, "metrics.jsonl", "best.json", "generation_config.json", "tokenizer.json", "tokenizer.model"};
+  const bool model_file = std::find(kModelFiles.begin(), kModelFiles.end(), name) != kModelFiles.end() ||
+                          (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0);
+  if (model_file && holds_model(p.parent_path()))
+    return out + ": " + what + ": refusing to write over " + name + " of the run or model in " +
+           p.parent_path().string() + "; choose another path";
+  for (fs::path a = p;; a = a.parent_path()) {
+    const std::string n = a.filename().string();
+    const fs::path up = a.parent_path();
+    const bool ckpt = (n == "checkpoints" && fs::exists(up / "config.yaml")) ||
+                      (n.rfind("step_", 0) == 0 && up.filename() == "checkpoints" &&
+                       (fs::exists(a / kStateFile) || fs::exists(up.parent_path() / "config.yaml"))) ||
+                      (n == "best" && fs::exists(a / "best.json"));
+    if (ckpt)
+      return out + ": " + what + ": refusing to write inside the checkpoint directory " + a.string() +
+             "; choose another path";
+    if (a == up) break;
+  }
+  return "";
+}
+
 void test_save_delay() {
   static const long ms = [] {
     const char* s = std::getenv("MAMBAKIT_TEST_SAVE_DELAY_MS");

@@ -1,8 +1,9 @@
 // Run directories and where things are written, through the CLI: one writer
 // per run directory (an flock on RUN/.lock; readers take none), an overwrite
 // that replaces the old run only once the new one has a checkpoint, starts
-// that failed before their first checkpoint started again, shard manifests
-// that point outside their folder refused, thread counts range-checked.
+// that failed before their first checkpoint started again, outputs that
+// would replace a run's or model's files refused, shard manifests that point
+// outside their folder refused, thread counts range-checked.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -368,6 +369,61 @@ TEST(FailedStart, FreshStartAndResumeBeginAgain) {
     for (const auto& rec : read_metrics(run + "/metrics.jsonl")) train_records += rec["type"] == "train";
     EXPECT_EQ(train_records, 6);
   }
+}
+
+// --- outputs --------------------------------------------------------------------
+
+// An --out that is, by its real path, a file of a run or model directory or
+// lies in a checkpoint directory is a usage error, and the file stays.
+TEST(Outputs, NeverOverARunsOrModelsFiles) {
+  FinishedRun f("outputs");
+  const std::string run = f.run;
+  fs::create_symlink(run + "/model.safetensors", f.d / "link.bin");
+  const std::string step = list_checkpoints(run).back().second;
+  const std::string refused[] = {
+      "generate " + run + " --tokens 2 --out " + run + "/model.safetensors",
+      "generate " + run + " --tokens 2 --out " + run + "/optimizer.safetensors",
+      "generate " + run + " --tokens 2 --out " + run + "/config.json",
+      "generate " + run + " --tokens 2 --out " + run + "/trainer_state.json",
+      "generate " + run + " --tokens 2 --out " + run + "/config.yaml",
+      "generate " + run + " --tokens 2 --out " + run + "/../run/./model.safetensors",
+      "generate " + run + " --tokens 2 --out " + (f.d / "link.bin"),
+      "generate " + run + " --tokens 2 --out " + step + "/sample.txt",
+      "generate " + run + " --tokens 2 --out " + run + "/best/model.safetensors",
+      "generate " + run + " --tokens 2 --out " + run + "/checkpoints/new.txt",
+      "logits " + run + " --text ab --out " + run + "/model.safetensors",
+      "plot " + run + " --out " + step + "/loss",
+      "tokenizer train --model bpe --vocab 300 --out " + run + " " + f.corpus,
+  };
+  const auto before = snapshot(run);
+  for (const auto& cmd : refused) {
+    const auto r = run_cli(cmd);
+    EXPECT_EQ(r.code, 2) << cmd << ": " << r.output;
+    EXPECT_NE(r.output.find("refusing to write"), std::string::npos) << cmd << ": " << r.output;
+    EXPECT_EQ(lines(r.output), 1u) << cmd << ": " << r.output;
+  }
+  EXPECT_EQ(snapshot(run), before);
+  EXPECT_TRUE(fs::is_symlink(f.d / "link.bin"));
+  // Anything else in a run directory is the user's to write.
+  const auto ok = run_cli("generate " + run + " --tokens 2 --out " + run + "/generated.txt");
+  EXPECT_EQ(ok.code, 0) << ok.output;
+  EXPECT_TRUE(fs::exists(run + "/generated.txt"));
+}
+
+// prepare --out DIR replaces only what an earlier prepare wrote there.
+TEST(Outputs, PrepareKeepsAUsersFilesOfItsNames) {
+  TempDir d("prepare_out");
+  const std::string corpus = test::write_corpus(d);
+  fs::create_directories(d / "mine");
+  std::ofstream(d / "mine/manifest.json") << "{\"my\": \"notes\"}";
+  auto r = run_cli("prepare text " + corpus + " --out " + (d / "mine"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("not a mambakit shard manifest"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(d / "mine/manifest.json"), "{\"my\": \"notes\"}");
+  // An earlier prepare's folder is replaced as before.
+  ASSERT_EQ(run_cli("prepare text " + corpus + " --out " + (d / "shards")).code, 0);
+  r = run_cli("prepare text " + corpus + " --out " + (d / "shards"));
+  EXPECT_EQ(r.code, 0) << r.output;
 }
 
 }  // namespace

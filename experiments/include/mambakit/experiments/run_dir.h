@@ -99,6 +99,14 @@ bool is_failed_start(const std::string& dir);
 // the new start. Other files stay.
 void clear_failed_start(const std::string& dir, const std::vector<std::string>& keep);
 
+// Why `out` (an output a command is about to write) must not be written:
+// by its real path (symlinks and .. resolved) it is a file of a run or
+// model directory (model.safetensors, optimizer.safetensors, config.json,
+// trainer_state.json, config.yaml, metrics.jsonl, tokenizer files, any
+// *.safetensors) or lies inside a checkpoint directory (checkpoints/,
+// checkpoints/step_N, best/). "" when it may be written. `what` names the
+// option in the message ("--out").
+std::string protected_output_problem(const std::string& out, const std::string& what);
 
 // Fills a temporary directory beside `dir` with fill(tmp_dir), fsyncs it and
 // renames it to `dir` (an existing `dir` is replaced). If fill throws, the
