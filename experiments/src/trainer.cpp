@@ -57,11 +57,24 @@ std::string join(const std::vector<std::string>& v, const std::string& sep = ", 
 
 // --- signals: the loop polls the flag after each step ---------------------
 volatile std::sig_atomic_t g_signal = 0;
-extern "C" void on_signal(int sig) { g_signal = sig; }
+// The first SIGINT or SIGTERM asks for a stop after the step (with a
+// checkpoint); a second one of either kind means the user will not wait for
+// the step, so the process ends here. That is safe: checkpoints are written
+// under temporary names and renamed, so the last complete one stays.
+extern "C" void on_signal(int sig) {
+  if (g_signal) {
+    static const char msg[] = "\ntrain: second signal: stopping now, without finishing the step\n";
+    const ssize_t n = ::write(2, msg, sizeof msg - 1);  // async-signal-safe, unlike stdio
+    (void)n;
+    ::_exit(128 + sig);
+  }
+  g_signal = sig;
+  static const char msg[] = "\ntrain: stopping after this step; signal again to stop at once\n";
+  const ssize_t n = ::write(2, msg, sizeof msg - 1);
+  (void)n;
+}
 
 // Installs the handlers for one run() and restores the previous ones after.
-// SA_RESETHAND: a second Ctrl-C kills at once (checkpoints are atomic, so
-// that is safe too).
 class SignalGuard {
  public:
   SignalGuard() {
@@ -69,7 +82,7 @@ class SignalGuard {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
   }

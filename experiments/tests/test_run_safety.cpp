@@ -3,7 +3,8 @@
 // that replaces the old run only once the new one has a checkpoint, starts
 // that failed before their first checkpoint started again, outputs that
 // would replace a run's or model's files refused, shard manifests that point
-// outside their folder refused, thread counts range-checked.
+// outside their folder refused, thread counts range-checked, a second signal
+// that ends training at once and a hung gnuplot that does not hang it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -424,6 +425,52 @@ TEST(Outputs, PrepareKeepsAUsersFilesOfItsNames) {
   ASSERT_EQ(run_cli("prepare text " + corpus + " --out " + (d / "shards")).code, 0);
   r = run_cli("prepare text " + corpus + " --out " + (d / "shards"));
   EXPECT_EQ(r.code, 0) << r.output;
+}
+
+// --- signals and the plot -------------------------------------------------------------
+
+// The first SIGINT or SIGTERM finishes the step and saves; a second one
+// while a step hangs ends the process at once with 128 + its number.
+TEST(Signals, ASecondSignalStopsAHungStepAtOnce) {
+  const std::pair<int, int> cases[] = {{SIGTERM, SIGINT}, {SIGINT, SIGTERM}, {SIGINT, SIGINT}};
+  for (const auto& [first, second] : cases) {
+    SCOPED_TRACE(std::to_string(first) + " then " + std::to_string(second));
+    TempDir d("second_signal");
+    const std::string run = d / "run", log = d / "log.txt";
+    const std::string cfg = test::write_config(d, test::write_corpus(d), run, 100);
+    const pid_t pid = test::spawn_cli({"train", cfg, "--set", "output.save_every=1"}, {"MAMBAKIT_TEST_STALL_AT_STEP=4"}, log);
+    ASSERT_TRUE(test::wait_for([&] { return log_has(log, "test stall at step 4"); })) << read_file(log);
+    kill(pid, first);
+    ASSERT_TRUE(test::wait_for([&] { return log_has(log, "signal again to stop at once"); })) << read_file(log);
+    kill(pid, second);
+    EXPECT_EQ(test::wait_child(pid), 128 + second) << read_file(log);
+    EXPECT_TRUE(log_has(log, "second signal: stopping now")) << read_file(log);
+    // The checkpoints written before stay loadable, and the run continues.
+    EXPECT_EQ(list_checkpoints(run).back().first, 3);
+    const auto r = run_cli("train " + cfg + " --resume --set train.steps=5" + kNoPlot);
+    EXPECT_EQ(r.code, 0) << r.output;
+  }
+}
+
+// A gnuplot that never finishes is killed after MAMBAKIT_PLOT_TIMEOUT
+// seconds: training still ends (exit 0, with a note) and `plot` fails in one
+// line.
+TEST(Signals, AHungGnuplotDoesNotHangTraining) {
+  TempDir d("hung_plot");
+  const std::string fake = d / "gnuplot";
+  std::ofstream(fake) << "#!/bin/sh\nexec sleep 600\n";
+  fs::permissions(fake, fs::perms::owner_all);
+  const std::string env = "MAMBAKIT_GNUPLOT=" + fake + " MAMBAKIT_PLOT_TIMEOUT=0.2";
+  const std::string cfg = test::write_config(d, test::write_corpus(d), d / "run", 2);
+  auto r = run_cli("train " + cfg, env);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("no loss plot: gnuplot did not finish within 0.2 s"), std::string::npos) << r.output;
+  r = run_cli("plot " + (d / "run"), env);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("did not finish"), std::string::npos) << r.output;
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  for (const auto& e : fs::directory_iterator(d / "run"))
+    EXPECT_EQ(e.path().filename().string().find(".plot."), std::string::npos) << e.path();
 }
 
 }  // namespace

@@ -107,7 +107,8 @@ class Trainer {
   // after that step (with a checkpoint; the schedule still runs to
   // train.steps), for running a long job in pieces with --resume. Returns
   // the summary. On SIGINT/SIGTERM: finishes the step, saves, writes the
-  // summary and returns (interrupted_by() tells which signal).
+  // summary and returns (interrupted_by() tells which signal); a second
+  // signal ends the process at once with 128 + its number.
   nlohmann::json run(long until = 0);
   int interrupted_by() const { return signal_; }
 
