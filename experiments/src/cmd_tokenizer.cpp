@@ -121,7 +121,7 @@ int train(const std::vector<std::string>& args) {
   if (vm.count("help")) return std::cout << d, 0;
   if (files.empty()) throw Usage("give the text files to train on");
   // Never over a model's own tokenizer (or into a checkpoint directory).
-  for (const char* f : {"/tokenizer.json", "/tokenizer.model"})
+  for (const char* f : {"/tokenizer.json", "/tokenizer_config.json", "/tokenizer.model"})
     if (const std::string why = protected_output_problem(out + f, "--out"); !why.empty()) throw Usage(why);
   const auto progress = [](const std::string& line) {
     std::fprintf(stderr, "%s\n", line.c_str());

@@ -139,9 +139,12 @@ void check_output(const std::string& out, const std::string& flag = "--out") {
 }
 
 // prepare --out DIR replaces DIR/manifest.json and DIR/<split>.mkshard: only
-// those an earlier prepare wrote, never a user's files of those names.
-void check_prepare_out(const std::string& out) {
+// those an earlier prepare wrote, never a user's files of those names; with
+// --tokenizer it copies the tokenizer into DIR, never over a run's or model's.
+void check_prepare_out(const std::string& out, bool tokenizer) {
   check_output(out + "/manifest.json");
+  if (tokenizer)
+    for (const char* f : {"/tokenizer.json", "/tokenizer_config.json", "/tokenizer.model"}) check_output(out + f);
   const fs::path manifest = fs::path(out) / "manifest.json";
   if (fs::exists(manifest)) {
     json m;
@@ -353,7 +356,7 @@ int cmd_prepare(const std::vector<std::string>& args) {
     throw UsageError("--quantization: expected mulaw or linear, got '" + quant + "'");
   o.quantization = mk::data::parse_quantization(quant);
   o.bed = bed;
-  check_prepare_out(out);
+  check_prepare_out(out, !o.tokenizer.empty());
   const bool existed = fs::exists(out);
   try {
     const auto r = mk::data::prepare_shards(kind, inputs, out, o);

@@ -398,7 +398,8 @@ std::string protected_output_problem(const std::string& out, const std::string& 
   const std::string name = p.filename().string();
   static const std::vector<std::string> kModelFiles = {
       "config.json", "config.yaml", "model.safetensors", "model.safetensors.index.json", "optimizer.safetensors",
-      kStateFile, "metrics.jsonl", "best.json", "generation_config.json", "tokenizer.json", "tokenizer.model"};
+      kStateFile, "metrics.jsonl", "best.json", "generation_config.json", "tokenizer.json",
+      "tokenizer_config.json", "tokenizer.model"};
   const bool model_file = std::find(kModelFiles.begin(), kModelFiles.end(), name) != kModelFiles.end() ||
                           (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0);
   if (model_file && holds_model(p.parent_path()))

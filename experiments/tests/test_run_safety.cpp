@@ -1,6 +1,7 @@
 // Run directories and where things are written, through the CLI: one writer
 // per run directory (an flock on RUN/.lock; readers take none), an overwrite
-// that replaces the old run only once the new one has a checkpoint, starts
+// that replaces the old run only once the new one has a checkpoint (a
+// tokenizer run's tokenizer files included), starts
 // that failed before their first checkpoint started again, outputs that
 // would replace a run's or model's files refused, shard manifests that point
 // outside their folder refused, thread counts range-checked, a second signal
@@ -329,6 +330,81 @@ TEST(Overwrite, RefusesToDeleteFilesThatAreNotARuns) {
     EXPECT_EQ(snapshot(target), before);
     EXPECT_TRUE(staging_dirs(target).empty());
   }
+}
+
+// A language run with a tokenizer: the tokenizer files (at the top, in each
+// checkpoint and in best/) are a run's own. A failed overwrite leaves them
+// as they were, a successful one brings the new run's copy, a resume keeps
+// writing it, and no --out or overwrite takes them away.
+TEST(Overwrite, ATokenizerRunKeepsItsTokenizerThroughOverwriteAndResume) {
+  const std::string bpe = std::string(MAMBAKIT_SOURCE_DIR) + "/datasets/tests/data/bpe_tiny";
+  TempDir d("ow_tokenizer");
+  fs::copy(bpe, d / "tok");
+  const std::string corpus = test::write_corpus(d), run = d / "run";
+  const std::string cfg = test::write_config(d, corpus, run, 4) + " --set data.tokenizer=" + (d / "tok") +
+                          " --set eval.every=2 --set output.save_every=2" + kNoPlot;
+  const auto tokenizer_intact = [&](const std::string& dir) {
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+      EXPECT_EQ(read_file(dir + "/" + f), read_file(bpe + "/" + f)) << dir << "/" << f;
+  };
+  auto r = run_cli("train " + cfg);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const std::string& dir : {run, run + "/checkpoints/step_4", run + "/best"}) tokenizer_intact(dir);
+  EXPECT_EQ(non_run_files(run), "");
+
+  // An overwrite that fails before its first checkpoint: nothing changes.
+  const auto before = snapshot(run);
+  r = run_cli("train " + cfg + " --set output.overwrite=true --set train.steps=1000000 --set output.save_every=0",
+              "MAMBAKIT_TEST_FAIL_AT_STEP=2");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(snapshot(run), before);
+  EXPECT_TRUE(staging_dirs(run).empty());
+
+  // One that succeeds: the new run, with its own copy of the tokenizer.
+  r = run_cli("train " + cfg + " --set output.overwrite=true --set train.steps=3");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<long> steps;
+  for (const auto& [st, p] : list_checkpoints(run)) steps.push_back(st);
+  EXPECT_EQ(steps, (std::vector<long>{2, 3}));  // the new run's; the old step_4 is gone
+  for (const std::string& dir : {run, run + "/checkpoints/step_2", run + "/checkpoints/step_3", run + "/best"})
+    tokenizer_intact(dir);
+  EXPECT_EQ(non_run_files(run), "");
+  EXPECT_TRUE(staging_dirs(run).empty());
+
+  // Resumed: every new checkpoint carries it too.
+  r = run_cli("train " + cfg + " --resume --set train.steps=5");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming at step 3"), std::string::npos) << r.output;
+  for (const std::string& dir : {run, run + "/checkpoints/step_5", run + "/best"}) tokenizer_intact(dir);
+
+  // An overwrite that reads its tokenizer from the run it would replace, and
+  // outputs that would write over the run's tokenizer, are refused.
+  const auto done = snapshot(run);
+  const std::string step = list_checkpoints(run).back().second;
+  for (const std::string& tok : {run, step}) {
+    r = run_cli("train " + cfg + " --set output.overwrite=true --set data.tokenizer=" + tok);
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find("the tokenizer being read"), std::string::npos) << r.output;
+    EXPECT_EQ(lines(r.output), 1u) << r.output;
+  }
+  const std::string refused[] = {
+      "generate " + run + " --tokens 2 --out " + run + "/tokenizer.json",
+      "generate " + run + " --tokens 2 --out " + run + "/tokenizer_config.json",
+      "prepare text " + corpus + " --tokenizer " + (d / "tok") + " --out " + run,
+      "tokenizer train --model bpe --vocab 300 --out " + run + " " + corpus,
+  };
+  for (const auto& cmd : refused) {
+    r = run_cli(cmd);
+    EXPECT_EQ(r.code, 2) << cmd << ": " << r.output;
+    EXPECT_NE(r.output.find("refusing to write"), std::string::npos) << cmd << ": " << r.output;
+  }
+  EXPECT_EQ(snapshot(run), done);
+  EXPECT_TRUE(staging_dirs(run).empty());
+
+  // The run reads text through its own copy, with the original gone.
+  fs::remove_all(d / "tok");
+  r = run_cli("eval " + run + " --max-sequences 2");
+  EXPECT_EQ(r.code, 0) << r.output;
 }
 
 // --- failed starts -------------------------------------------------------------
