@@ -274,7 +274,8 @@ void build_index(const std::string& src, const std::string& fai, const std::stri
 }  // namespace
 
 std::string default_cache_dir() {
-  if (const char* d = std::getenv("MAMBAKIT_CACHE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("MAMBAKIT_CACHE"); d && *d) return d;
+  if (const char* d = std::getenv("MAMBAKIT_CACHE_DIR"); d && *d) return d;  // the earlier name
   if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/mambakit";
   if (const char* d = std::getenv("HOME"); d && *d && fs::is_dir(d)) return std::string(d) + "/.cache/mambakit";
   return "/tmp/mambakit-cache-" + std::to_string(::getuid());
@@ -356,7 +357,7 @@ FastaReader::FastaReader(const std::string& path, const FastaOptions& opts) : im
         fs::make_dirs(cache);
       } catch (const Error& e) {
         throw Error(path + ": is plain gzip and needs a BGZF copy in the cache directory, but " + e.what() +
-                    " (set FastaOptions::cache_dir or $MAMBAKIT_CACHE_DIR)");
+                    " (set FastaOptions::cache_dir or $MAMBAKIT_CACHE)");
       }
       if (opts.verbose)
         std::cerr << "note: " << path << " is plain gzip, not BGZF; htslib's faidx needs BGZF for random "
@@ -384,22 +385,26 @@ FastaReader::FastaReader(const std::string& path, const FastaOptions& opts) : im
     auto usable = [&](const std::string& f, const std::string& g) {
       return fresh(f, path) && (g.empty() || fresh(g, path));
     };
+    // The cache entry is keyed by the input's absolute path, size and mtime.
     const std::string cfai = cache + "/" + base + "." + fs::file_key(path) + ".fai";
     const std::string cgzi = bgzf ? cache + "/" + base + "." + fs::file_key(path) + ".gzi" : "";
     if (usable(fai, gzi)) {
-      m.fai = fai, m.gzi = gzi;
+      m.fai = fai, m.gzi = gzi;  // the user's own index beside the file: read, never written
       m.format = peek_format(path);
     } else if (usable(cfai, cgzi)) {
       m.fai = cfai, m.gzi = cgzi;
       m.format = peek_format(path);
     } else {
+      // Built in the cache, never beside the input: the user's folder is
+      // theirs (it may be read-only, shared, or under version control).
       m.format = scan(path, [](const SequenceRecord&) {}, false, nullptr);
-      if (fs::dir_writable(fs::dirname(path))) {
-        m.fai = fai, m.gzi = gzi;
-      } else {
+      try {
         fs::make_dirs(cache);
-        m.fai = cfai, m.gzi = cgzi;
+      } catch (const Error& e) {
+        throw Error(path + ": needs a faidx index in the cache directory, but " + e.what() +
+                    " (set FastaOptions::cache_dir or $MAMBAKIT_CACHE)");
       }
+      m.fai = cfai, m.gzi = cgzi;
       build_index(path, m.fai, m.gzi);
     }
   }

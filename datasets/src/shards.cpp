@@ -483,7 +483,15 @@ PreparedShards open_prepared(const std::string& dir) {
     for (auto it = m.at("splits").begin(); it != m.at("splits").end(); ++it) {
       const std::string s = it.key();
       r.splits.push_back(s);
-      r.files[s] = dir + "/" + it.value().at("file").get<std::string>();
+      // prepare writes plain names: anything else (an absolute path, a '..',
+      // a subfolder) could point a loader at a file outside the shards, so
+      // it is refused before anything is opened.
+      const std::string file = it.value().at("file").get<std::string>();
+      if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
+          file.find('\0') != std::string::npos)
+        throw Error(mpath + ": splits." + s + ".file '" + file +
+                    "' is not a file name inside the shard directory; refused");
+      r.files[s] = dir + "/" + file;
       r.tokens[s] = it.value().at("tokens").get<uint64_t>();
     }
   } catch (const nlohmann::json::exception& e) {

@@ -1,9 +1,12 @@
 // FASTA/FASTQ through htslib: region fetches equal an independent parse of
 // the file (plain, gzip re-compressed into the cache, bgzip), FASTQ quality,
-// index building and caching, and a clear error for each kind of bad input.
+// index building and caching (in the cache directory, never beside the
+// input), and a clear error for each kind of bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -99,21 +102,93 @@ FastaOptions opts_in(const TempDir& d) {
   return o;
 }
 
-TEST(Fasta, PlainFileRegionsMatchIndependentParseAndIndexIsBuilt) {
+// The one file of the cache directory whose name ends with `suffix`.
+std::string cached(const TempDir& d, const std::string& suffix) {
+  std::string found;
+  for (const auto& f : mk::test::files_in(d.file("cache")))
+    if (f.size() >= suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      EXPECT_TRUE(found.empty()) << "two cache files end with " << suffix << ": " << found << ", " << f;
+      found = f;
+    }
+  return found;
+}
+
+// Files of the input's folder (the cache folder aside), to show nothing was added.
+std::vector<std::string> beside(const TempDir& d) {
+  std::vector<std::string> out;
+  for (const auto& e : stdfs::directory_iterator(d.path()))
+    if (e.path().filename() != "cache") out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(Fasta, PlainFileRegionsMatchIndependentParseAndIndexIsCached) {
   TempDir d;
   const std::string text = to_fasta(make_records(1));
   write_file(d.file("g.fa"), text);
-  ASSERT_FALSE(stdfs::exists(d.file("g.fa.fai")));
   FastaReader fa(d.file("g.fa"), opts_in(d));
-  EXPECT_TRUE(stdfs::exists(d.file("g.fa.fai"))) << "index built next to a writable file";
+  EXPECT_EQ(beside(d), std::vector<std::string>{"g.fa"}) << "nothing written beside the input";
+  const std::string fai = cached(d, ".fai");
+  ASSERT_FALSE(fai.empty()) << "index built in the cache directory";
+  EXPECT_EQ(stdfs::path(fai).filename().string().rfind("g.fa.", 0), 0u) << fai;
   EXPECT_EQ(fa.compression(), Compression::None);
   EXPECT_EQ(fa.format(), SeqFormat::Fasta);
   expect_regions_match(fa, parse_fasta(text), 2);
   // The second open uses the index as it is.
-  auto t = stdfs::last_write_time(d.file("g.fa.fai"));
+  auto t = stdfs::last_write_time(fai);
   FastaReader again(d.file("g.fa"), opts_in(d));
-  EXPECT_EQ(stdfs::last_write_time(d.file("g.fa.fai")), t);
+  EXPECT_EQ(stdfs::last_write_time(fai), t);
   expect_regions_match(again, parse_fasta(text), 3);
+}
+
+// A read-only input folder is no different: the index lives in the cache.
+// A fresh index the user made beside the file is read, not rewritten.
+TEST(Fasta, ReadOnlyFolderAndTheUsersOwnIndex) {
+  TempDir d;
+  const std::string text = to_fasta(make_records(2));
+  stdfs::create_directories(d.file("ro"));
+  write_file(d.file("ro/g.fa"), text);
+  stdfs::permissions(d.file("ro"), stdfs::perms::owner_write, stdfs::perm_options::remove);
+  {
+    FastaReader fa(d.file("ro/g.fa"), opts_in(d));
+    expect_regions_match(fa, parse_fasta(text), 4);
+  }
+  stdfs::permissions(d.file("ro"), stdfs::perms::owner_write, stdfs::perm_options::add);
+  EXPECT_FALSE(stdfs::exists(d.file("ro/g.fa.fai")));
+  // The user's own index (a copy of ours) beside the file is used as it is.
+  stdfs::copy_file(cached(d, ".fai"), d.file("ro/g.fa.fai"));
+  stdfs::remove_all(d.file("cache"));
+  const auto t = stdfs::last_write_time(d.file("ro/g.fa.fai"));
+  FastaReader again(d.file("ro/g.fa"), opts_in(d));
+  expect_regions_match(again, parse_fasta(text), 5);
+  EXPECT_EQ(stdfs::last_write_time(d.file("ro/g.fa.fai")), t);
+  EXPECT_TRUE(mk::test::files_in(d.file("cache")).empty()) << "the user's index served";
+}
+
+// $MAMBAKIT_CACHE picks the cache directory (before $MAMBAKIT_CACHE_DIR,
+// the earlier name, and $XDG_CACHE_HOME).
+TEST(Fasta, CacheDirectoryFromTheEnvironment) {
+  struct Env {
+    const char* name;
+    const char* value;
+  };
+  struct Case {
+    std::vector<Env> env;
+    std::string want;
+  } cases[] = {
+      {{{"MAMBAKIT_CACHE", "/a"}, {"MAMBAKIT_CACHE_DIR", "/b"}, {"XDG_CACHE_HOME", "/c"}}, "/a"},
+      {{{"MAMBAKIT_CACHE", ""}, {"MAMBAKIT_CACHE_DIR", "/b"}, {"XDG_CACHE_HOME", "/c"}}, "/b"},
+      {{{"MAMBAKIT_CACHE", ""}, {"MAMBAKIT_CACHE_DIR", ""}, {"XDG_CACHE_HOME", "/c"}}, "/c/mambakit"},
+  };
+  std::map<std::string, std::string> saved;
+  for (const char* n : {"MAMBAKIT_CACHE", "MAMBAKIT_CACHE_DIR", "XDG_CACHE_HOME"})
+    if (const char* v = std::getenv(n)) saved[n] = v;
+  for (const auto& c : cases) {
+    for (const auto& e : c.env) setenv(e.name, e.value, 1);
+    EXPECT_EQ(mk::data::default_cache_dir(), c.want);
+  }
+  for (const char* n : {"MAMBAKIT_CACHE", "MAMBAKIT_CACHE_DIR", "XDG_CACHE_HOME"})
+    saved.count(n) ? setenv(n, saved[n].c_str(), 1) : unsetenv(n);
 }
 
 TEST(Fasta, PlainGzipIsRecompressedToBgzfInTheCacheOnce) {
@@ -151,8 +226,17 @@ TEST(Fasta, BgzipFileGetsFaiAndGzi) {
   FastaReader fa(d.file("b.fa.gz"), opts_in(d));
   EXPECT_EQ(fa.compression(), Compression::Bgzf);
   EXPECT_EQ(fa.indexed_path(), d.file("b.fa.gz"));
-  EXPECT_TRUE(stdfs::exists(d.file("b.fa.gz.fai")));
-  EXPECT_TRUE(stdfs::exists(d.file("b.fa.gz.gzi")));
+  EXPECT_FALSE(stdfs::exists(d.file("b.fa.gz.fai"))) << "nothing written beside the input";
+  EXPECT_FALSE(stdfs::exists(d.file("b.fa.gz.gzi")));
+  int fai = 0, gzi = 0;
+  for (const auto& f : mk::test::files_in(d.file("cache"))) {
+    const std::string n = stdfs::path(f).filename().string();
+    if (n.rfind("b.fa.gz.", 0) != 0) continue;
+    fai += n.size() > 4 && n.compare(n.size() - 4, 4, ".fai") == 0;
+    gzi += n.size() > 4 && n.compare(n.size() - 4, 4, ".gzi") == 0;
+  }
+  EXPECT_EQ(fai, 1) << "the .fai of b.fa.gz in the cache";
+  EXPECT_EQ(gzi, 1) << "the .gzi of b.fa.gz in the cache";
   expect_regions_match(fa, parse_fasta(text), 7);
 }
 
@@ -171,8 +255,9 @@ TEST(Fasta, StaleIndexIsRebuilt) {
   TempDir d;
   write_file(d.file("g.fa"), ">a\nACGTACGT\n");
   { FastaReader fa(d.file("g.fa"), opts_in(d)); }
+  const auto t = stdfs::last_write_time(cached(d, ".fai"));
   write_file(d.file("g.fa"), ">b\nTTTTGGGGCC\n>c\nA\n");
-  stdfs::last_write_time(d.file("g.fa"), stdfs::last_write_time(d.file("g.fa.fai")) + std::chrono::seconds(2));
+  stdfs::last_write_time(d.file("g.fa"), t + std::chrono::seconds(2));
   FastaReader fa(d.file("g.fa"), opts_in(d));
   ASSERT_EQ(fa.sequences().size(), 2u);
   EXPECT_EQ(fa.fetch("b", 0, 10), "TTTTGGGGCC");

@@ -9,6 +9,7 @@
 
 #include "mambakit/datasets/tokenizer.h"
 #include "mambakit/datasets/tokenizer_train.h"
+#include "mambakit/experiments/run_dir.h"
 #include "mambakit/io/atomic_file.h"
 
 namespace mk::exp {
@@ -119,6 +120,9 @@ int train(const std::vector<std::string>& args) {
   const auto vm = parse(args, d, pos);
   if (vm.count("help")) return std::cout << d, 0;
   if (files.empty()) throw Usage("give the text files to train on");
+  // Never over a model's own tokenizer (or into a checkpoint directory).
+  for (const char* f : {"/tokenizer.json", "/tokenizer_config.json", "/tokenizer.model"})
+    if (const std::string why = protected_output_problem(out + f, "--out"); !why.empty()) throw Usage(why);
   const auto progress = [](const std::string& line) {
     std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);

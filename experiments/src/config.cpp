@@ -15,6 +15,7 @@
 
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/layers/mixer.h"
+#include "mambakit/threads.h"
 
 namespace mk::exp {
 
@@ -60,6 +61,7 @@ void check_split(const RunConfig& c, const std::string& key);
 void check_steps(const RunConfig& c, const std::string& key);
 void check_min_lr(const RunConfig& c, const std::string& key);
 void check_output_dir(const RunConfig& c, const std::string& key);
+void check_threads(const RunConfig& c, const std::string& key);
 
 // THE schema. Order = order of the resolved dump and of the help text.
 const std::vector<Key>& schema() {
@@ -163,8 +165,8 @@ const std::vector<Key>& schema() {
       {"train.precision", kOptional, MK_REF(train.precision),
        "fp32, or bf16 matmuls with fp32 master weights (CUDA)", {}, {"fp32", "bf16"},
        {"dtype", "mixed_precision", "amp"}},
-      {"train.threads", kOptional, MK_REF(train.threads), "CPU threads (0: OMP_NUM_THREADS)",
-       kNonNegative, {}, {"num_threads", "n_threads"}},
+      {"train.threads", kOptional, MK_REF(train.threads), "CPU threads (0: OMP_NUM_THREADS; at most 4x the online cores)",
+       kNonNegative, {}, {"num_threads", "n_threads"}, &check_threads},
       {"train.max_nonfinite", kOptional, MK_REF(train.max_nonfinite),
        "stop after this many non-finite losses in a row (each such step is skipped)", kAtLeastOne,
        {}, {"max_nan", "nan_tolerance", "max_skipped"}},
@@ -523,6 +525,13 @@ void check_min_lr(const RunConfig& c, const std::string& key) {
 
 void check_output_dir(const RunConfig& c, const std::string& key) {
   if (c.output.dir.empty()) throw ConfigError(c.where_of(key) + ": " + key + " must not be empty");
+}
+
+// A huge count crashes libgomp's pool; refused before any work.
+void check_threads(const RunConfig& c, const std::string& key) {
+  if (c.train.threads == 0) return;  // 0: OpenMP's default
+  const std::string why = cpu_threads_problem(c.train.threads, key);
+  if (!why.empty()) throw ConfigError(c.where_of(key) + ": " + why);
 }
 
 [[noreturn]] void unknown_key(const std::string& where, const std::string& section,

@@ -130,7 +130,7 @@ json run_lra(const LraOptions& o, int* interrupted) {
     t = Trainer::resume(cfg);
   } else {
     t = std::make_unique<Trainer>(cfg);
-    prepare_run_dir(cfg);
+    t->claim_run_dir();
   }
   t->run();
   if (interrupted) *interrupted = t->interrupted_by();

@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -105,6 +106,15 @@ std::string top_help() {
          "checkpoint and exits 130 (SIGINT) or 143 (SIGTERM).\n";
 }
 
+// Every command's --threads, checked before any work: a count below 1 or
+// above what the machine can use (100000 crashed libgomp) is a usage error.
+// Left out, the default applies (train.threads, OMP_NUM_THREADS).
+void check_threads_flag(const po::variables_map& vm) {
+  if (!vm.count("threads") || vm["threads"].defaulted()) return;
+  const std::string why = mk::cpu_threads_problem(vm["threads"].as<int>(), "--threads");
+  if (!why.empty()) throw UsageError(why);
+}
+
 // Parses argv (after the command word) against desc; positional names in pos.
 po::variables_map parse(const std::vector<std::string>& args, const po::options_description& desc,
                         const po::positional_options_description& pos) {
@@ -116,7 +126,43 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
+  check_threads_flag(vm);
   return vm;
+}
+
+// An output a command is about to write must not replace a run's or a
+// model's files (weights, optimizer state, configs, checkpoint directories),
+// checked by real path before any work.
+void check_output(const std::string& out, const std::string& flag = "--out") {
+  const std::string why = mk::exp::protected_output_problem(out, flag);
+  if (!why.empty()) throw UsageError(why);
+}
+
+// prepare --out DIR replaces DIR/manifest.json and DIR/<split>.mkshard: only
+// those an earlier prepare wrote, never a user's files of those names; with
+// --tokenizer it copies the tokenizer into DIR, never over a run's or model's.
+void check_prepare_out(const std::string& out, bool tokenizer) {
+  check_output(out + "/manifest.json");
+  if (tokenizer)
+    for (const char* f : {"/tokenizer.json", "/tokenizer_config.json", "/tokenizer.model"}) check_output(out + f);
+  const fs::path manifest = fs::path(out) / "manifest.json";
+  if (fs::exists(manifest)) {
+    json m;
+    try {
+      m = json::parse(mk::read_text_file(manifest.string()));
+    } catch (const std::exception&) {
+    }
+    if (!m.is_object() || m.value("format", "") != "mambakit-token-shards")
+      throw UsageError(manifest.string() + ": --out: not a mambakit shard manifest; refusing to replace it "
+                       "(choose another folder)");
+    return;
+  }
+  for (const char* split : {"train", "val", "test"}) {
+    const fs::path shard = fs::path(out) / (std::string(split) + ".mkshard");
+    if (fs::exists(shard))
+      throw UsageError(shard.string() + ": --out: a file of this name but no mambakit manifest beside it; "
+                       "refusing to replace it (choose another folder)");
+  }
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -173,7 +219,7 @@ int cmd_train_config(const std::vector<std::string>& args) {
       ("resume", po::bool_switch(&resume), "continue the run in output.dir from its newest checkpoint")
       ("until", po::value(&until)->default_value(0),
        "stop (with a checkpoint) after this step; the schedule still runs to train.steps")
-      ("threads", po::value(&threads)->default_value(0), "CPU threads (0: train.threads or OMP_NUM_THREADS)");
+      ("threads", po::value(&threads)->default_value(0), "CPU threads (default: train.threads, else OMP_NUM_THREADS)");
   po::positional_options_description pos;
   pos.add("config", 1);
   auto vm = parse(args, d, pos);
@@ -187,7 +233,7 @@ int cmd_train_config(const std::vector<std::string>& args) {
     t = mk::exp::Trainer::resume(cfg);
   } else {
     t = std::make_unique<mk::exp::Trainer>(cfg);  // first: a bad task or data file leaves no directory
-    mk::exp::prepare_run_dir(cfg);
+    t->claim_run_dir();
   }
   return finish_training(*t, until);
 }
@@ -221,7 +267,7 @@ int cmd_train_flags(const std::vector<std::string>& args) {
       ("seed", po::value(&o.seed)->default_value(1), "random seed (init and batches)")
       ("save-every", po::value(&o.save_every)->default_value(0), "checkpoint every N steps (0: end only)")
       ("eval-windows", po::value(&o.eval_windows)->default_value(256), "validation windows scored (0: all)")
-      ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)");
+      ("threads", po::value(&threads)->default_value(0), "CPU threads (default: OMP_NUM_THREADS)");
   auto vm = parse(args, d, {});
   if (vm.count("help") || vm.count("help-flags")) { std::cout << d; return 0; }
   mk::set_cpu_threads(threads);
@@ -232,7 +278,7 @@ int cmd_train_flags(const std::vector<std::string>& args) {
     if (o.data.empty()) throw UsageError("the option '--data' is required (or use --resume)");
     mk::exp::RunConfig cfg = mk::exp::language_config(o);
     t = std::make_unique<mk::exp::Trainer>(cfg);
-    mk::exp::prepare_run_dir(cfg);
+    t->claim_run_dir();
   }
   return finish_training(*t, 0);
 }
@@ -310,6 +356,7 @@ int cmd_prepare(const std::vector<std::string>& args) {
     throw UsageError("--quantization: expected mulaw or linear, got '" + quant + "'");
   o.quantization = mk::data::parse_quantization(quant);
   o.bed = bed;
+  check_prepare_out(out, !o.tokenizer.empty());
   const bool existed = fs::exists(out);
   try {
     const auto r = mk::data::prepare_shards(kind, inputs, out, o);
@@ -485,7 +532,7 @@ int cmd_lra(const std::vector<std::string>& args) {
       ("configs", po::value(&o.configs_dir)->default_value("experiments"), "folder of the lra_*.yaml configs")
       ("set", po::value(&o.sets)->composing(), "override a config key (repeatable)")
       ("resume", po::bool_switch(&o.resume), "continue the run from its newest checkpoint")
-      ("threads", po::value(&o.threads)->default_value(0), "CPU threads (0: train.threads or OMP_NUM_THREADS)");
+      ("threads", po::value(&o.threads)->default_value(0), "CPU threads (default: train.threads, else OMP_NUM_THREADS)");
   po::positional_options_description pos;
   pos.add("task", 1);
   auto vm = parse(args, d, pos);
@@ -526,7 +573,7 @@ int cmd_eval(const std::vector<std::string>& args) {
        "sequences to score (0: the whole split; default: the config's eval.max_sequences)")
       ("batch-size", po::value(&batch)->default_value(0), "evaluation batch (0: the config's)")
       ("device", po::value(&eo.device)->default_value("cpu"), "where the model runs: cpu or cuda")
-      ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)")
+      ("threads", po::value(&threads)->default_value(0), "CPU threads (default: OMP_NUM_THREADS)")
       ("window", po::value(&eo.window)->default_value(0), "perplexity: tokens per window (0: data.seq_len)")
       ("stride", po::value(&eo.stride)->default_value(0), "perplexity: tokens between window starts (0: = window)")
       ("bootstrap", po::value(&eo.bootstrap)->default_value(0), "perplexity: bootstrap resamples for 95% intervals (0: none)")
@@ -748,7 +795,7 @@ int cmd_generate(const std::vector<std::string>& args) {
        "audio runs: use at most this much of --prompt-file (0: all of it)")
       ("device", po::value(&device)->default_value("cpu"),
        "where the model runs: cpu or cuda (recurrent step kernels and KV cache on the GPU)")
-      ("threads", po::value(&threads)->default_value(0), "CPU threads (0: OMP_NUM_THREADS)");
+      ("threads", po::value(&threads)->default_value(0), "CPU threads (default: OMP_NUM_THREADS)");
   po::positional_options_description pos;
   pos.add("dir", 1);
   auto vm = parse(args, d, pos);
@@ -770,6 +817,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   }
   if (tokens < 0) throw UsageError("--tokens must be non-negative");
   if (so.top_p <= 0 || so.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
+  if (!out.empty()) check_output(out);
   mk::set_cpu_threads(threads);
   const mk::Device dev = mk::parse_device(device);
   check_dtype_flag(dtype, dev);
@@ -914,6 +962,7 @@ int cmd_plot(const std::vector<std::string>& args) {
   if (vm.count("help")) { std::cout << d; return 0; }
   for (const auto& r : runs)
     if (!fs::exists(fs::path(r) / "metrics.jsonl")) throw mk::Error(r + ": no metrics.jsonl (not a run directory?)");
+  if (!out.empty()) check_output(out + ".png"), check_output(out + ".svg");
   std::string why;
   bool ok;
   if (runs.size() == 1 && out.empty()) {
@@ -966,6 +1015,7 @@ int cmd_logits(const std::vector<std::string>& args) {
   pos.add("dir", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
+  check_output(out);
   if (!fs::is_directory(dir)) throw mk::Error(dir + ": not a model directory");
   const mk::ModelConfig cfg = mk::read_model_config(dir + "/config.json");
   const std::vector<int32_t> ids = logits_input_ids(dir, cfg, vm);
@@ -1000,7 +1050,7 @@ int cmd_bench_mixers(const std::vector<std::string>& rest) {
       ("contexts", po::value(&contexts)->default_value(contexts), "generation contexts, comma-separated (empty: none)")
       ("gen-tokens", po::value(&c.gen_tokens)->default_value(c.gen_tokens), "generation steps per timed block")
       ("repeats", po::value(&c.max_repeats)->default_value(c.max_repeats), "most timed forward+backward runs (best kept)")
-      ("threads", po::value(&c.threads)->default_value(c.threads), "threads (0: OMP default; 1 is steadiest on a shared machine)")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "threads (1 is steadiest on a shared machine)")
       ("json", po::bool_switch(&as_json), "print one JSON object");
   auto vm = parse(rest, d, {});
   if (vm.count("help")) { std::cout << d; return 0; }
@@ -1047,7 +1097,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         ("d-inner", po::value(&c.d_inner)->default_value(c.d_inner), "channels")
         ("d-state", po::value(&c.d_state)->default_value(c.d_state), "state size")
         ("len", po::value(&c.len)->default_value(c.len), "sequence length")
-        ("threads", po::value(&c.threads)->default_value(c.threads), "threads (0: OMP default)")
+        ("threads", po::value(&c.threads)->default_value(c.threads), "threads (default: OMP_NUM_THREADS)")
         ("repeats", po::value(&c.repeats)->default_value(c.repeats), "timed repetitions (best is kept)")
         ("no-naive", "skip the naive (materialising) scan, the slow part")
         ("isa", po::value<std::string>()->default_value(""),
@@ -1099,7 +1149,7 @@ int cmd_bench(const std::vector<std::string>& args) {
         ("batch", po::value(&c.batch)->default_value(c.batch), "sequences per step")
         ("mixer", po::value(&c.mixer)->default_value(c.mixer), "mixer, or a comma-separated pattern over the layers")
         ("device", po::value(&c.device)->default_value(c.device), "cpu or cuda")
-        ("threads", po::value(&c.threads)->default_value(c.threads), "threads (0: OMP default)")
+        ("threads", po::value(&c.threads)->default_value(c.threads), "threads (default: OMP_NUM_THREADS)")
         ("warmup", po::value(&c.warmup)->default_value(c.warmup), "untimed steps first")
         ("steps", po::value(&c.steps)->default_value(c.steps), "timed steps (0: as many as fit in --seconds)")
         ("seconds", po::value(&c.seconds)->default_value(c.seconds), "timed seconds when --steps is 0")
@@ -1119,9 +1169,11 @@ int cmd_bench(const std::vector<std::string>& args) {
       for (std::string item; std::getline(list, item, ',');) {
         char* end = nullptr;
         const long n = std::strtol(item.c_str(), &end, 10);
-        if (item.empty() || *end != '\0' || n < 1 || n > 4096)
+        if (item.empty() || *end != '\0' || n < 1)
           throw UsageError("bench train: --compare-threads takes thread counts >= 1, e.g. 1,2; got '" +
                            item + "'");
+        if (const std::string why = mk::cpu_threads_problem(n, "--compare-threads"); !why.empty())
+          throw UsageError("bench train: " + why);
         counts.push_back(int(n));
       }
       if (counts.size() < 2) throw UsageError("bench train: --compare-threads needs two or more counts");
@@ -1171,6 +1223,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = args[0];
   args.erase(args.begin());
+  mk::set_cpu_threads(0);  // OpenBLAS at one thread; an OMP_NUM_THREADS too large for the machine clamped
   try {
     if (cmd == "train") return cmd_train(args);
     if (cmd == "eval") return cmd_eval(args);
@@ -1193,6 +1246,10 @@ int main(int argc, char** argv) {
   } catch (const mk::tasks::ConfigError& e) {
     std::fprintf(stderr, "mambakit %s: config error: %s\n", cmd.c_str(), e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "mambakit %s: error: out of memory (a smaller model, batch or sequence length needs less)\n",
+                 cmd.c_str());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mambakit %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

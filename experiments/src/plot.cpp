@@ -5,12 +5,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "mambakit/experiments/run_dir.h"
 #include "mambakit/io/atomic_file.h"
@@ -113,6 +117,30 @@ std::string script(const std::vector<Series>& series, const std::string& png, co
   return g.str();
 }
 
+// How long gnuplot may take: a hung one (a broken terminal driver, a font
+// lookup on a dead network share) must not hang the end of training.
+double plot_timeout_seconds() {
+  const char* s = std::getenv("MAMBAKIT_PLOT_TIMEOUT");
+  const double t = s ? std::atof(s) : 0;
+  return t > 0 ? t : 30.0;
+}
+
+// Waits for the child up to `seconds`; past that kills it (SIGKILL), reaps
+// it and returns false.
+bool wait_or_kill(pid_t pid, double seconds, int* status) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (;;) {
+    const pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return true;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGKILL);
+  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+  }
+  return false;
+}
+
 // Runs gnuplot on a script file; stderr goes to err_path.
 bool run_gnuplot(const std::string& exe, const std::string& script_path, const std::string& err_path,
                  std::string* why) {
@@ -130,7 +158,12 @@ bool run_gnuplot(const std::string& exe, const std::string& script_path, const s
     return false;
   }
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  if (!wait_or_kill(pid, plot_timeout_seconds(), &status)) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "gnuplot did not finish within %g s and was stopped (MAMBAKIT_PLOT_TIMEOUT sets the limit)",
+                  plot_timeout_seconds());
+    *why = buf;
+    return false;
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string err;

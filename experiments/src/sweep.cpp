@@ -1163,10 +1163,13 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& o) {
       if (row.status == "partial") {
         t = Trainer::resume(p.config);
       } else {
+        // The sweep's own directory, holding no checkpoint: claim_run_dir
+        // (which takes the run's lock) starts a failed start again and
+        // refuses files that are not a run's.
         RunConfig c = p.config;
-        c.output.overwrite = true;  // the sweep's own directory, holding no checkpoint
+        c.output.overwrite = true;
         t = std::make_unique<Trainer>(c);
-        prepare_run_dir(c);
+        t->claim_run_dir();
       }
       s = t->run();
     } catch (const ConfigError&) {

@@ -57,11 +57,24 @@ std::string join(const std::vector<std::string>& v, const std::string& sep = ", 
 
 // --- signals: the loop polls the flag after each step ---------------------
 volatile std::sig_atomic_t g_signal = 0;
-extern "C" void on_signal(int sig) { g_signal = sig; }
+// The first SIGINT or SIGTERM asks for a stop after the step (with a
+// checkpoint); a second one of either kind means the user will not wait for
+// the step, so the process ends here. That is safe: checkpoints are written
+// under temporary names and renamed, so the last complete one stays.
+extern "C" void on_signal(int sig) {
+  if (g_signal) {
+    static const char msg[] = "\ntrain: second signal: stopping now, without finishing the step\n";
+    const ssize_t n = ::write(2, msg, sizeof msg - 1);  // async-signal-safe, unlike stdio
+    (void)n;
+    ::_exit(128 + sig);
+  }
+  g_signal = sig;
+  static const char msg[] = "\ntrain: stopping after this step; signal again to stop at once\n";
+  const ssize_t n = ::write(2, msg, sizeof msg - 1);
+  (void)n;
+}
 
 // Installs the handlers for one run() and restores the previous ones after.
-// SA_RESETHAND: a second Ctrl-C kills at once (checkpoints are atomic, so
-// that is safe too).
 class SignalGuard {
  public:
   SignalGuard() {
@@ -69,7 +82,7 @@ class SignalGuard {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
   }
@@ -106,6 +119,61 @@ void check_resume_compatible(const RunConfig& saved, const RunConfig& now, const
                       " in the run being resumed (" + path +
                       "); model, task and data must stay the same");
   }
+}
+
+// The config file a run was read from, when it is a file ("" for the flag
+// form or a config given as text).
+std::string config_file(const RunConfig& cfg) {
+  std::error_code ec;
+  return fs::is_regular_file(cfg.source, ec) ? cfg.source : "";
+}
+
+// The tokenizer files data.tokenizer names (none for bytes). Checkpoints
+// copy them, so they must outlive the start of the run.
+std::vector<std::string> tokenizer_files_read(const RunConfig& cfg) {
+  std::vector<std::string> out;
+  if (!cfg.data.tokenizer.empty())
+    for (const auto& f : data::tokenizer_files(cfg.data.tokenizer)) out.push_back(f.first);
+  return out;
+}
+
+// The files a fresh start reads that may lie inside its own output.dir.
+std::vector<std::string> files_being_read(const RunConfig& cfg) {
+  std::vector<std::string> keep = tokenizer_files_read(cfg);
+  if (const std::string c = config_file(cfg); !c.empty()) keep.push_back(c);
+  return keep;
+}
+
+bool is_inside(const std::string& path, const std::string& dir) {
+  std::error_code ec;
+  const fs::path p = fs::canonical(path, ec), d = fs::canonical(dir, ec);
+  if (ec) return false;
+  for (fs::path a = p; !a.empty(); a = a.parent_path()) {
+    if (a == d) return true;
+    if (a == a.parent_path()) break;
+  }
+  return false;
+}
+
+// output.overwrite deletes the old run once the new one has a checkpoint:
+// refused up front when that would take anything but a run's own files.
+void check_overwritable(const RunConfig& cfg) {
+  const std::string& d = cfg.output.dir;
+  const std::string foreign = non_run_files(d);
+  if (!foreign.empty())
+    throw Error(d + ": output.overwrite: not replacing this directory: it holds " + foreign +
+                "; an overwrite deletes only a mambakit run's own files, so move them away or choose "
+                "another output.dir");
+  const std::string config = config_file(cfg);
+  if (!config.empty() && is_inside(config, d))
+    throw Error(d + ": output.overwrite: the config being read (" + config +
+                ") is inside the run it would replace; copy it out of the run directory first");
+  // Every checkpoint copies the tokenizer from data.tokenizer, which the
+  // swap would take away.
+  for (const auto& f : tokenizer_files_read(cfg))
+    if (is_inside(f, d))
+      throw Error(d + ": output.overwrite: the tokenizer being read (" + f +
+                  ") is inside the run it would replace; copy it out of the run directory first");
 }
 
 }  // namespace
@@ -237,13 +305,44 @@ Trainer::Trainer(const RunConfig& cfg) : Trainer(cfg, Init{}) {
   place_on_device();
 }
 
+void Trainer::claim_run_dir() {
+  if (session_) return;
+  const std::string& d = cfg_.output.dir;
+  if (fs::exists(d) && !fs::is_directory(d)) throw Error(d + ": output.dir exists and is not a directory");
+  auto session = std::make_unique<RunDirSession>(d);  // first: nothing below races another writer
+  if (is_failed_start(d)) {
+    std::fprintf(stderr, "note: %s holds a start that ended before its first checkpoint; starting it again\n",
+                 d.c_str());
+    clear_failed_start(d, files_being_read(cfg_));
+  } else if (holds_run(d)) {
+    if (!cfg_.output.overwrite)
+      throw ConfigError(cfg_.where_of("output.dir") + ": output.dir '" + d +
+                        "' already holds a run; continue it with --resume, or replace it with "
+                        "--set output.overwrite=true");
+    check_overwritable(cfg_);
+    session->stage();
+  }
+  session_ = std::move(session);
+}
+
 std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
   const std::string dir = cfg.output.dir;
+  const std::string nothing = dir + ": nothing to resume (no checkpoints/step_N holding a " + kStateFile + ")";
+  if (!fs::is_directory(dir)) throw Error(nothing);
+  auto session = std::make_unique<RunDirSession>(dir);  // before reading: no writer may change it meanwhile
   clean_stale_temporaries(dir);
   std::string ckpt = latest_checkpoint(dir);
   if (ckpt.empty() && fs::exists(fs::path(dir) / kStateFile)) ckpt = dir;
-  if (ckpt.empty())
-    throw Error(dir + ": nothing to resume (no checkpoints/step_N holding a " + kStateFile + ")");
+  if (ckpt.empty()) {
+    if (!is_failed_start(dir)) throw Error(nothing);
+    // Nothing was trained to continue from: begin again, as a fresh start would.
+    auto t = std::make_unique<Trainer>(cfg);
+    std::fprintf(stderr, "note: %s has no checkpoint (its start ended before the first one); starting from step 0\n",
+                 dir.c_str());
+    clear_failed_start(dir, files_being_read(cfg));
+    t->session_ = std::move(session);
+    return t;
+  }
   const std::string saved_path = dir + "/config.yaml";
   if (fs::exists(saved_path)) check_resume_compatible(load_config(saved_path), cfg, saved_path);
 
@@ -285,6 +384,7 @@ std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
   }
   t->last_save_step_ = t->step_;
   t->resumed_ = true;
+  t->session_ = std::move(session);
   return t;
 }
 
@@ -397,8 +497,13 @@ void Trainer::save_tokenizer(const std::string& model_dir) const {
     if (lt->tokenizer().name() != "bytes") data::copy_tokenizer(lt->tokenizer_source(), model_dir);
 }
 
+void Trainer::save_run() {
+  save(write_dir());
+  if (session_) session_->commit();
+}
+
 void Trainer::save_best() {
-  write_dir_atomically(cfg_.output.dir + "/best", [&](const std::string& tmp) {
+  write_dir_atomically(write_dir() + "/best", [&](const std::string& tmp) {
     save_model(tmp, *model_);
     save_tokenizer(tmp);
     atomic_write_text(tmp + "/best.json", best_.dump(2) + "\n");
@@ -494,12 +599,12 @@ void Trainer::write_confusion(const std::string& dir) {
 // --- the loop ---------------------------------------------------------------------------
 
 json Trainer::run(long until) {
-  const std::string dir = cfg_.output.dir;
-  fs::create_directories(dir);
-  clean_stale_temporaries(dir);
-  atomic_write_text(dir + "/config.yaml", dump_config(cfg_));
+  claim_run_dir();
+  const std::string& dir = cfg_.output.dir;  // the run's name; files go to write_dir()
+  clean_stale_temporaries(write_dir());
+  atomic_write_text(write_dir() + "/config.yaml", dump_config(cfg_));
   MetricsLog log;
-  log.open(dir + "/metrics.jsonl", resumed_ ? step_ : -1);
+  log.open(write_dir() + "/metrics.jsonl", resumed_ ? step_ : -1);
   SignalGuard guard;
   session_start_ = Clock::now();
 
@@ -534,6 +639,7 @@ json Trainer::run(long until) {
   };
 
   while (step_ < total_steps_ && !(until > 0 && step_ >= until)) {
+    test_step_fault(step_ + 1);
     const auto t0 = Clock::now();
     const double tokens_before = tokens_;
     const double loss = step();
@@ -559,15 +665,21 @@ json Trainer::run(long until) {
       std::fprintf(stderr, "step %ld: loss is not finite (%g); update skipped (%d in a row)\n", step_,
                    loss, nonfinite_run_);
       if (nonfinite_run_ >= cfg_.train.max_nonfinite) {
-        save(dir);
-        atomic_write_text(dir + "/summary.json",
-                          summary(prior_seconds_ + seconds_since(session_start_)).dump(2) + "\n");
+        // A failing overwrite never replaces the run it was to replace.
+        const bool keep_old = session_ && session_->staged();
+        if (!keep_old) {
+          save_run();
+          atomic_write_text(write_dir() + "/summary.json",
+                            summary(prior_seconds_ + seconds_since(session_start_)).dump(2) + "\n");
+        }
         throw Error("train: the loss was not finite for " + std::to_string(nonfinite_run_) +
                     " steps in a row (steps " + std::to_string(step_ - nonfinite_run_ + 1) + "-" +
-                    std::to_string(step_) + "), so training stopped; checkpoint step_" +
-                    std::to_string(step_) + " in " + dir +
-                    " holds the weights from before the failures. Lower train.lr, raise "
-                    "train.warmup or check the data (train.max_nonfinite sets the limit)");
+                    std::to_string(step_) + "), so training stopped; " +
+                    (keep_old ? dir + " keeps the run it held (output.overwrite replaces it only once the "
+                                      "new run has a checkpoint)"
+                              : "checkpoint step_" + std::to_string(step_) + " in " + dir +
+                                    " holds the weights from before the failures") +
+                    ". Lower train.lr, raise train.warmup or check the data (train.max_nonfinite sets the limit)");
       }
     }
     const bool log_now = step_ % cfg_.output.log_every == 0 || step_ == total_steps_;
@@ -594,18 +706,27 @@ json Trainer::run(long until) {
       if (tty) std::fprintf(stderr, "\n");
       evaluate_and_track(log);
     }
-    if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0) save(dir);
+    if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0) save_run();
     if (g_signal) {
       signal_ = g_signal;
       break;
     }
   }
   if (tty && step_ > first) std::fprintf(stderr, "\n");
+  if (signal_ && session_ && session_->staged()) {
+    // Interrupted before the overwrite's first checkpoint: the new run has
+    // proved nothing, so the old one stays and the new one is dropped.
+    log.close();
+    std::fprintf(stderr, "train: stopped by %s before the first checkpoint; %s keeps the run it held "
+                 "(output.overwrite replaces it only once the new run has a checkpoint)\n",
+                 signal_name(signal_), dir.c_str());
+    return summary(prior_seconds_ + seconds_since(session_start_));
+  }
 
   const bool finished = step_ >= total_steps_;
   if (finished && last_eval_step_ != step_) evaluate_and_track(log);
-  if (finished && task_->num_classes() > 0) write_confusion(dir);
-  if (last_save_step_ != step_) save(dir);
+  if (finished && task_->num_classes() > 0) write_confusion(write_dir());
+  if (last_save_step_ != step_) save_run();
   if (finished && cfg_.generate.tokens > 0) {
     SamplingOptions so;
     so.temperature = cfg_.generate.temperature;
@@ -620,14 +741,14 @@ json Trainer::run(long until) {
       std::fprintf(stderr, "note: sample.txt holds token ids: %s\n", e.what());
       for (int32_t id : out) text += (text.empty() ? "" : " ") + std::to_string(id);
     }
-    atomic_write_text(dir + "/sample.txt", text + "\n");
+    atomic_write_text(write_dir() + "/sample.txt", text + "\n");
   }
   log.close();
   const json s = summary(prior_seconds_ + seconds_since(session_start_));
-  atomic_write_text(dir + "/summary.json", s.dump(2) + "\n");
+  atomic_write_text(write_dir() + "/summary.json", s.dump(2) + "\n");
   if (cfg_.output.plot) {
     std::string why;
-    if (!plot_run(dir, &why)) std::fprintf(stderr, "note: no loss plot: %s\n", why.c_str());
+    if (!plot_run(write_dir(), &why)) std::fprintf(stderr, "note: no loss plot: %s\n", why.c_str());
   }
   if (signal_)
     std::fprintf(stderr, "train: stopped by %s at step %ld; checkpoint saved in %s (continue with --resume)\n",
@@ -724,20 +845,6 @@ json evaluate_run(const std::string& run_dir, const std::string& split,
   if (task->num_classes() > 0)
     out["confusion"] = confusion_on_split(*model, *task, sp, b, size_t(maxs)).to_json(tasks::class_names(*task));
   return out;
-}
-
-void prepare_run_dir(const RunConfig& cfg) {
-  const std::string& d = cfg.output.dir;
-  if (fs::exists(d) && !fs::is_directory(d))
-    throw Error(d + ": output.dir exists and is not a directory");
-  if (holds_run(d)) {
-    if (!cfg.output.overwrite)
-      throw ConfigError(cfg.where_of("output.dir") + ": output.dir '" + d +
-                        "' already holds a run; continue it with --resume, or replace it with "
-                        "--set output.overwrite=true");
-    remove_run_files(d);
-  }
-  fs::create_directories(d);
 }
 
 }  // namespace mk::exp

@@ -39,7 +39,6 @@ class EvalExtras : public ::testing::Test {
                              "generate:\n  temperature: 0.8\n"
                              "output:\n  dir: " + (dir_ / "run").string() + "\n  plot: false\n";
     Trainer t(parse_config(yaml, "extras.yaml"));
-    prepare_run_dir(t.config());
     t.run();
     std::ofstream mc(dir_ / "mc.jsonl");
     mc << R"({"context": "In the beginning", "choices": ["the word was with light.", "zq xv"], "gold": 0})" << "\n"

@@ -3,7 +3,8 @@
 // through the CLI (run directories, tables, train_flops in summary.json, a
 // second invocation that skips every finished run, --set and a changed
 // config), interrupting a sweep (SIGINT, and SIGKILL mid-run) and running
-// it again to resume, and the scaling configs (experiments/scaling_text*.yaml)
+// it again to resume, each run holding its directory's lock (a locked one
+// is left alone), and the scaling configs (experiments/scaling_text*.yaml)
 // parsed and planned. Tiny models: each CLI test takes a second or two.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -295,6 +296,9 @@ TEST(SweepCli, InterruptedSweepResumesWhereItStopped) {
   const pid_t pid = test::spawn_cli({"sweep", spec}, {}, f.d / "log1.txt");
   ASSERT_TRUE(test::wait_for([&] { return read_metrics(out + "/long/metrics.jsonl").size() >= 3; }))
       << read_file(f.d / "log1.txt");
+  // The run being trained holds its directory's lock, as `train` does.
+  EXPECT_TRUE(RunDirLock::held(out + "/long"));
+  EXPECT_EQ(read_file(out + "/long/" + kLockFile), std::to_string(pid) + "\n");
   kill(pid, SIGINT);
   EXPECT_EQ(test::wait_child(pid), 130) << read_file(f.d / "log1.txt");
   const std::string log1 = read_file(f.d / "log1.txt");
@@ -348,6 +352,34 @@ TEST(SweepCli, KilledRunResumesFromItsCheckpoint) {
   EXPECT_EQ(read_csv(out + "/sweep.csv")[1].at("status"), "finished");
 }
 
+// A run directory another process is writing (it holds the lock) is not
+// written twice: that run fails naming the holder's pid, the others train,
+// and once the lock is released the same command trains it.
+TEST(SweepCli, ARunDirectoryAnotherProcessWritesIsLeftAlone) {
+  Fixture f("sweep_lock");
+  const std::string spec = f.spec(
+      "runs:\n"
+      "  - {name: a, train.steps: 4}\n"
+      "  - {name: b, train.steps: 4}\n");
+  const std::string out = f.d / "out";
+  {
+    RunDirLock other(out + "/a");
+    const auto r = run_cli("sweep " + spec);
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find("run a failed"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("(pid " + std::to_string(getpid()) + ")"), std::string::npos) << r.output;
+    const auto rows = read_csv(out + "/sweep.csv");
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].at("status"), "failed");
+    EXPECT_EQ(rows[1].at("status"), "finished");
+    EXPECT_FALSE(fs::exists(out + "/a/config.yaml"));
+  }
+  const auto r = run_cli("sweep " + spec);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("b finished earlier"), std::string::npos) << r.output;
+  EXPECT_EQ(json::parse(read_file(out + "/a/summary.json"))["steps"], 4);
+}
+
 // jobs: 2 runs at a time, each its own process with its log; SIGINT to the
 // sweep stops both with a checkpoint, and the same command resumes them.
 TEST(SweepCli, ParallelJobsStopTogetherAndResume) {
@@ -363,6 +395,11 @@ TEST(SweepCli, ParallelJobsStopTogetherAndResume) {
   ASSERT_TRUE(test::wait_for([&] {
     return read_metrics(out + "/a/metrics.jsonl").size() >= 3 && read_metrics(out + "/b/metrics.jsonl").size() >= 3;
   })) << read_file(f.d / "log1.txt");
+  // Each run's own process holds its directory's lock.
+  for (const char* r : {"a", "b"}) {
+    EXPECT_TRUE(RunDirLock::held(out + "/" + r)) << r;
+    EXPECT_NE(read_file(out + "/" + r + "/" + kLockFile), std::to_string(pid) + "\n") << r;
+  }
   kill(pid, SIGINT);
   EXPECT_EQ(test::wait_child(pid), 130) << read_file(f.d / "log1.txt");
   const std::string log1 = read_file(f.d / "log1.txt");

@@ -53,7 +53,6 @@ TEST(SyntheticRuns, EvalReportsAccuracyAtEveryExtrapolationLength) {
                            "eval:\n  metrics: [accuracy, loss]\n"
                            "output:\n  dir: " + (dir / "run").string() + "\n  log_every: 1\n  plot: false\n";
   RunConfig cfg = parse_config(yaml, "ih.yaml");
-  prepare_run_dir(cfg);
   Trainer t(cfg);
   const auto summary = t.run();
   EXPECT_TRUE(summary.at("final").contains("val_accuracy")) << summary.dump();

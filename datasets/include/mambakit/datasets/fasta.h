@@ -6,7 +6,8 @@
 // directory (printing one note), indexes the copy and reads it from then
 // on; the copy is keyed by the source's path, size and mtime, so it is
 // rebuilt when the source changes. A missing index of a plain or bgzip file is
-// built next to it, or in the cache directory when that folder is read-only.
+// built in the cache directory, keyed the same way; nothing is ever written
+// beside the input (a fresh .fai the user made there is read).
 // Every file is checked line by line when its index is built (see
 // scan_sequences); indexes and cached copies are written under temporary
 // names and renamed, so an interrupted build leaves nothing half-written.
@@ -26,8 +27,7 @@ enum class SeqFormat { Fasta, Fastq };
 enum class Compression { None, Gzip, Bgzf };
 
 struct FastaOptions {
-  // Re-compressed copies and indexes of read-only inputs go here; empty:
-  // default_cache_dir().
+  // Re-compressed copies and indexes go here; empty: default_cache_dir().
   std::string cache_dir;
   // Print a one-line note on stderr when a plain gzip file is re-compressed.
   bool verbose = true;
@@ -37,8 +37,9 @@ struct FastaOptions {
   int block_cache_mb = 64;
 };
 
-// $MAMBAKIT_CACHE_DIR, else $XDG_CACHE_HOME/mambakit, else ~/.cache/mambakit,
-// else /tmp/mambakit-cache-<uid>.
+// $MAMBAKIT_CACHE (or its earlier name $MAMBAKIT_CACHE_DIR), else
+// $XDG_CACHE_HOME/mambakit, else ~/.cache/mambakit, else
+// /tmp/mambakit-cache-<uid>.
 std::string default_cache_dir();
 
 struct SequenceInfo {

@@ -1,6 +1,8 @@
 // Training curves drawn by gnuplot (Debian's gnuplot-nox; install-deps
 // installs it). Without gnuplot a run still succeeds: plot_run reports why it
-// drew nothing and the trainer prints that as a note.
+// drew nothing and the trainer prints that as a note. A gnuplot that has not
+// finished after $MAMBAKIT_PLOT_TIMEOUT seconds (default 30) is killed and
+// reported the same way, so it never hangs the end of training.
 #pragma once
 #include <functional>
 #include <string>

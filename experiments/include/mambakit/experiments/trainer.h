@@ -55,7 +55,10 @@ class Trainer {
   // Continues the run in cfg.output.dir from its newest checkpoint: model,
   // optimizer moments, sampler RNG, step and best-metric state. cfg may
   // change train/eval/output keys (e.g. raise train.steps); model, task and
-  // data must match the run's config.yaml (ConfigError otherwise).
+  // data must match the run's config.yaml (ConfigError otherwise). Takes the
+  // directory's lock first (an mk::Error naming the holder's pid when another
+  // process writes it). A run whose start ended before its first checkpoint
+  // begins again from step 0, with a note.
   static std::unique_ptr<Trainer> resume(const RunConfig& cfg);
   // Same, with the config read from run_dir/config.yaml (train.steps raised
   // to new_steps when > 0).
@@ -75,6 +78,19 @@ class Trainer {
   SequenceModel<float>& model() { return *model_; }
   tasks::Task& task() { return *task_; }
 
+  // Claims cfg.output.dir for a fresh run (run() does it when not done
+  // yet): takes its lock (RunDirSession; an mk::Error naming the holder's pid
+  // when another process writes it), then: an empty or new directory is
+  // used as it is; one whose start ended before its first checkpoint is
+  // started again; one that holds a run is refused (ConfigError) unless
+  // output.overwrite, which builds the new run beside it and replaces it at
+  // the first checkpoint. Overwrite refuses (mk::Error) a directory holding
+  // files that are not a run's, or the config file being read.
+  void claim_run_dir();
+  // Where the run's files go now (output.dir, or the staging directory of
+  // an overwrite before its first checkpoint).
+  std::string write_dir() const { return session_ ? session_->write_dir() : cfg_.output.dir; }
+
   // Writes checkpoints/step_N (atomically) into run_dir, points the
   // top-level files at it and prunes to output.keep_last.
   void save(const std::string& run_dir);
@@ -91,7 +107,8 @@ class Trainer {
   // after that step (with a checkpoint; the schedule still runs to
   // train.steps), for running a long job in pieces with --resume. Returns
   // the summary. On SIGINT/SIGTERM: finishes the step, saves, writes the
-  // summary and returns (interrupted_by() tells which signal).
+  // summary and returns (interrupted_by() tells which signal); a second
+  // signal ends the process at once with 128 + its number.
   nlohmann::json run(long until = 0);
   int interrupted_by() const { return signal_; }
 
@@ -99,6 +116,7 @@ class Trainer {
   struct Init {};
   Trainer(const RunConfig& cfg, Init);  // task and model, no weights yet
   void evaluate_and_track(MetricsLog& log);
+  void save_run();  // save(write_dir()), then an overwrite's staged run goes into place
   void save_best();
   void save_tokenizer(const std::string& model_dir) const;
   void place_on_device();
@@ -132,6 +150,7 @@ class Trainer {
   nlohmann::json best_ = nullptr;  // {"step", "value", "metrics"}
   int signal_ = 0;
   bool resumed_ = false;
+  std::unique_ptr<RunDirSession> session_;  // the lock on output.dir, while this trainer writes it
   std::chrono::steady_clock::time_point session_start_ = std::chrono::steady_clock::now();
 };
 
@@ -157,11 +176,6 @@ std::string checkpoint_dir(const std::string& run_dir, const std::string& checkp
 // The training step a model directory was saved at (from its
 // trainer_state.json or best.json), or null if neither says.
 nlohmann::json checkpoint_step(const std::string& model_dir);
-
-// Prepares output.dir for a fresh run: creates it; refuses (ConfigError) a
-// directory that already holds a run unless output.overwrite, which deletes
-// that run's files first.
-void prepare_run_dir(const RunConfig& cfg);
 
 // Device check for train.device/precision: "cpu" always; "cuda" in a build
 // without CUDA falls back to the CPU with a note; "cuda" with CUDA built but
