@@ -49,31 +49,37 @@ TEST(MambaMixer, GradientsMatchFiniteDifferences) {
   test::check_mixer_gradients(*m.mixer, m.ps, cfg.d_model, 2, 7, 5, 1e-6, 200);
 }
 
-TEST(BidirectionalMamba, GradientsMatchFiniteDifferences) {
+// A bidirectional Mamba mixer declared under "mixer", initialised and
+// perturbed (as the plain mixer's tests do).
+struct BidirectionalMambaUnderTest {
   ModelConfig cfg = tiny_config();
-  cfg.bidirectional = true;
   ParamStore<double> ps;
-  BidirectionalMixer<double> mixer("mamba");
-  mixer.declare(ps, "mixer", cfg);
-  ps.finalize();
-  std::mt19937_64 rng(3);
-  mixer.init(ps, rng, cfg.n_layer);
-  perturb(ps, 4, 0.1);
+  BidirectionalMixer<double> mixer{"mamba"};
+  BidirectionalMambaUnderTest() {
+    cfg.bidirectional = true;
+    mixer.declare(ps, "mixer", cfg);
+    ps.finalize();
+    std::mt19937_64 rng(3);
+    mixer.init(ps, rng, cfg.n_layer);
+    perturb(ps, 4, 0.1);
+  }
+};
+
+TEST(BidirectionalMamba, GradientsMatchFiniteDifferences) {
+  BidirectionalMambaUnderTest m;
+  auto& mixer = m.mixer;
+  auto& ps = m.ps;
+  const ModelConfig& cfg = m.cfg;
   test::check_mixer_gradients(mixer, ps, cfg.d_model, 2, 7, 5, 1e-6, 200);
 }
 
 // The two halves are plain Mambas: the forward half under the causal names,
 // the reverse half under ".reverse" reading the sequence back to front.
 TEST(BidirectionalMamba, IsAForwardPlusAReversedMamba) {
-  ModelConfig cfg = tiny_config();
-  cfg.bidirectional = true;
-  ParamStore<double> ps;
-  BidirectionalMixer<double> bi("mamba");
-  bi.declare(ps, "mixer", cfg);
-  ps.finalize();
-  std::mt19937_64 rng(3);
-  bi.init(ps, rng, cfg.n_layer);
-  perturb(ps, 4, 0.1);
+  BidirectionalMambaUnderTest m;
+  auto& bi = m.mixer;
+  auto& ps = m.ps;
+  const ModelConfig& cfg = m.cfg;
 
   // Each half copied into a Mamba of its own.
   auto half = [&](const std::string& prefix, test::MixerUnderTest<double>& m) {
