@@ -5,7 +5,19 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MAMBAKIT = $(BUILD)/experiments/mambakit
 
-.PHONY: all deps configure build test demo bench data clean
+.PHONY: all deps configure build test demo bench data clean sanitize fuzz
+
+# make sanitize: the whole test suite built with ASan + UBSan (CPU only).
+SAN_BUILD ?= build-sanitize
+# make fuzz: the libFuzzer harnesses (clang), each run FUZZ_SECONDS.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 120
+# Any report fails the test that triggered it: ASan and UBSan abort, LSan
+# fails the exit status; tools/*.supp lists the third-party reports ignored
+# (and why).
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tools/ubsan.supp
 
 all: build
 
@@ -41,6 +53,21 @@ bench: build
 	$(MAMBAKIT) bench scan --isa all --threads $(JOBS)
 	$(MAMBAKIT) bench train --compare-threads 1,$(JOBS)
 	$(MAMBAKIT) bench train --d-model 64 --n-layer 2 --d-state 64 --batch 32 --compare-threads 1,$(JOBS)
+
+sanitize: deps
+	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBAKIT_CUDA=OFF \
+	  -DMAMBAKIT_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && $(SAN_ENV) OMP_NUM_THREADS=$(JOBS) ctest --output-on-failure -j 1
+
+fuzz:
+	bash tools/install-deps.sh --fuzz
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang -DMAMBAKIT_CUDA=OFF -DMAMBAKIT_FUZZ=ON \
+	  -DMAMBAKIT_BUILD_TESTS=OFF -DMAMBAKIT_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_BUILD)
 
 clean:
 	rm -rf $(BUILD)
