@@ -8,6 +8,7 @@
 #include <set>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/model_io.h"
 #include "mambakit/io/safetensors.h"
@@ -44,7 +45,7 @@ std::map<std::string, std::string> read_weight_map(const std::string& path) {
   try {
     j = json::parse(read_text_file(path));
   } catch (const json::exception& ex) {
-    fail(path, std::string("invalid JSON: ") + ex.what());
+    fail(path, "invalid JSON: " + library_what(ex));
   }
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     fail(path, "expected a JSON object with a \"weight_map\" object (tensor name -> shard file)");
