@@ -372,15 +372,29 @@ void assign(const Key& k, RunConfig& c, const YAML::Node& n, const std::string& 
 
 // Task options keep their YAML types: quoted scalars are strings; plain ones
 // become integers, numbers, booleans or null where they read as such.
-json to_json(const YAML::Node& n) {
+// A YAML alias refers to a node rather than copying it, so a few lines can
+// describe an exponentially large tree ("billion laughs"); the copy into
+// JSON stops at kMaxOptionValues values, and at kMaxOptionDepth levels (an
+// alias inside its own anchor, `&a [*a]`, is a cycle).
+constexpr size_t kMaxOptionValues = 1 << 16;
+constexpr int kMaxOptionDepth = 64;
+
+json to_json(const YAML::Node& n, const std::string& where, size_t& budget, int depth) {
+  if (budget == 0)
+    throw ConfigError(where + ": value too large (more than " + std::to_string(kMaxOptionValues) +
+                      " entries once its YAML aliases are expanded)");
+  if (depth > kMaxOptionDepth)
+    throw ConfigError(where + ": value nested deeper than " + std::to_string(kMaxOptionDepth) +
+                      " levels (or a YAML alias that contains itself)");
+  --budget;
   if (n.IsSequence()) {
     json a = json::array();
-    for (const auto& e : n) a.push_back(to_json(e));
+    for (const auto& e : n) a.push_back(to_json(e, where, budget, depth + 1));
     return a;
   }
   if (n.IsMap()) {
     json o = json::object();
-    for (const auto& kv : n) o[kv.first.Scalar()] = to_json(kv.second);
+    for (const auto& kv : n) o[kv.first.Scalar()] = to_json(kv.second, where, budget, depth + 1);
     return o;
   }
   if (!n.IsScalar()) return nullptr;
@@ -394,6 +408,11 @@ json to_json(const YAML::Node& n) {
   if (s == "false" || s == "False") return false;
   if (s == "~" || s == "null") return nullptr;
   return s;
+}
+
+json to_json(const YAML::Node& n, const std::string& where) {
+  size_t budget = kMaxOptionValues;
+  return to_json(n, where, budget, 0);
 }
 
 void emit_json(YAML::Emitter& e, const json& j) {
@@ -543,7 +562,7 @@ void set_section(RunConfig& c, const std::string& section, const YAML::Node& nod
     const std::string kw = place(c.source, kv.first.Mark());
     if (!seen.insert(leaf).second) throw ConfigError(kw + ": duplicate key '" + full + "'");
     if (section == "task" && leaf != "name") {
-      c.task_options[leaf] = to_json(kv.second);
+      c.task_options[leaf] = to_json(kv.second, kw + ": task." + leaf);
       c.task_where[leaf] = kw;
       continue;
     }
@@ -664,7 +683,7 @@ void apply_override(RunConfig& c, const std::string& assignment) {
     }
   };
   if (section == "task" && leaf != "name") {
-    c.task_options[leaf] = to_json(parse_value());
+    c.task_options[leaf] = to_json(parse_value(), where + ": task." + leaf);
     c.task_where[leaf] = where;
     return;
   }
