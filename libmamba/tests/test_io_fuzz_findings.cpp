@@ -11,6 +11,7 @@
 #include "io_test_util.h"
 #include "mambakit/error.h"
 #include "mambakit/error_text.h"
+#include "mambakit/io/checkpoint.h"
 #include "mambakit/io/model_io.h"
 #include "mambakit/io/npy.h"
 #include "mambakit/io/safetensors.h"
@@ -117,4 +118,26 @@ TEST(FuzzFindings, ErrorMessagesAreOneLine) {
 TEST(FuzzFindings, LibraryWhatDropsTheTag) {
   const std::runtime_error e("[json.exception.parse_error.101] parse error at line 1: syntax error\nmore");
   EXPECT_EQ(mk::library_what(e), "parse error at line 1: syntax error");
+}
+
+// load_model allocated the model config.json describes before comparing it
+// with the weights: a config claiming a 2^30-token vocabulary (or a million
+// layers) beside a small checkpoint ended in std::bad_alloc. The layout is
+// now checked against the checkpoint's headers first.
+TEST(FuzzFindings, ModelConfigLargerThanItsWeights) {
+  const std::string fixture = std::string(MAMBAKIT_SOURCE_DIR) + "/libmamba/tests/data/hf_mamba_tiny";
+  ScratchDir d;
+  std::filesystem::copy_file(fixture + "/model.safetensors", d.file("model.safetensors"));
+  nlohmann::json cfg = nlohmann::json::parse(mk::test::slurp(fixture + "/config.json"));
+  cfg["vocab_size"] = 1 << 30;
+  spit(d.file("config.json"), cfg.dump());
+  EXPECT_TRUE(rejects([&] { mk::load_model(d.path()); },
+                      {d.file("model.safetensors"), "backbone.embeddings.weight", "(1073741824, 64)"}));
+  cfg["vocab_size"] = 256;
+  cfg["num_hidden_layers"] = 1000000;
+  spit(d.file("config.json"), cfg.dump());
+  EXPECT_TRUE(rejects([&] { mk::load_model(d.path()); }, {d.file("config.json"), "num_hidden_layers is 1000000"}));
+  cfg["num_hidden_layers"] = 2;
+  spit(d.file("config.json"), cfg.dump());
+  EXPECT_EQ(mk::load_model(d.path())->config().vocab_size, 256);
 }
