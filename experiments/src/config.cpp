@@ -246,16 +246,21 @@ std::string leaf_of(const std::string& full) {
 std::string suggest_key(const std::string& section, const std::string& leaf) {
   std::string best;
   size_t best_d = std::numeric_limits<size_t>::max();
+  const size_t limit = std::max<size_t>(2, leaf.size() / 3);
   for (const auto& k : schema()) {
     const std::string ks = section_of(k.key), kl = leaf_of(k.key);
     std::vector<std::string> names = k.aliases;
     names.push_back(kl);
     for (const auto& n : names) {
+      // The distance is at least the difference in length: names that
+      // cannot come within the limit are skipped (the same answer, without
+      // a quadratic comparison per name for a long mistyped key).
+      const size_t gap = leaf.size() > n.size() ? leaf.size() - n.size() : n.size() - leaf.size();
+      if (gap > limit) continue;
       size_t d = tasks::edit_distance(leaf, n) + (ks == section ? 0 : 1);
       if (d < best_d) best_d = d, best = k.key;
     }
   }
-  const size_t limit = std::max<size_t>(2, leaf.size() / 3);
   return best_d <= limit && best_d <= leaf.size() ? best : "";
 }
 
