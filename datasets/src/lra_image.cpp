@@ -107,16 +107,14 @@ class GzReader {
   // Appends up to n more bytes to out (fewer at the end of the data).
   void read(std::vector<uint8_t>& out, uint64_t n) {
     while (n > 0) {
-      const unsigned want = unsigned(std::min<uint64_t>(n, 1 << 20));
-      const size_t at = out.size();
-      out.resize(at + want);
-      const int got = gzread(f_, out.data() + at, want);
+      const unsigned want = unsigned(std::min<uint64_t>(n, buf_.size()));
+      const int got = gzread(f_, buf_.data(), want);
       if (got < 0) {
         int err = 0;
         throw Error(path_ + ": gzip read error: " + gzerror(f_, &err));
       }
-      out.resize(at + size_t(got));
       if (got == 0) return;
+      out.insert(out.end(), buf_.begin(), buf_.begin() + got);
       n -= uint64_t(got);
     }
   }
@@ -124,6 +122,7 @@ class GzReader {
  private:
   std::string path_;
   gzFile f_;
+  std::vector<uint8_t> buf_ = std::vector<uint8_t>(size_t(1) << 16);
 };
 
 uint32_t be32(const uint8_t* p) {
