@@ -18,7 +18,7 @@
 # BUILD_DIR/fuzz-work/artifacts/<name>/, logs and the summary table to
 # BUILD_DIR/fuzz-work/. The exit status is non-zero when any harness found
 # something: fix the parser, add the input to fuzz/corpus/<name> as
-# crash-<what> and a test to the module's tests/test_fuzz_findings.cpp.
+# crash-<what> and a test to the module's tests/test_*_fuzz_findings.cpp.
 set -uo pipefail
 
 build=${1:?usage: fuzz/run.sh BUILD_DIR [HARNESS...]}
