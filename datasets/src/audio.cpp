@@ -154,9 +154,9 @@ std::vector<float> read_audio(const std::string& path, const AudioReadOptions& o
   // The header's frame count is a claim: reserve at most one frame per byte
   // of the file (compressed formats may hold more; the vector grows then).
   mono.reserve(size_t(std::min<int64_t>(info.frames, fs::file_size(path))));
-  // Reads of ~64K samples whatever the channel count (libsndfile allows
-  // thousands of channels).
-  const sf_count_t chunk = std::max<sf_count_t>(1, 65536 / ch);
+  // Reads of at most 16K samples whatever the channel count (libsndfile
+  // allows thousands of channels), and no larger than the file's frames.
+  const sf_count_t chunk = std::max<sf_count_t>(1, std::min<sf_count_t>(info.frames, 16384 / ch));
   std::vector<float> buf(size_t(chunk) * size_t(ch));
   for (;;) {
     sf_count_t got = sf_readf_float(f.get(), buf.data(), chunk);
