@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mambakit/datasets/audio.h"
+#include "mambakit/datasets/fasta.h"
 #include "mambakit/datasets/lra.h"
 #include "mambakit/datasets/shards.h"
 #include "mambakit/datasets/tokenizer.h"
@@ -193,4 +194,27 @@ TEST(FuzzFindings, AudioRatesAndChannels) {
   mk::data::AudioReadOptions o;
   o.sample_rate = 0;
   EXPECT_EQ(mk::data::read_audio(wide, o).size(), 3u);
+}
+
+// Found by fuzz_fasta (fuzz/corpus/fasta/crash-cr-line-after-header): a
+// line holding only a CR right after the header passed the syntax check
+// (blank once the CR is stripped), htslib indexed the record with 0 bases
+// per line, and every fetch then divided by zero (SIGFPE inside libhts).
+TEST(FuzzFindings, FastaBlankLineAfterHeader) {
+  TempDir d;
+  for (const std::string& text : {std::string(">a\n\r\nC"), std::string(">atJCg>t\n\r\r\nC"), std::string(">a\n\nACGT\n")}) {
+    const std::string p = d.file("x.fa");
+    write_file(p, text);
+    mk::data::FastaOptions o;
+    o.cache_dir = d.file("cache");
+    o.verbose = false;
+    EXPECT_TRUE(rejects([&] { mk::data::FastaReader(p, o).fetch(0, 0, 1); }, {p + ":2", "blank line between the header and the sequence"}));
+    std::filesystem::remove(p + ".fai");
+  }
+  // Blank lines after a record's residues are still fine.
+  const std::string ok = d.file("ok.fa");
+  write_file(ok, ">a\nACGT\nAC\n\n>b\nGG\n\n");
+  mk::data::FastaOptions o;
+  o.verbose = false;
+  EXPECT_EQ(mk::data::FastaReader(ok, o).fetch(1, 0, 2), "GG");
 }
