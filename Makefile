@@ -5,7 +5,7 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MAMBAKIT = $(BUILD)/experiments/mambakit
 
-.PHONY: all deps configure build test demo bench data clean sanitize fuzz
+.PHONY: all deps configure build test demo bench data clean sanitize sanitize-ci fuzz
 
 # make sanitize: the whole test suite built with ASan + UBSan (CPU only).
 SAN_BUILD ?= build-sanitize
@@ -59,6 +59,24 @@ sanitize: deps
 	  -DMAMBAKIT_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && $(SAN_ENV) OMP_NUM_THREADS=$(JOBS) ctest --output-on-failure -j 1
+
+# make sanitize-ci: a CI-sized part of make sanitize (build-sanitize-ci/, -O1):
+# only the file readers' tests, the fuzz findings and the replay of every
+# committed fuzz corpus (FuzzCorpus.*) are built and run.
+SAN_CI_BUILD ?= build-sanitize-ci
+SAN_CI_TESTS = test_io_fuzz_findings test_data_fuzz_findings test_eval_fuzz_findings test_exp_fuzz_findings \
+	test_safetensors test_npy test_model_io test_sharded_checkpoint test_fasta test_shards test_lra_readers \
+	test_multiple_choice
+SAN_CI_SUITES = FuzzCorpus|FuzzFindings|CorruptSafetensors|Safetensors|SafetensorsHf|Npy|ModelConfig|ModelIo|$\
+	ShardedCheckpoint|ShardedErrors|Fasta|Prepare|Shards|LraReaders|LraSplits|MultipleChoice
+
+sanitize-ci: deps
+	cmake -S . -B $(SAN_CI_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	  -DMAMBAKIT_CUDA=OFF -DMAMBAKIT_SANITIZE=ON -DMAMBAKIT_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(SAN_CI_BUILD) -j $(JOBS) --target fuzz_replay $(SAN_CI_TESTS)
+	cd $(SAN_CI_BUILD) && $(SAN_ENV) OMP_NUM_THREADS=$(JOBS) ctest --output-on-failure -j 1 \
+	  -R '^($(SAN_CI_SUITES))\.'
 
 fuzz:
 	bash tools/install-deps.sh --fuzz
