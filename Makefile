@@ -32,8 +32,16 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-data: deps
+# The data every config names: the KJV, the DNA and piano corpora
+# (tools/fetch-data.sh), the English corpus of the scaling sweep
+# (tools/make-english-corpus.sh: the KJV and perl's manuals), and the KJV's
+# BPE tokenizer (quickstart_bpe.yaml), which mambakit itself trains in a second.
+KJV_BPE = data/tokenizers/kjv-bpe-1k
+data: build
 	bash tools/fetch-data.sh
+	bash tools/make-english-corpus.sh
+	@test -s $(KJV_BPE)/tokenizer.json || \
+	  $(MAMBAKIT) tokenizer train --model bpe --vocab 1024 --out $(KJV_BPE) data/kjv.txt
 
 test: build
 	cd $(BUILD) && OMP_NUM_THREADS=$(JOBS) ctest --output-on-failure -j 1

@@ -18,8 +18,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # plots of training curves
   gnuplot-nox
-  # real data: the King James Bible (public domain) for the language demo
-  bible-kjv bible-kjv-text
+  # real data: the King James Bible (public domain) for the language demo;
+  # perl's pod2text renders perl-doc's manuals (downloaded, not installed) into
+  # the English corpus of the scaling sweep (tools/make-english-corpus.sh)
+  bible-kjv bible-kjv-text perl
   # DNA: E. coli 536 (bowtie), 16 genomes of 4 species (ragout), lambda phage
   # (bowtie2); piano audio: MIDI rendered by fluidsynth with FluidR3_GM,
   # program changes rewritten by midicsv, down-mixed/resampled by sox

@@ -16,6 +16,7 @@
 #include "fs_util.h"
 #include "mambakit/datasets/dna.h"
 #include "mambakit/datasets/text.h"
+#include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
 #include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
@@ -315,8 +316,10 @@ void check_fractions(const std::vector<double>& f) {
   if (std::fabs(sum - 1) > 1e-6) throw Error("prepare: split fractions must sum to 1, got " + std::to_string(sum));
 }
 
+// Each input is cut contiguously; with a tokenizer each part is tokenized on
+// its own, cut at the start of a UTF-8 character.
 void prepare_text(const std::vector<std::string>& inputs, std::map<std::string, ShardWriter*>& w,
-                  const std::vector<double>& f) {
+                  const std::vector<double>& f, const Tokenizer* tok) {
   const auto names = split_names(f.size());
   for (const auto& in : inputs) {
     std::vector<uint8_t> bytes = read_bytes(in);
@@ -326,7 +329,18 @@ void prepare_text(const std::vector<std::string>& inputs, std::map<std::string, 
       acc += f[k];
       size_t cut = k + 1 == names.size() ? bytes.size() : size_t(std::llround(acc * double(bytes.size())));
       cut = std::min(std::max(cut, prev), bytes.size());
-      w[names[k]]->append(bytes.data() + prev, cut - prev);
+      if (tok) {
+        while (cut < bytes.size() && (bytes[cut] & 0xC0) == 0x80) ++cut;
+        std::vector<int32_t> ids;
+        try {
+          ids = tok->encode(std::string(bytes.begin() + long(prev), bytes.begin() + long(cut)));
+        } catch (const Error& e) {
+          throw Error(in + ": the " + names[k] + " part cannot be tokenized: " + e.what());
+        }
+        w[names[k]]->append(ids.data(), ids.size());
+      } else {
+        w[names[k]]->append(bytes.data() + prev, cut - prev);
+      }
       w[names[k]]->end_segment();
       prev = cut;
     }
@@ -397,7 +411,13 @@ PreparedShards prepare_shards(const std::string& kind_in, const std::vector<std:
   PreparedShards r;
   r.dir = out_dir;
   std::string kind = kind_in == "fasta" ? "dna" : kind_in;
-  if (kind == "text") r.vocab_size = 256;
+  std::unique_ptr<Tokenizer> tok;
+  if (!opts.tokenizer.empty()) {
+    if (kind != "text") throw Error("prepare " + kind_in + ": --tokenizer applies to text");
+    tok = load_tokenizer(opts.tokenizer);
+    if (tok->name() == "bytes") tok.reset();
+  }
+  if (kind == "text") r.vocab_size = tok ? uint32_t(tok->vocab_size()) : 256;
   else if (kind == "dna") r.vocab_size = dna::kVocabSize;
   else if (kind == "audio") r.vocab_size = kAudioClasses, kind = "audio-" + quantization_name(opts.quantization);
   else throw Error("prepare: unknown kind '" + kind_in + "' (expected text, fasta or audio)");
@@ -418,7 +438,7 @@ PreparedShards prepare_shards(const std::string& kind_in, const std::vector<std:
     owners.emplace_back(new ShardWriter(shard_path(out_dir, s), kind, r.vocab_size, dtype_for_vocab(r.vocab_size)));
     writers[s] = owners.back().get();
   }
-  if (kind == "text") prepare_text(inputs, writers, opts.split);
+  if (kind == "text") prepare_text(inputs, writers, opts.split, tok.get());
   else if (kind == "dna") prepare_dna(inputs, writers, opts);
   else r.sample_rate = prepare_audio(inputs, writers, opts);
 
@@ -437,6 +457,10 @@ PreparedShards prepare_shards(const std::string& kind_in, const std::vector<std:
   m["split_fractions"] = opts.split;
   m["seed"] = opts.seed;
   if (!opts.bed.empty()) m["bed"] = opts.bed;
+  if (tok) {
+    copy_tokenizer(opts.tokenizer, out_dir);  // before the manifest, which marks the folder complete
+    m["tokenizer"] = {{"kind", tok->name()}, {"source", opts.tokenizer}};
+  }
   for (const auto& s : r.splits)
     m["splits"][s] = {{"file", fs::basename(r.files[s])}, {"tokens", r.tokens[s]}};
   atomic_write_text(out_dir + "/manifest.json", m.dump(2) + "\n");

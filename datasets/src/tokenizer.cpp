@@ -1,8 +1,11 @@
 // The byte tokenizer and load_tokenizer, which picks a tokenizer for a path.
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
+#include "mambakit/io/atomic_file.h"
 
 namespace mk::data {
 namespace {
@@ -77,6 +80,54 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file) {
   if (dir_or_file == "bytes") return make_byte_tokenizer();
   throw mk::Error(dir_or_file +
                   ": no such file or directory (expected a tokenizer.json, a *.model, a directory or \"bytes\")");
+}
+
+std::vector<std::pair<std::string, std::string>> tokenizer_files(const std::string& dir_or_file) {
+  const fs::path p(dir_or_file);
+  std::error_code ec;
+  std::string json, model;
+  if (fs::is_directory(p, ec)) {
+    if (fs::is_regular_file(p / "tokenizer.json")) json = (p / "tokenizer.json").string();
+    else model = sentencepiece_model_in(p);
+  } else if (fs::is_regular_file(p, ec)) {
+    if (ends_with(dir_or_file, ".json")) json = dir_or_file;
+    else if (ends_with(dir_or_file, ".model")) model = dir_or_file;
+  }
+  std::vector<std::pair<std::string, std::string>> files;
+  if (!json.empty()) {
+    files.emplace_back(json, "tokenizer.json");
+    const fs::path cfg = fs::path(json).parent_path() / "tokenizer_config.json";
+    if (fs::is_regular_file(cfg, ec)) files.emplace_back(cfg.string(), "tokenizer_config.json");
+  }
+  if (!model.empty()) files.emplace_back(model, "tokenizer.model");
+  return files;
+}
+
+namespace {
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw mk::Error(path + ": cannot open");
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+}  // namespace
+
+void copy_tokenizer(const std::string& dir_or_file, const std::string& dir) {
+  for (const auto& [from, name] : tokenizer_files(dir_or_file)) {
+    const fs::path to = fs::path(dir) / name;
+    std::error_code ec;
+    if (fs::equivalent(from, to, ec)) continue;  // already there
+    mk::atomic_write_text(to.string(), file_bytes(from));
+  }
+}
+
+bool same_tokenizer(const std::string& a, const std::string& b) {
+  const auto fa = tokenizer_files(a), fb = tokenizer_files(b);
+  if (fa.size() != fb.size()) return false;
+  for (size_t i = 0; i < fa.size(); ++i)
+    if (fa[i].second != fb[i].second || file_bytes(fa[i].first) != file_bytes(fb[i].first)) return false;
+  return true;
 }
 
 }  // namespace mk::data

@@ -51,6 +51,23 @@ class SentencePieceTokenizer : public Tokenizer {
     return text;
   }
   std::string id_to_token(int32_t id) const override { return sp_.IdToPiece(check(id)); }
+  // The piece's bytes with each word-boundary mark "▁" (3 bytes) counted as
+  // the one space it stands for; a byte-fallback piece is one byte; control
+  // pieces (<s>, </s>) stand for no text; the unknown piece for at least one
+  // character, counted as one byte. The dummy prefix the encoder adds before
+  // a text's first word is counted too: one byte too many per encoded text,
+  // on its first token, which language modelling never scores.
+  size_t token_bytes(int32_t id) const override {
+    check(id);
+    if (sp_.IsControl(id)) return 0;
+    if (sp_.IsByte(id) || sp_.IsUnknown(id)) return 1;
+    const std::string piece = sp_.IdToPiece(id);
+    static const std::string kMark = "\xe2\x96\x81";  // U+2581
+    size_t n = piece.size();
+    for (size_t at = piece.find(kMark); at != std::string::npos; at = piece.find(kMark, at + kMark.size()))
+      n -= kMark.size() - 1;
+    return n;
+  }
   // PieceToId answers the unknown token's id for any unknown piece.
   std::optional<int32_t> token_to_id(const std::string& token) const override {
     const int id = sp_.PieceToId(token);

@@ -12,6 +12,12 @@ double NllResult::perplexity() const { return std::exp(nll); }
 
 NllResult evaluate_nll(SequenceModel<float>& model, const std::vector<uint8_t>& tokens,
                        int seq_len, int batch, size_t max_windows) {
+  return evaluate_nll(model, tasks::TokenStream(std::vector<int32_t>(tokens.begin(), tokens.end())), seq_len,
+                      batch, max_windows);
+}
+
+NllResult evaluate_nll(SequenceModel<float>& model, const tasks::TokenStream& tokens,
+                       int seq_len, int batch, size_t max_windows) {
   NllResult r;
   double sum = 0;
   for (const auto& b : tasks::eval_windows(tokens, seq_len, batch, max_windows)) {

@@ -70,6 +70,12 @@ double WindowedNll::total_count() const {
   for (double v : count) s += v;
   return s;
 }
+
+double WindowedNll::total_units() const {
+  double s = 0;
+  for (double v : units) s += v;
+  return s;
+}
 double WindowedNll::mean() const {
   const double n = total_count();
   return n > 0 ? total_nll() / n : std::nan("");
@@ -96,6 +102,7 @@ WindowedNll sliding_window_nll(SequenceModel<float>& model,
   WindowedNll r;
   r.nll_sum.assign(windows.size(), 0);
   r.count.assign(windows.size(), 0);
+  if (o.token_units) r.units.assign(windows.size(), 0);
   r.doc.resize(windows.size());
   // Batches of windows of one length (all but the last of a document have
   // length `window`).
@@ -116,12 +123,14 @@ WindowedNll sliding_window_nll(SequenceModel<float>& model,
         const size_t wi = members[b0 + j];
         const Window& w = windows[wi];
         const auto& doc = docs[w.doc];
-        double s = 0;
+        double s = 0, u = 0;
         for (size_t t = w.first; t <= w.start + size_t(len); ++t) {
           const size_t i = t - w.start - 1;  // the input position predicting token t
           s += token_nll(logits + (j * size_t(len) + i) * size_t(V), V, doc[t]);
+          if (o.token_units && size_t(doc[t]) < o.token_units->size()) u += (*o.token_units)[size_t(doc[t])];
         }
         r.nll_sum[wi] = s;
+        if (o.token_units) r.units[wi] = u;
         r.count[wi] = double(w.scored());
       }
     }

@@ -34,7 +34,7 @@ TEST(TaskEval, LanguageLossMatchesTheModelsOwnLoss) {
   model.init(5);
 
   const auto m = evaluate_task(model, task, "val", {}, 3, 10);
-  const NllResult ref = evaluate_nll(model, task.split_bytes("val"), 24, 3, 10);
+  const NllResult ref = evaluate_nll(model, task.split_tokens("val"), 24, 3, 10);
   EXPECT_NEAR(m.at("loss"), ref.nll, 1e-5);
   EXPECT_NEAR(m.at("bpb"), ref.bits(), 1e-5);
   EXPECT_NEAR(m.at("ppl"), ref.perplexity(), 1e-4);

@@ -58,6 +58,12 @@ TrainBenchResult run_train_bench(const TrainBenchConfig& c) {
   if (int(cfg.mixers.size()) > cfg.n_layer)
     throw Error("bench train: --mixer lists " + std::to_string(cfg.mixers.size()) +
                 " mixers but --n-layer is " + std::to_string(cfg.n_layer));
+  return run_train_bench(cfg, c);
+}
+
+TrainBenchResult run_train_bench(const ModelConfig& cfg, const TrainBenchConfig& c) {
+  if (c.batch < 1 || c.seq_len < 1) throw Error("bench train: --batch and --seq-len must be >= 1");
+  if (c.warmup < 0 || c.steps < 0) throw Error("bench train: --warmup and --steps must be >= 0");
   const Device dev = parse_device(c.device);
 
   set_cpu_threads(c.threads);

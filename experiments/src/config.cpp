@@ -120,6 +120,9 @@ const std::vector<Key>& schema() {
        {}, {}, {"paths", "file", "files", "data", "input"}},
       {"data.seq_len", kRequired, MK_REF(data.seq_len), "tokens per training window", kPositive, {},
        {"seq_length", "sequence_length", "block_size", "context", "context_length", "max_len", "len"}},
+      {"data.tokenizer", kOptional, MK_REF(data.tokenizer),
+       "language task: tokenizer.json, SentencePiece .model, or a folder holding one (unset: bytes)", {}, {},
+       {"tokeniser", "vocab_file", "tokenizer_path", "spm_model"}},
       {"data.split", kOptional, MK_REF(data.split),
        "train, val[, test] fractions of the data (one number: train, the rest val)", kFraction, {},
        {"splits", "train_fraction", "fractions"}, &check_split},
@@ -609,7 +612,7 @@ tasks::TaskSpec RunConfig::task_spec() const {
   s.where["name"] = where_of("task.name");
   s.section_where = where_of("task");
   s.data = data;
-  for (const char* k : {"path", "seq_len", "split"}) s.data_where[k] = where_of(std::string("data.") + k);
+  for (const char* k : {"path", "seq_len", "split", "tokenizer"}) s.data_where[k] = where_of(std::string("data.") + k);
   s.data_where[""] = where_of("data");
   s.seed = uint64_t(train.seed);
   return s;
@@ -722,6 +725,9 @@ void validate(RunConfig& c) {
   }
   for (const auto& k : schema())
     if (k.extra) k.extra(c, k.key);
+  if (!c.data.tokenizer.empty() && c.task_name != "language")
+    throw ConfigError(c.where_of("data.tokenizer") + ": data.tokenizer: task '" + c.task_name +
+                      "' has its own vocabulary; a tokenizer applies to the language task");
   try {
     ModelConfig m = c.model;
     if (m.vocab_size == 0) m.vocab_size = 256;  // the task decides; any valid value checks the rest

@@ -10,6 +10,7 @@
 #include "mambakit/datasets/dna.h"
 #include "mambakit/error.h"
 #include "mambakit/experiments/trainer.h"
+#include "mambakit/io/checkpoint.h"
 #include "mambakit/io/safetensors.h"
 #include "mambakit/tasks/audio_task.h"
 
@@ -34,43 +35,25 @@ bool is_head(const std::string& name) { return name.rfind("classifier.", 0) == 0
 // --- init_from ----------------------------------------------------------------------
 
 std::string init_from(SequenceModel<float>& model, const std::string& source) {
-  const std::string path = (fs::path(source) / "model.safetensors").string();
-  if (!fs::exists(path))
+  if (!has_weights(source))
     throw Error("model.init_from: " + source +
-                ": no model.safetensors there (give a run directory, its best/ or checkpoints/step_N)");
-  const SafetensorsData st = read_safetensors(path);
-  auto& ps = model.params();
-  std::vector<std::string> kept, missing, ignored;
-  size_t tensors = 0, values = 0;
-  for (const auto& e : ps.entries()) {
-    if (!st.has(e.name)) {
-      (is_head(e.name) ? kept : missing).push_back(e.name);
-      continue;
-    }
-    const Tensor& t = st.get(e.name);
-    if (t.shape() != e.shape)
-      throw Error("model.init_from: " + path + ": tensor '" + e.name + "' has shape " + shape_str(t.shape()) +
-                  " but this model's is " + shape_str(e.shape) +
-                  " (the source must have the same d_model, n_layer, d_state, mixers and vocabulary)");
-    float* dst = ps.data() + e.offset;
-    if (t.dtype() == DType::f32) {
-      const float* src = t.data<float>();
-      std::copy(src, src + e.numel, dst);
-    } else if (t.dtype() == DType::f64) {
-      const double* src = t.data<double>();
-      for (size_t i = 0; i < e.numel; ++i) dst[i] = float(src[i]);
-    } else {
-      throw Error("model.init_from: " + path + ": tensor '" + e.name + "' is not floating point");
-    }
-    ++tensors;
-    values += e.numel;
+                ": no model.safetensors (or model.safetensors.index.json) there (give a run directory, its best/, "
+                "checkpoints/step_N, or a model directory as transformers saves it)");
+  const std::string path = weights_file(source);
+  LoadReport report;
+  LoadOptions opt;
+  opt.warn = [](const std::string&) {};  // ignored tensors are named in the summary line below
+  opt.may_lack = is_head;                // a classifier's head starts fresh from a language model
+  opt.report = &report;
+  try {
+    load_params(path, model, opt);
+  } catch (const Error& e) {
+    throw Error(std::string("model.init_from: ") + e.what() +
+                " (the source must have the same d_model, n_layer, d_state, mixers and vocabulary)");
   }
-  if (!missing.empty())
-    throw Error("model.init_from: " + path + " lacks " + std::to_string(missing.size()) +
-                " of this model's tensors (" + first_few(missing) +
-                "); the source must be a model of the same architecture");
-  for (const auto& n : st.names())
-    if (!ps.has(n)) ignored.push_back(n);
+  const auto& kept = report.kept;
+  const auto& ignored = report.ignored;
+  const size_t tensors = report.loaded.size(), values = report.values;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3fM", double(values) / 1e6);
   std::string line = "model.init_from: loaded " + std::to_string(tensors) + " tensors (" + buf +

@@ -106,15 +106,16 @@ json perplexity_family(SequenceModel<float>& model, const tasks::Task& task, con
                       std::to_string(window) + " (tokens between windows would never be scored)");
   eval::WindowedNll w;
   json info;
-  if (const auto* lt = dynamic_cast<const tasks::LanguageTask*>(&task)) {
-    const auto& bytes = lt->split_bytes(split);
+  const auto* lt = dynamic_cast<const tasks::LanguageTask*>(&task);
+  if (lt) {
     eval::SlidingWindowOptions so;
     so.window = window;
     so.stride = stride;
     so.batch = batch;
     so.max_tokens = maxs > 0 ? size_t(maxs) * size_t(cfg.data.seq_len) : 0;
-    w = eval::sliding_window_nll(model, {std::vector<int32_t>(bytes.begin(), bytes.end())}, so);
-    info = {{"window", window}, {"stride", stride}, {"units", "windows"}};
+    so.token_units = &lt->token_bytes();  // bits per byte divide by the text's bytes, not its tokens
+    w = eval::sliding_window_nll(model, {lt->split_tokens(split).all()}, so);
+    info = {{"window", window}, {"stride", stride}, {"units", "windows"}, {"tokenizer", lt->tokenizer().name()}};
   } else {
     // Other language-model tasks: the task's own evaluation windows, one
     // bootstrap unit each (their targets may skip positions, e.g. N bases).
@@ -141,22 +142,33 @@ json perplexity_family(SequenceModel<float>& model, const tasks::Task& task, con
   }
   const double total = w.total_nll(), n = w.total_count();
   if (!(n > 0)) throw Error("split '" + split + "' of task '" + task.name() + "' has no targets to score");
-  eval::BootstrapCI ci;
+  // Text's bits per byte: over the bytes the scored tokens stand for (the
+  // same as per token for a byte model).
+  const bool per_byte = lt && !w.units.empty() && w.total_units() > 0;
+  const double bytes = per_byte ? w.total_units() : n;
+  eval::BootstrapCI ci, ci_bytes;
   if (o.bootstrap > 0) ci = eval::bootstrap_ratio_ci(w.nll_sum, w.count, o.bootstrap, o.level, o.seed);
+  if (o.bootstrap > 0 && per_byte)
+    ci_bytes = eval::bootstrap_ratio_ci(w.nll_sum, w.units, o.bootstrap, o.level, o.seed);
   json out;
   const double ln2 = std::log(2.0);
   for (const auto& name : names) {
     std::function<double(double)> of_nll;
     if (name == "nll") of_nll = [](double x) { return x; };
     else if (name == "ppl") of_nll = [](double x) { return std::exp(x); };
-    else of_nll = [ln2](double x) { return x / ln2; };  // one token per byte / base / sample
+    else of_nll = [ln2](double x) { return x / ln2; };
+    const bool text_unit = per_byte && (name == "bpb" || name == "bits_per_byte");
+    // DNA and audio: one token per base / sample.
     const double v = name == "nll" ? eval::nll_per_token(total, n)
         : name == "ppl" ? eval::perplexity_of(total, n)
-                        : eval::bits_per_unit(total, n);
+        : text_unit ? eval::bits_per_unit(total, bytes)
+                    : eval::bits_per_unit(total, n);
     out[split + "_" + name] = v;
-    if (o.bootstrap > 0) out[split + "_" + name + "_ci"] = {of_nll(ci.lo), of_nll(ci.hi)};
+    const eval::BootstrapCI& c = text_unit ? ci_bytes : ci;
+    if (o.bootstrap > 0) out[split + "_" + name + "_ci"] = {of_nll(c.lo), of_nll(c.hi)};
   }
   out[split + "_tokens"] = n;
+  if (per_byte) out[split + "_bytes"] = bytes;
   info["bootstrap"] = o.bootstrap;
   if (o.bootstrap > 0) info["level"] = o.level;
   info["scored_units"] = w.nll_sum.size();
@@ -174,21 +186,24 @@ Prompted held_out_prompts(const tasks::Task& task, const std::string& split, int
                           int seq_len) {
   Prompted out;
   if (const auto* lt = dynamic_cast<const tasks::LanguageTask*>(&task)) {
-    const auto& bytes = lt->split_bytes(split);
+    const auto tokens = lt->split_tokens(split).all();
     if (g <= 0) g = seq_len - p;
     const size_t need = size_t(p + g);
-    MK_CHECK(bytes.size() >= need, "split '" + split + "' is shorter than one prompt + sample (" +
-                                       std::to_string(need) + " bytes)");
-    // Evenly spaced over the split, each moved forward to the start of a
-    // line (within 200 bytes) so prompts begin at a verse where the text has
-    // lines.
-    const size_t span = bytes.size() - need;
+    MK_CHECK(tokens.size() >= need, "split '" + split + "' is shorter than one prompt + sample (" +
+                                        std::to_string(need) + " tokens)");
+    // A token that ends a line: prompts begin after one where the text has
+    // lines (a verse), within 200 tokens of the even spacing.
+    auto ends_line = [&](int32_t id) {
+      const std::string t = lt->tokenizer().decode({id});
+      return !t.empty() && t.back() == '\n';
+    };
+    const size_t span = tokens.size() - need;
     for (int i = 0; i < n; ++i) {
       size_t at = n > 1 ? span * size_t(i) / size_t(n - 1) : 0;
       for (size_t k = at; k < std::min(span, at + 200); ++k)
-        if (k > 0 && bytes[k - 1] == '\n') { at = k; break; }
-      out.prompts.emplace_back(bytes.begin() + long(at), bytes.begin() + long(at) + p);
-      out.references.emplace_back(bytes.begin() + long(at) + p, bytes.begin() + long(at + need));
+        if (k > 0 && ends_line(tokens[k - 1])) { at = k; break; }
+      out.prompts.emplace_back(tokens.begin() + long(at), tokens.begin() + long(at) + p);
+      out.references.emplace_back(tokens.begin() + long(at) + p, tokens.begin() + long(at + need));
     }
     return out;
   }
@@ -309,8 +324,16 @@ json generation_quality(SequenceModel<float>& model, const tasks::Task& task, co
     j["units"] = mod == Modality::text ? "words" : "tokens";
     j["generated"] = eval::text_generation_metrics(tokens(gen)).to_map();
     j["reference"] = eval::text_generation_metrics(tokens(pr.references)).to_map();
-    std::string example = task.decode(pr.prompts[0]) + "|" + task.decode(gen[0]);
-    j["example"] = example;
+    std::string example;
+    try {
+      example = task.decode(pr.prompts[0]) + "|" + task.decode(gen[0]);
+    } catch (const Error&) {  // ids past the tokenizer's vocabulary (a padded model vocabulary)
+      example = "(the sample holds ids outside the tokenizer's vocabulary)";
+    }
+    // JSON holds valid UTF-8 only: a sample cut inside a character, or bytes
+    // a model made up, get U+FFFD where they break it.
+    j["example"] =
+        json::parse(json(example).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
   }
   if (!o.judge.empty()) {
     auto judge = load_model(o.judge);
@@ -379,9 +402,7 @@ bool is_perplexity_metric(const std::string& name) {
 json evaluate_run_full(const std::string& run_dir, const EvalOptions& o) {
   const Device dev = parse_device(o.device);
   backend_for<float>(dev);  // an unusable device is refused before any work
-  const std::string cfg_path = run_dir + "/config.yaml";
-  if (!fs::exists(cfg_path)) throw Error(run_dir + ": not a run directory (no config.yaml)");
-  const RunConfig cfg = load_config(cfg_path);
+  const RunConfig cfg = load_run_config(run_dir);
   const std::string mdir = checkpoint_dir(run_dir, o.checkpoint);
   auto task = tasks::make_task(cfg.task_spec());
   auto model = load_model(mdir);

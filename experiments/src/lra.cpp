@@ -78,7 +78,7 @@ std::string lra_config_path(const LraOptions& o) {
 }
 
 json lra_test_run(const std::string& run_dir, int batch) {
-  const RunConfig cfg = load_config(run_dir + "/config.yaml");
+  const RunConfig cfg = load_run_config(run_dir);
   auto task = tasks::make_task(cfg.task_spec());
   if (task->num_classes() == 0) throw Error(run_dir + ": task '" + task->name() + "' is not an LRA task");
   const bool have_best = fs::exists(fs::path(run_dir) / "best" / "model.safetensors");

@@ -13,6 +13,7 @@
 //   mambakit bench scan|train|mixers [flags] [--json]
 //   mambakit tokenize DIR_OR_FILE --text T | --file F [--json]
 //   mambakit tokenizer train --model bpe|sentencepiece --vocab N --out DIR FILES...
+//   mambakit sweep SPEC.yaml [--set KEY=VALUE ...] [--dry-run [--time S]] [--only NAME]
 // Exit codes: 0 ok, 1 runtime error (bad file, corrupt checkpoint, ...),
 // 2 usage error (unknown command or flag, bad value, config mistake);
 // a training run stopped by SIGINT/SIGTERM saves a checkpoint and exits
@@ -28,6 +29,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -48,6 +50,7 @@
 #include "mambakit/experiments/plot.h"
 #include "mambakit/experiments/pretrained.h"
 #include "mambakit/experiments/run_dir.h"
+#include "mambakit/experiments/sweep.h"
 #include "mambakit/experiments/trainer.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/checkpoint.h"
@@ -86,7 +89,8 @@ std::string top_help() {
          "  lra        Long Range Arena: train a task from its config; `lra report` prints the table\n"
          "  bench      benchmarks: `bench scan`, `bench train`, `bench mixers`, `bench data`\n"
          "  tokenize   token ids of a text with a tokenizer (tokenizer.json, *.model or bytes)\n"
-         "  tokenizer  `tokenizer train`: a new BPE or SentencePiece vocabulary from text files\n\n"
+         "  tokenizer  `tokenizer train`: a new BPE or SentencePiece vocabulary from text files\n"
+         "  sweep      train a grid of configs (resumable); table and metric-vs-FLOPs plot\n\n"
          "Run `mambakit COMMAND --help` for a command's options and examples.\n"
          "Tasks:\n" + tasks +
          "Examples:\n"
@@ -265,9 +269,10 @@ int cmd_prepare(const std::vector<std::string>& args) {
       "mambakit prepare text|fasta|audio INPUT... --out DIR [options]\n"
       "Turns text, FASTA/FASTQ or audio into memory-mapped token shards DIR/<split>.mkshard\n"
       "(versioned header: magic, version, dtype, count; see datasets/README.md) and\n"
-      "DIR/manifest.json, which the dna_pretrain and audio tasks read when data.path is DIR.\n"
+      "DIR/manifest.json, which the language, dna_pretrain and audio tasks read when data.path is DIR.\n"
       "Every file is written under a temporary name and renamed, the manifest last.\n\n"
       "Examples:\n"
+      "  mambakit prepare text data/kjv.txt --tokenizer data/tokenizers/kjv-bpe --out data/shards/kjv-bpe\n"
       "  mambakit prepare fasta /usr/share/doc/bowtie/examples/genomes/NC_008253.fna.gz --out data/shards/ecoli\n"
       "  mambakit prepare fasta hg38.fa --bed human-sequences.bed --out data/shards/hg38\n"
       "  mambakit prepare audio data/piano --out data/shards/piano --expect-sample-rate 16000 --expect-channels 1\n\n"
@@ -279,6 +284,9 @@ int cmd_prepare(const std::vector<std::string>& args) {
       ("split", po::value(&split)->default_value("0.9,0.05,0.05"),
        "train,val[,test] fractions: text and DNA cut contiguously, audio by whole file (a folder with "
        "train/ val/ test/ keeps those)")
+      ("tokenizer", po::value(&o.tokenizer)->default_value(""),
+       "text: token ids of this tokenizer (tokenizer.json, SentencePiece .model, or a folder holding one; "
+       "copied into DIR) instead of bytes")
       ("seed", po::value(&o.seed)->default_value(1), "which audio files go to which split")
       ("bed", po::value(&bed)->default_value(""), "DNA: restrict to (and, with a 4th column, split by) these intervals")
       ("sample-rate", po::value(&o.audio.sample_rate)->default_value(16000), "audio: output rate (resampled)")
@@ -822,9 +830,9 @@ int cmd_info(const std::vector<std::string>& args) {
   json info{{"path", path}};
   std::string weights = path;
   if (fs::is_directory(path)) {
-    weights = path + "/model.safetensors";
-    if (!fs::exists(path + "/config.json") && !fs::exists(weights))
+    if (!fs::exists(path + "/config.json") && !mk::has_weights(path))
       throw mk::Error(path + ": neither a run nor a model directory (no config.json, no model.safetensors)");
+    weights = mk::weights_file(path);  // model.safetensors or the shards' index
     const mk::ModelConfig c = mk::read_model_config(path + "/config.json");
     info["model"] = {{"d_model", c.d_model},   {"n_layer", c.n_layer}, {"d_state", c.d_state},
                      {"expand", c.expand},     {"d_conv", c.d_conv},   {"dt_rank", c.dt_rank_resolved()},
@@ -840,14 +848,20 @@ int cmd_info(const std::vector<std::string>& args) {
     if (fs::exists(path + "/best/best.json")) info["best"] = json::parse(mk::read_text_file(path + "/best/best.json"));
     if (fs::exists(path + "/config.yaml")) info["config_yaml"] = mk::read_text_file(path + "/config.yaml");
   }
-  const mk::SafetensorsData st = mk::read_safetensors(weights);
+  // Headers only: a multi-GB checkpoint is described without reading it.
   long total = 0;
   json tensors = json::array();
-  for (const auto& [name, t] : st.tensors) {
-    tensors.push_back({{"name", name}, {"shape", t.shape()}, {"numel", t.numel()}});
-    total += long(t.numel());
+  std::set<std::string> dtypes, files;
+  for (const auto& t : mk::checkpoint_tensors(weights)) {
+    tensors.push_back({{"name", t.name}, {"shape", t.shape}, {"numel", t.numel}, {"dtype", t.dtype}});
+    total += long(t.numel);
+    dtypes.insert(t.dtype);
+    files.insert(t.file);
   }
   info["parameters"] = total;
+  info["weights"] = weights;
+  info["dtypes"] = dtypes;
+  info["weight_files"] = files.size();
   info["tensors"] = tensors;
   if (as_json) {
     std::cout << info.dump() << "\n";
@@ -866,7 +880,9 @@ int cmd_info(const std::vector<std::string>& args) {
   if (info.contains("best"))
     std::cout << "  best: step " << info["best"]["step"] << ", " << info["best"]["metric"].get<std::string>()
               << " " << info["best"]["value"] << "\n";
-  std::cout << "  parameters: " << total << " (" << (total * 4.0 / 1e6) << " MB as fp32)\n";
+  std::cout << "  parameters: " << total << " (" << (total * 4.0 / 1e6) << " MB as fp32); stored as "
+            << json(dtypes).dump() << " in " << files.size()
+            << (files.size() == 1 ? " file" : " files") << " (" << weights << ")\n";
   std::cout << "  tensors:\n";
   for (const auto& t : tensors) {
     std::string shape;
@@ -1167,7 +1183,8 @@ int main(int argc, char** argv) {
     if (cmd == "prepare") return cmd_prepare(args);
     if (cmd == "tokenize") return mk::exp::cmd_tokenize(args);
     if (cmd == "tokenizer") return mk::exp::cmd_tokenizer(args);
-    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer"};
+    if (cmd == "sweep") return mk::exp::cmd_sweep(args);
+    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer", "sweep"};
     throw UsageError("unknown command '" + cmd + "'" + mk::tasks::did_you_mean(cmd, cmds) +
                      " (see mambakit --help)");
   } catch (const UsageError& e) {

@@ -22,7 +22,15 @@ namespace mk::exp {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+std::string gnuplot_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
+  return q + "'";
+}
+
 namespace {
+
+const auto& quote = gnuplot_quote;
 
 struct Series {
   std::string title, style;
@@ -38,12 +46,6 @@ void thin(std::vector<std::pair<double, double>>& xy, size_t max_points = 4000) 
   for (size_t i = 0; i < xy.size(); i += stride) out.push_back(xy[i]);
   if (out.back() != xy.back()) out.push_back(xy.back());
   xy.swap(out);
-}
-
-std::string quote(const std::string& s) {  // a gnuplot single-quoted string
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
-  return q + "'";
 }
 
 // The eval loss series of a run: the `<split>_loss` fields of eval records.
@@ -148,13 +150,24 @@ bool render(const std::vector<Series>& series, const std::string& out_prefix, co
             std::string* why) {
   std::string dummy;
   if (!why) why = &dummy;
+  if (series.empty() && !find_gnuplot().empty()) {
+    *why = "no train or eval losses to plot yet";
+    return false;
+  }
+  return render_gnuplot(
+      [&](const std::string& png, const std::string& svg) { return script(series, png, svg, title); },
+      out_prefix, why);
+}
+
+}  // namespace
+
+bool render_gnuplot(const std::function<std::string(const std::string&, const std::string&)>& make_script,
+                    const std::string& out_prefix, std::string* why) {
+  std::string dummy;
+  if (!why) why = &dummy;
   const std::string exe = find_gnuplot();
   if (exe.empty()) {
     *why = "gnuplot not found (install gnuplot-nox, or set MAMBAKIT_GNUPLOT)";
-    return false;
-  }
-  if (series.empty()) {
-    *why = "no train or eval losses to plot yet";
     return false;
   }
   const fs::path prefix(out_prefix);
@@ -164,7 +177,7 @@ bool render(const std::vector<Series>& series, const std::string& out_prefix, co
   const std::string png_tmp = (dir / (tag + ".png")).string(), svg_tmp = (dir / (tag + ".svg")).string();
   bool ok = false;
   try {
-    atomic_write_text(gp, script(series, png_tmp, svg_tmp, title));
+    atomic_write_text(gp, make_script(png_tmp, svg_tmp));
     ok = run_gnuplot(exe, gp, err, why);
     if (ok) {
       fs::rename(png_tmp, out_prefix + ".png");
@@ -178,8 +191,6 @@ bool render(const std::vector<Series>& series, const std::string& out_prefix, co
   for (const auto& f : {gp, err, png_tmp, svg_tmp}) fs::remove(f, ec);
   return ok;
 }
-
-}  // namespace
 
 std::string find_gnuplot() {
   if (const char* env = std::getenv("MAMBAKIT_GNUPLOT"))

@@ -25,7 +25,8 @@ const char* kStateFile = "trainer_state.json";
 // Files and directories of a run, for overwrite and cleanup.
 const std::vector<std::string> kRunEntries = {
     "config.yaml", "config.json", "model.safetensors", "optimizer.safetensors", kStateFile,
-    "metrics.jsonl", "summary.json", "loss.png", "loss.svg", "sample.txt", "confusion.json", "checkpoints", "best"};
+    "metrics.jsonl", "summary.json", "loss.png", "loss.svg", "sample.txt", "confusion.json", "checkpoints", "best",
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model"};
 
 void fsync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -118,8 +119,10 @@ void prune_checkpoints(const std::string& run_dir, int keep_last) {
 }
 
 void publish_latest(const std::string& ckpt_dir, const std::string& run_dir) {
-  for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", kStateFile}) {
+  for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "tokenizer.json",
+                        "tokenizer_config.json", "tokenizer.model", kStateFile}) {
     const fs::path src = fs::path(ckpt_dir) / f, dst = fs::path(run_dir) / f;
+    if (!fs::exists(src) && std::string(f).rfind("tokenizer", 0) == 0) continue;  // byte models have none
     const std::string tmp = temp_name(dst, "tmp");
     std::error_code ec;
     fs::remove(tmp, ec);

@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 
+#include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
 #include "mambakit/evaluation/perplexity.h"
 #include "mambakit/experiments/dna_audio.h"
@@ -20,7 +21,9 @@
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/checkpoint.h"
 #include "mambakit/io/safetensors.h"
+#include "mambakit/models/flops.h"
 #include "mambakit/ops/optim.h"
+#include "mambakit/tasks/language_task.h"
 #include "mambakit/threads.h"
 
 
@@ -240,6 +243,12 @@ std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
   if (fs::exists(saved_path)) check_resume_compatible(load_config(saved_path), cfg, saved_path);
 
   std::unique_ptr<Trainer> t(new Trainer(cfg, Init{}));
+  // The same path may hold another tokenizer by now: its ids would mean
+  // other text, so the checkpoint's copy decides.
+  if (const auto* lt = dynamic_cast<const tasks::LanguageTask*>(t->task_.get()))
+    if (!data::tokenizer_files(ckpt).empty() && !data::same_tokenizer(ckpt, lt->tokenizer_source()))
+      throw Error(ckpt + ": this run was trained with the tokenizer saved there, and data.tokenizer (" +
+                  lt->tokenizer_source() + ") now holds a different one");
   load_params(ckpt + "/model.safetensors", *t->model_);
 
   const std::string opt_path = ckpt + "/optimizer.safetensors";
@@ -360,6 +369,7 @@ void Trainer::save(const std::string& run_dir) {
   const std::string ckpt = run_dir + "/checkpoints/step_" + std::to_string(step_);
   write_dir_atomically(ckpt, [&](const std::string& tmp) {
     save_model(tmp, *model_);
+    save_tokenizer(tmp);
     test_save_delay();
     const Shape s{long(m_.size())};
     std::vector<float> m = m_.to_host(), v = v_.to_host();
@@ -375,9 +385,17 @@ void Trainer::save(const std::string& run_dir) {
   last_save_step_ = step_;
 }
 
+// A model directory holds the tokenizer its ids mean (as transformers saves
+// one), so generate, logits and eval read text the way training did.
+void Trainer::save_tokenizer(const std::string& model_dir) const {
+  if (const auto* lt = dynamic_cast<const tasks::LanguageTask*>(task_.get()))
+    if (lt->tokenizer().name() != "bytes") data::copy_tokenizer(lt->tokenizer_source(), model_dir);
+}
+
 void Trainer::save_best() {
   write_dir_atomically(cfg_.output.dir + "/best", [&](const std::string& tmp) {
     save_model(tmp, *model_);
+    save_tokenizer(tmp);
     atomic_write_text(tmp + "/best.json", best_.dump(2) + "\n");
   });
 }
@@ -429,6 +447,9 @@ json Trainer::summary(double wall) const {
   const bool steady = steady_steps_ > 0 && steady_seconds_ > 0;
   const double st_tokens = steady ? steady_tokens_ : session_train_tokens_;
   const double st_seconds = steady ? steady_seconds_ : session_train_seconds_;
+  // Model FLOPs of training (mambakit/models/flops.h) over every token trained on.
+  const double flops_per_token = train_flops_per_token(
+      cfg_.model, task_->seq_len(), cfg_.train.batch_size * (task_->pair_inputs() ? 2 : 1));
   json s{{"steps", step_},
          {"total_steps", total_steps_},
          {"finished", step_ >= total_steps_},
@@ -441,6 +462,8 @@ json Trainer::summary(double wall) const {
          {"steady_steps", steady ? steady_steps_ : session_steps_},
          {"nonfinite_steps", nonfinite_total_},
          {"parameters", model_->num_params()},
+         {"train_flops", flops_per_token * tokens_},
+         {"train_flops_per_token", flops_per_token},
          {"task", task_->name()},
          {"final", last_eval_},
          {"final_step", last_eval_step_},
@@ -585,7 +608,14 @@ json Trainer::run(long until) {
     so.top_p = cfg_.generate.top_p;
     const auto prompt = task_->encode(cfg_.generate.prompt);
     const auto out = generate_tokens(*model_, prompt, cfg_.generate.tokens, so, uint64_t(cfg_.generate.seed));
-    atomic_write_text(dir + "/sample.txt", cfg_.generate.prompt + task_->decode(out) + "\n");
+    std::string text;
+    try {
+      text = cfg_.generate.prompt + task_->decode(out);
+    } catch (const Error& e) {  // a model vocabulary padded past the tokenizer's: keep the ids
+      std::fprintf(stderr, "note: sample.txt holds token ids: %s\n", e.what());
+      for (int32_t id : out) text += (text.empty() ? "" : " ") + std::to_string(id);
+    }
+    atomic_write_text(dir + "/sample.txt", text + "\n");
   }
   log.close();
   const json s = summary(prior_seconds_ + seconds_since(session_start_));
@@ -662,12 +692,18 @@ std::string checkpoint_dir(const std::string& run_dir, const std::string& checkp
   return d;
 }
 
-json evaluate_run(const std::string& run_dir, const std::string& split,
-                  const std::vector<std::string>& metrics, const std::string& checkpoint,
-                  long max_sequences, int batch) {
+RunConfig load_run_config(const std::string& run_dir) {
   const std::string cfg_path = run_dir + "/config.yaml";
   if (!fs::exists(cfg_path)) throw Error(run_dir + ": not a run directory (no config.yaml)");
   RunConfig cfg = load_config(cfg_path);
+  if (!cfg.data.tokenizer.empty() && !data::tokenizer_files(run_dir).empty()) cfg.data.tokenizer = run_dir;
+  return cfg;
+}
+
+json evaluate_run(const std::string& run_dir, const std::string& split,
+                  const std::vector<std::string>& metrics, const std::string& checkpoint,
+                  long max_sequences, int batch) {
+  RunConfig cfg = load_run_config(run_dir);
   const std::string mdir = checkpoint_dir(run_dir, checkpoint);
   auto task = tasks::make_task(cfg.task_spec());
   auto model = load_model(mdir);

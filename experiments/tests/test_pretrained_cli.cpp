@@ -291,5 +291,35 @@ TEST(PretrainedCli, BrokenShardsAndUnknownTensors) {
   expect_one_line_error(run_cli(gen), 1, shard + ": missing shard file");
 }
 
+
+// info and model.init_from read a sharded bf16 directory from its index, as
+// load_model does (headers only for info).
+TEST(PretrainedCli, InfoAndInitFromReadShardedDirectories) {
+  const auto r = run_cli("info " + kHf + " --json", "", true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json info = json::parse(r.output);
+  // d_model 64, 2 layers, d_inner 128, N 16, dt_rank 4, conv 4, vocab 1000, tied head.
+  const long per_layer = 128 * 16 + 128 + 128 * 4 + 128 + 256 * 64 + (4 + 2 * 16) * 128 + 128 * 4 + 128 + 64 * 128 + 64;
+  EXPECT_EQ(info["parameters"].get<long>(), 1000 * 64 + 2 * per_layer + 64);
+  EXPECT_EQ(info["weight_files"], 3);
+  EXPECT_EQ(info["dtypes"], json::array({"BF16"}));
+
+  TempDir d("init_sharded");
+  const std::string cfg = write_config(d, write_corpus(d), d / "run", 1);
+  const auto t = run_cli("train " + cfg +
+                         " --set model.d_model=64 --set model.d_state=16 --set model.vocab_size=1000 "
+                         "--set model.init_from=" + kHf);
+  ASSERT_EQ(t.code, 0) << t.output;
+  EXPECT_NE(t.output.find("model.init_from: loaded 22 tensors (0.129M parameters) from " + kHf +
+                          "/model.safetensors.index.json"),
+            std::string::npos)
+      << t.output;
+  const auto bad = run_cli("train " + cfg + " --set output.dir=" + (d / "run2") +
+                           " --set model.d_model=32 --set model.init_from=" + kHf);
+  EXPECT_EQ(bad.code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("model.init_from:"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("shape"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace mk::test

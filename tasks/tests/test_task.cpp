@@ -85,12 +85,13 @@ TEST(LanguageTask, SplitsAreContiguousFractions) {
   const std::string p = corpus(10000);
   LanguageTask t(language_spec(p));
   ASSERT_EQ(t.splits(), (std::vector<std::string>{"train", "val", "test"}));
-  EXPECT_EQ(t.split_bytes("train").size(), 8000u);
-  EXPECT_EQ(t.split_bytes("val").size(), 1000u);
-  EXPECT_EQ(t.split_bytes("test").size(), 1000u);
+  EXPECT_EQ(t.split_tokens("train").size(), 8000u);
+  EXPECT_EQ(t.split_tokens("val").size(), 1000u);
+  EXPECT_EQ(t.split_tokens("test").size(), 1000u);
   std::ifstream f(p, std::ios::binary);
   std::string all((std::istreambuf_iterator<char>(f)), {});
-  EXPECT_EQ(std::string(t.split_bytes("val").begin(), t.split_bytes("val").end()), all.substr(8000, 1000));
+  const auto val = t.split_tokens("val").all();
+  EXPECT_EQ(std::string(val.begin(), val.end()), all.substr(8000, 1000));
   EXPECT_DOUBLE_EQ(t.train_tokens(), 7999);
 }
 
@@ -99,7 +100,7 @@ TEST(LanguageTask, EvalBatchesAreDeterministicConsecutiveWindows) {
   auto a = t.eval_batches("val", 4, 10), b = t.eval_batches("val", 4, 10);
   ASSERT_EQ(a.size(), 3u);  // 10 windows in batches of 4
   EXPECT_EQ(a.back().batch, 2);
-  const auto& val = t.split_bytes("val");
+  const auto val = t.split_tokens("val").all();
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].ids, b[i].ids);
     EXPECT_EQ(a[i].targets, b[i].targets);

@@ -1,10 +1,12 @@
 // The CPU backend: every op of the table is the CPU kernel of the same name
 // (libmamba/src/kernels/cpu). The reference all other backends are tested
 // against.
+#include <atomic>
 #include <complex>
 
 #include "mambakit/backend.h"
 #include "mambakit/error.h"
+#include "mambakit/op_counter.h"
 #include "mambakit/ops/activations.h"
 #include "mambakit/ops/elementwise.h"
 #include "mambakit/ops/embedding.h"
@@ -18,6 +20,20 @@
 namespace mk {
 
 namespace {
+
+// The installed work counter (op_counter.h); one relaxed load per counted op
+// when none is.
+std::atomic<OpCounter*> g_op_counter{nullptr};
+
+void count(const char* unit, double n) {
+  if (OpCounter* c = g_op_counter.load(std::memory_order_relaxed)) c->counts[unit] += n;
+}
+
+// Visible (query, key) pairs of one head: query i sees keys 0..i+q_offset.
+template <typename T>
+double visible_pairs(const ops::AttentionParams<T>& p) {
+  return double(p.len_q) * double(p.q_offset) + double(p.len_q) * double(p.len_q + 1) / 2;
+}
 
 template <typename T>
 std::complex<T>* cx(T* p) { return reinterpret_cast<std::complex<T>*>(p); }
@@ -73,20 +89,25 @@ class CpuBackend final : public Backend<T> {
 
   void gemm(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
             T beta, T* C, int ldc) override {
+    count("matmul_macs", double(M) * N * K);
     ops::gemm<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
   void linear_forward(const T* x, const T* W, const T* b, T* y, int rows, int in, int out) override {
+    count("matmul_macs", double(rows) * in * out);
     ops::linear_forward(x, W, b, y, rows, in, out);
   }
   void linear_backward(const T* dy, const T* x, const T* W, T* dx, T* dW, T* db, int rows, int in,
                        int out) override {
+    count("matmul_macs", double(rows) * in * out * ((dx ? 1 : 0) + (dW ? 1 : 0)));
     ops::linear_backward(dy, x, W, dx, dW, db, rows, in, out);
   }
   void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int rows, int dim, T eps) override {
+    count("norm_elements", double(rows) * dim);
     ops::rmsnorm_forward(x, w, y, rstd, rows, dim, eps);
   }
   void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw, int rows,
                         int dim) override {
+    count("norm_elements", double(rows) * dim);
     ops::rmsnorm_backward(dy, x, w, rstd, dx, dw, rows, dim);
   }
   void embedding_forward(const int32_t* ids, const T* table, T* out, int n, int vocab, int dim) override {
@@ -97,10 +118,12 @@ class CpuBackend final : public Backend<T> {
   }
 
   void conv1d_forward(const ops::Conv1dShape& s, const T* x, const T* w, const T* bias, T* y) override {
+    count("conv_macs", double(s.B) * s.L * s.D * s.K);
     ops::conv1d_causal_forward(s, x, w, bias, y);
   }
   void conv1d_backward(const ops::Conv1dShape& s, const T* dy, const T* x, const T* w, T* dx, T* dw,
                        T* dbias) override {
+    count("conv_macs", double(s.B) * s.L * s.D * s.K * ((dx ? 1 : 0) + (dw ? 1 : 0)));
     ops::conv1d_causal_backward(s, dy, x, w, dx, dw, dbias);
   }
   void conv1d_step(int B, int D, int K, const T* x_t, T* state, const T* w, const T* bias, T* y_t) override {
@@ -110,10 +133,12 @@ class CpuBackend final : public Backend<T> {
     return ops::selective_scan_states_size(b, l, d, n);
   }
   void selective_scan_forward(const ops::SelectiveScanParams<T>& p, T* out, T* states) override {
+    count("scan_updates", double(p.batch) * p.len * p.dim * p.dstate);
     ops::selective_scan_forward(p, out, states, static_cast<T*>(nullptr));
   }
   void selective_scan_backward(const ops::SelectiveScanParams<T>& p, const T* states, const T* dout,
                                const ops::SelectiveScanGrads<T>& g) override {
+    count("scan_updates", double(p.batch) * p.len * p.dim * p.dstate);
     ops::selective_scan_backward(p, states, dout, g);
   }
   void selective_scan_step(int batch, int dim, int dstate, const T* u_t, const T* delta_t, const T* A,
@@ -122,18 +147,30 @@ class CpuBackend final : public Backend<T> {
     ops::selective_scan_step(batch, dim, dstate, u_t, delta_t, A, B_t, C_t, Dskip, z_t, state, out_t);
   }
 
-  void attention_forward(const ops::AttentionParams<T>& p) override { ops::attention_forward(p); }
+  void attention_forward(const ops::AttentionParams<T>& p) override {
+    // q.k and p v over the visible pairs
+    count("attention_macs", double(p.batch) * p.heads * 2 * visible_pairs(p) * p.head_dim);
+    ops::attention_forward(p);
+  }
   void attention_backward(const ops::AttentionParams<T>& p, const T* dout, T* dq, T* dk, T* dv) override {
+    // per visible pair: q.k (recomputed), dO.v, dV, dQ and dK; per query: dO.O
+    count("attention_macs", double(p.batch) * p.heads *
+                                (5 * visible_pairs(p) + double(p.len_q)) * p.head_dim);
     ops::attention_backward(p, dout, dq, dk, dv);
   }
   void rope_forward(const ops::RopeShape& s, const T* x, T* y) override { ops::rope_forward(s, x, y); }
   void rope_backward(const ops::RopeShape& s, const T* dy, T* dx) override { ops::rope_backward(s, dy, dx); }
 
   void fft_conv_forward(const ops::FftConvShape& s, const T* u, const T* K, const T* Krev, T* y) override {
+    // the kernels' spectra, then per (sequence, channel) a forward and an inverse FFT
+    count("fft_transforms", double(s.channels) * (1 + 2.0 * s.batch));
     ops::fft_conv_forward(s, u, K, Krev, y);
   }
   void fft_conv_backward(const ops::FftConvShape& s, const T* dy, const T* u, const T* K, const T* Krev,
                          T* du, T* dK, T* dKrev) override {
+    // the kernels' spectra and the inverse FFT of each dK; per (sequence,
+    // channel) the FFTs of dy and u and the inverse one of du
+    count("fft_transforms", double(s.channels) * (2 + 3.0 * s.batch));
     ops::fft_conv_backward(s, dy, u, K, Krev, du, dK, dKrev);
   }
   void ssm_diag_prepare(int H, int N2, const T* log_dt, const T* log_A_real, const T* A_imag, T* dt,
@@ -145,10 +182,12 @@ class CpuBackend final : public Backend<T> {
     ops::ssm_diag_prepare_backward(H, N2, dt, A, ddt, dA, g_log_dt, g_log_A_real, g_A_imag);
   }
   void s4d_kernel_forward(const ops::S4DKernelShape& s, const T* dt, const T* A, const T* C, T* K) override {
+    count("kernel_terms", double(s.copies) * s.channels * s.half_state * s.len);
     ops::s4d_kernel_forward(s, dt, cx(A), cx(C), K);
   }
   void s4d_kernel_backward(const ops::S4DKernelShape& s, const T* dt, const T* A, const T* C, const T* dK,
                            T* ddt, T* dA, T* dC) override {
+    count("kernel_terms", double(s.copies) * s.channels * s.half_state * s.len);
     ops::s4d_kernel_backward(s, dt, cx(A), cx(C), dK, ddt, cx(dA), cx(dC));
   }
   void s4d_step(const ops::S4DKernelShape& s, int batch, const T* dt, const T* A, const T* C, const T* u,
@@ -157,11 +196,13 @@ class CpuBackend final : public Backend<T> {
   }
   void dplr_kernel_forward(const ops::DplrKernelShape& s, const T* dt, const T* Lambda, const T* P,
                            const T* B, const T* C, T* K) override {
+    count("kernel_terms", double(s.copies) * s.channels * s.half_state * s.len);
     ops::dplr_kernel_forward(s, dt, cx(Lambda), cx(P), cx(B), cx(C), K);
   }
   void dplr_kernel_backward(const ops::DplrKernelShape& s, const T* dt, const T* Lambda, const T* P,
                             const T* B, const T* C, const T* dK, T* ddt, T* dLambda, T* dP, T* dB,
                             T* dC) override {
+    count("kernel_terms", double(s.copies) * s.channels * s.half_state * s.len);
     ops::dplr_kernel_backward(s, dt, cx(Lambda), cx(P), cx(B), cx(C), dK, ddt, cx(dLambda), cx(dP),
                               cx(dB), cx(dC));
   }
@@ -198,6 +239,9 @@ class CpuBackend final : public Backend<T> {
 };
 
 }  // namespace
+
+OpCounter* op_counter() { return g_op_counter.load(std::memory_order_relaxed); }
+void set_op_counter(OpCounter* c) { g_op_counter.store(c, std::memory_order_relaxed); }
 
 #ifdef MAMBAKIT_HAVE_CUDA
 // cuda_backend.cpp

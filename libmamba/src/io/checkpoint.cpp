@@ -274,7 +274,8 @@ namespace {
 // 2^40 parameters) fail here, not in the allocator. The layer count is
 // bounded first by the tensor count (every layer has tensors), which also
 // bounds the cost of listing the layout.
-void check_layout(const CheckpointTensors& ck, const ModelConfig& cfg, const std::string& config_path) {
+void check_layout(const CheckpointTensors& ck, const ModelConfig& cfg, const std::string& config_path,
+                  const LoadOptions& opt) {
   if (size_t(cfg.n_layer) > ck.tensors().size())
     fail(config_path, "num_hidden_layers is " + std::to_string(cfg.n_layer) + " but the weights hold only " +
                           std::to_string(ck.tensors().size()) + " tensors");
@@ -285,7 +286,10 @@ void check_layout(const CheckpointTensors& ck, const ModelConfig& cfg, const std
     fail(config_path, e.what());
   }
   for (const ParamEntry& e : layout) {
-    if (!ck.has(e.name)) ck.missing(e.name);
+    if (!ck.has(e.name)) {
+      if (!opt.may_lack || !opt.may_lack(e.name)) ck.missing(e.name);
+      continue;
+    }
     const MappedSafetensors& f = ck.file_of(e.name);
     if (f.info(e.name).shape != e.shape) wrong_shape(f, e.name, e.shape);
   }
@@ -295,17 +299,27 @@ void load_from(const CheckpointTensors& ck, const std::string& path, SequenceMod
                const LoadOptions& opt) {
   auto& ps = model.params();
   MK_CHECK(ps.device() == Device::cpu, path + ": load parameters before moving the model to the GPU");
+  LoadReport report;
   for (const auto& e : ps.entries()) {
-    if (!ck.has(e.name)) ck.missing(e.name);
+    if (!ck.has(e.name)) {
+      if (!opt.may_lack || !opt.may_lack(e.name)) ck.missing(e.name);
+      report.kept.push_back(e.name);
+      continue;
+    }
     const MappedSafetensors& f = ck.file_of(e.name);
     if (f.info(e.name).shape != e.shape) wrong_shape(f, e.name, e.shape);
     f.read_f32(e.name, ps.data() + e.offset);
+    report.loaded.push_back(e.name);
+    report.values += e.numel;
   }
-  check_tied_head(ck, ps);
+  if (ps.has("backbone.embeddings.weight")) check_tied_head(ck, ps);
   const auto& warn = opt.warn ? opt.warn : print_warning;
   for (const auto& [name, file] : ck.tensors())
-    if (!ps.has(name) && name != "lm_head.weight")
+    if (!ps.has(name) && name != "lm_head.weight") {
+      report.ignored.push_back(name);
       warn(file->path() + ": tensor '" + name + "' is not a parameter of this model; ignored");
+    }
+  if (opt.report) *opt.report = std::move(report);
 }
 
 }  // namespace
@@ -314,13 +328,23 @@ void load_params(const std::string& path, SequenceModel<float>& model, const Loa
   load_from(CheckpointTensors(path), path, model, opt);
 }
 
+std::vector<CheckpointTensorInfo> checkpoint_tensors(const std::string& path) {
+  const CheckpointTensors ck(path);
+  std::vector<CheckpointTensorInfo> out;
+  for (const auto& [name, file] : ck.tensors()) {
+    const auto& i = file->info(name);
+    out.push_back({name, i.dtype, file->path(), i.shape, i.numel});
+  }
+  return out;
+}
+
 std::unique_ptr<SequenceModel<float>> load_model(const std::string& dir, const LoadOptions& opt) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
   const std::string config = dir + "/config.json";
   ModelConfig cfg = read_model_config(config);
   const std::string weights = weights_file(dir);
   const CheckpointTensors ck(weights);
-  check_layout(ck, cfg, config);  // before allocating the model
+  check_layout(ck, cfg, config, opt);  // before allocating the model
   auto model = std::make_unique<SequenceModel<float>>(cfg);
   load_from(ck, weights, *model, opt);
   return model;

@@ -138,6 +138,9 @@ struct PrepareOptions {
   // whole files (unless the input folder has train/ val/ test/ subfolders).
   std::vector<double> split{0.9, 0.05, 0.05};
   uint64_t seed = 1;
+  // text: a tokenizer file or folder (load_tokenizer); empty: bytes. Its
+  // files are copied into the output folder, which then brings its tokenizer.
+  std::string tokenizer;
   // dna
   std::string bed;  // restrict to (and, with a 4th column, split by) these intervals
   FastaOptions fasta;
@@ -156,7 +159,7 @@ struct PreparedShards {
   std::map<std::string, uint64_t> tokens;    // split -> token count
 };
 
-// kind: "text" (bytes, vocab 256), "fasta" or "dna" (dna:: tokens, vocab 9),
+// kind: "text" (bytes, vocab 256, or the ids of opts.tokenizer), "fasta" or "dna" (dna:: tokens, vocab 9),
 // "audio" (256 quantisation classes). Writes <out_dir>/<split>.mkshard for
 // each split and <out_dir>/manifest.json (last, so a directory with a
 // manifest is complete), each atomically. Throws mk::Error naming the input

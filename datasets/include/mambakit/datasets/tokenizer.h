@@ -31,6 +31,10 @@ class Tokenizer {
   // characters, e.g. "Ġthe"; SentencePiece: the piece, e.g. "▁the").
   virtual std::string id_to_token(int32_t id) const = 0;
   virtual std::optional<int32_t> token_to_id(const std::string& token) const = 0;
+  // The bytes of text the token stands for inside a text: what bits per byte
+  // divide by. The length of decode({id}) unless a tokenizer says otherwise
+  // (SentencePiece counts its word-boundary mark as the space it stands for).
+  virtual size_t token_bytes(int32_t id) const { return decode({id}).size(); }
 
   // Where the tokenizer defines them; nullopt otherwise.
   std::optional<int32_t> eos_id() const { return eos_; }
@@ -51,6 +55,19 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_file);
 
 std::unique_ptr<Tokenizer> make_byte_tokenizer();
+
+// The files a tokenizer path stands for, as load_tokenizer reads them:
+// tokenizer.json (plus tokenizer_config.json beside it, which names eos/bos)
+// or one SentencePiece *.model; none for bytes. Each pair is (source file,
+// the name it has in a model directory: tokenizer.json,
+// tokenizer_config.json or tokenizer.model), so copying them makes a
+// directory that load_tokenizer and the model commands read the same way.
+std::vector<std::pair<std::string, std::string>> tokenizer_files(const std::string& dir_or_file);
+// Copies tokenizer_files(dir_or_file) into dir (atomically, each file).
+void copy_tokenizer(const std::string& dir_or_file, const std::string& dir);
+// True when the two paths name byte-identical tokenizer files (both bytes
+// counts as identical).
+bool same_tokenizer(const std::string& a, const std::string& b);
 
 // Reads a HF tokenizer.json (model BPE, pre-tokenizer ByteLevel, normalizer
 // none or NFC, decoder ByteLevel). eos/bos come from tokenizer_config.json

@@ -20,6 +20,9 @@ struct NllResult {
 };
 
 // Scores the consecutive windows of a token stream (up to max_windows).
+NllResult evaluate_nll(SequenceModel<float>& model, const tasks::TokenStream& tokens,
+                       int seq_len, int batch, size_t max_windows);
+// The same over a byte stream (token id = byte).
 NllResult evaluate_nll(SequenceModel<float>& model, const std::vector<uint8_t>& tokens,
                        int seq_len, int batch, size_t max_windows);
 
@@ -38,6 +41,9 @@ struct SlidingWindowOptions {
   int stride = 0;     // 0: = window
   int batch = 8;      // windows per forward
   size_t max_tokens = 0;  // score at most this many targets in all (0: all)
+  // Units of text (bytes) each token id stands for; when set, each window
+  // also sums the units of the targets it scores (WindowedNll::units).
+  const std::vector<uint32_t>* token_units = nullptr;
 };
 
 // The scored pieces: per window, its summed NLL (nats) and target count, in
@@ -46,8 +52,10 @@ struct WindowedNll {
   std::vector<double> nll_sum;  // (windows) nats
   std::vector<double> count;    // (windows) targets scored
   std::vector<size_t> doc;      // (windows) document index
+  std::vector<double> units;    // (windows) units of the scored targets (with token_units)
   double total_nll() const;
   double total_count() const;
+  double total_units() const;
   double mean() const;          // nats per token (total / count)
 };
 

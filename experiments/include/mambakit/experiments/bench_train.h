@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mambakit/model_config.h"
+
 namespace mk::exp {
 
 struct TrainBenchConfig {
@@ -43,5 +45,9 @@ struct TrainBenchResult {
 // backward, gradient clipping at 1, AdamW, as Trainer::step does). Throws
 // mk::Error for a bad shape, an unknown mixer or a missing device.
 TrainBenchResult run_train_bench(const TrainBenchConfig& c);
+// The same for any model config (c's model fields are ignored, and the
+// result's config keeps them as given): `mambakit sweep --dry-run --time`
+// times each run of a grid.
+TrainBenchResult run_train_bench(const ModelConfig& cfg, const TrainBenchConfig& c);
 
 }  // namespace mk::exp

@@ -100,6 +100,7 @@ class Trainer {
   Trainer(const RunConfig& cfg, Init);  // task and model, no weights yet
   void evaluate_and_track(MetricsLog& log);
   void save_best();
+  void save_tokenizer(const std::string& model_dir) const;
   void place_on_device();
   void write_confusion(const std::string& dir);
   nlohmann::json summary(double wall_seconds) const;
@@ -147,6 +148,10 @@ std::vector<int32_t> generate_tokens(SequenceModel<float>& model, const std::vec
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& split,
                             const std::vector<std::string>& metrics, const std::string& checkpoint,
                             long max_sequences, int batch);
+// A run directory's config.yaml (mk::Error when there is none), its
+// data.tokenizer pointed at the run's own copy of the tokenizer where the
+// run holds one, so its models read text as they were trained to.
+RunConfig load_run_config(const std::string& run_dir);
 // The model directory a checkpoint name refers to (see evaluate_run).
 std::string checkpoint_dir(const std::string& run_dir, const std::string& checkpoint);
 // The training step a model directory was saved at (from its

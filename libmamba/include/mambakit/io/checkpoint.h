@@ -33,11 +33,33 @@ struct SaveOptions {
 // removed.
 void save_model(const std::string& dir, const SequenceModel<float>& model, const SaveOptions& opt = {});
 
+// What load_params did, tensor by tensor.
+struct LoadReport {
+  std::vector<std::string> loaded;   // the model's tensors read from the checkpoint
+  std::vector<std::string> kept;     // the model's tensors the checkpoint lacks (LoadOptions::may_lack)
+  std::vector<std::string> ignored;  // the checkpoint's tensors the model does not have
+  size_t values = 0;                 // parameters read
+};
+
 struct LoadOptions {
   // Receives each warning (a tensor in the checkpoint that the model does
   // not have, which is ignored). Unset: printed to stderr as "warning: ...".
   std::function<void(const std::string&)> warn;
+  // The model's tensors the checkpoint may lack: they keep their values
+  // (e.g. a fresh classifier head when fine-tuning from a language model).
+  // Unset: every tensor must be there.
+  std::function<bool(const std::string&)> may_lack;
+  LoadReport* report = nullptr;  // filled when set
 };
+
+// The tensors of a checkpoint (a .safetensors file, or an index .json
+// listing shards) from the file headers alone: nothing is read or converted.
+struct CheckpointTensorInfo {
+  std::string name, dtype, file;  // dtype as on disk ("F32", "BF16", ...)
+  Shape shape;
+  int64_t numel = 0;
+};
+std::vector<CheckpointTensorInfo> checkpoint_tensors(const std::string& path);
 
 // The weights of a model directory: DIR/model.safetensors where it exists
 // (transformers prefers it too), else DIR/model.safetensors.index.json.

@@ -1,13 +1,21 @@
-// The `language` task: next-byte prediction on text files.
-//   data.path   one or more files, read as bytes and concatenated
-//   data.split  contiguous train / val [/ test] fractions of those bytes
-//   data.seq_len  window length; training draws random windows
-//               (WindowSampler), evaluation scores consecutive windows
-// Options (task section): tokenizer: byte (the only one so far).
-// Metrics: loss (nats per byte), bpb (bits per byte), ppl, accuracy.
+// The `language` task: next-token prediction on text.
+//   data.path       one or more text files, read as bytes and concatenated;
+//                   or one folder made by `mambakit prepare text` (token
+//                   shards, memory-mapped; its splits are the folder's)
+//   data.tokenizer  tokenizer.json (byte-level BPE), a SentencePiece .model,
+//                   or a folder holding one; unset: bytes (vocabulary 256).
+//                   A prepared folder brings its own tokenizer.
+//   data.split      contiguous train / val [/ test] fractions of the bytes,
+//                   each part tokenized on its own (text files only)
+//   data.seq_len    window length in tokens; training draws random windows
+//                   (WindowSampler), evaluation scores consecutive windows
+// Metrics: loss (nats per token), bpb (bits per byte of text: the NLL over
+// the bytes the scored tokens stand for), ppl (per token), accuracy (per
+// token). With bytes, tokens are bytes and bpb is loss / ln 2.
 #pragma once
 #include <memory>
 
+#include "mambakit/datasets/tokenizer.h"
 #include "mambakit/tasks/task.h"
 
 namespace mk::tasks {
@@ -17,7 +25,7 @@ class LanguageTask : public Task {
   explicit LanguageTask(const TaskSpec& spec);
 
   std::string name() const override { return "language"; }
-  int vocab_size() const override { return 256; }
+  int vocab_size() const override { return tokenizer_->vocab_size(); }
   int seq_len() const override { return seq_len_; }
 
   TokenBatch next_train_batch(int batch) override { return sampler_->next(batch); }
@@ -35,12 +43,28 @@ class LanguageTask : public Task {
   std::vector<int32_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
 
-  // The bytes of a split ("train", "val", "test").
-  const std::vector<uint8_t>& split_bytes(const std::string& split) const;
+  // The tokens of a split ("train", "val", "test").
+  const TokenStream& split_tokens(const std::string& split) const;
+  const data::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Where the tokenizer was read from ("bytes" for bytes): what a run
+  // directory copies so its models read text the same way.
+  const std::string& tokenizer_source() const { return tokenizer_source_; }
+  // Bytes of text each token id stands for (Tokenizer::token_bytes).
+  const std::vector<uint32_t>& token_bytes() const { return token_bytes_; }
+  // Bytes the tokens [beg, beg + n) of a split stand for.
+  double bytes_of(const std::vector<int32_t>& ids, size_t beg, size_t n) const;
 
  private:
+  void load_text(const TaskSpec& spec);
+  void load_prepared(const TaskSpec& spec, const std::string& dir);
+  size_t index_of(const std::string& split) const;
+
   int seq_len_;
-  std::vector<std::vector<uint8_t>> parts_;  // train, val[, test]
+  std::unique_ptr<data::Tokenizer> tokenizer_;
+  std::string tokenizer_source_ = "bytes";
+  std::vector<uint32_t> token_bytes_;
+  std::vector<std::string> split_names_;
+  std::vector<TokenStream> parts_;  // train, val[, test]
   std::unique_ptr<WindowSampler> sampler_;
 };
 

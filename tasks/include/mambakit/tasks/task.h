@@ -34,6 +34,7 @@ struct DataSpec {
   std::vector<std::string> paths;     // input files (read in order, concatenated)
   int seq_len = 256;                  // tokens per training window
   std::vector<double> split{0.9, 0.1};  // train / val [/ test] fractions, contiguous
+  std::string tokenizer;              // language task: tokenizer file or folder ("" = bytes)
 };
 
 // Everything a task factory sees.
