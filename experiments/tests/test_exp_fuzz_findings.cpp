@@ -34,7 +34,7 @@ namespace {
 const std::string kConfig =
     "model: {d_model: 16, n_layer: 1}\n"
     "data: {seq_len: 16}\n"
-    "train: {steps: 1}\n"
+    "train: {steps: 1, batch_size: 1, lr: 1.0e-3}\n"
     "output: {dir: runs/x}\n"
     "task:\n"
     "  name: selective_copying\n";
