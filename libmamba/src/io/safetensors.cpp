@@ -377,7 +377,7 @@ void write_safetensors(const std::string& path,
   try {
     text = header.dump();
   } catch (const json::exception& ex) {  // e.g. a name that is not UTF-8
-    fail(path, std::string("write_safetensors: cannot encode the header: ") + ex.what());
+    fail(path, "write_safetensors: cannot encode the header: " + library_what(ex));
   }
   // Spaces, as the reference writer pads: the data section starts 8-aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
