@@ -5,7 +5,19 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MAMBAKIT = $(BUILD)/experiments/mambakit
 
-.PHONY: all deps configure build test demo bench data clean
+.PHONY: all deps configure build test demo bench data clean sanitize sanitize-ci fuzz
+
+# make sanitize: the whole test suite built with ASan + UBSan (CPU only).
+SAN_BUILD ?= build-sanitize
+# make fuzz: the libFuzzer harnesses (clang), each run FUZZ_SECONDS.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 120
+# Any report fails the test that triggered it: ASan and UBSan abort, LSan
+# fails the exit status; tools/*.supp lists the third-party reports ignored
+# (and why).
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tools/ubsan.supp
 
 all: build
 
@@ -49,6 +61,39 @@ bench: build
 	$(MAMBAKIT) bench scan --isa all --threads $(JOBS)
 	$(MAMBAKIT) bench train --compare-threads 1,$(JOBS)
 	$(MAMBAKIT) bench train --d-model 64 --n-layer 2 --d-state 64 --batch 32 --compare-threads 1,$(JOBS)
+
+sanitize: deps
+	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBAKIT_CUDA=OFF \
+	  -DMAMBAKIT_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && $(SAN_ENV) OMP_NUM_THREADS=$(JOBS) ctest --output-on-failure -j 1
+
+# make sanitize-ci: a CI-sized part of make sanitize (build-sanitize-ci/, -O1):
+# only the file readers' tests, the fuzz findings and the replay of every
+# committed fuzz corpus (FuzzCorpus.*) are built and run.
+SAN_CI_BUILD ?= build-sanitize-ci
+SAN_CI_TESTS = test_io_fuzz_findings test_data_fuzz_findings test_eval_fuzz_findings test_exp_fuzz_findings \
+	test_safetensors test_npy test_model_io test_sharded_checkpoint test_fasta test_shards test_lra_readers \
+	test_multiple_choice
+SAN_CI_SUITES = FuzzCorpus|FuzzFindings|CorruptSafetensors|Safetensors|SafetensorsHf|Npy|ModelConfig|ModelIo|$\
+	ShardedCheckpoint|ShardedErrors|Fasta|Prepare|Shards|LraReaders|LraSplits|MultipleChoice
+
+sanitize-ci: deps
+	cmake -S . -B $(SAN_CI_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	  -DMAMBAKIT_CUDA=OFF -DMAMBAKIT_SANITIZE=ON -DMAMBAKIT_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(SAN_CI_BUILD) -j $(JOBS) --target fuzz_replay $(SAN_CI_TESTS)
+	cd $(SAN_CI_BUILD) && $(SAN_ENV) OMP_NUM_THREADS=$(JOBS) ctest --output-on-failure -j 1 \
+	  -R '^($(SAN_CI_SUITES))\.'
+
+fuzz:
+	bash tools/install-deps.sh --fuzz
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang -DMAMBAKIT_CUDA=OFF -DMAMBAKIT_FUZZ=ON \
+	  -DMAMBAKIT_BUILD_TESTS=OFF -DMAMBAKIT_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -32,6 +32,13 @@ PACKAGES=(
   libpng-dev zlib1g-dev dataset-fashion-mnist manpages manpages-dev man-db bsdextrautils
 )
 
+# `make fuzz` (install-deps.sh --fuzz): clang with libFuzzer and its
+# sanitizer runtimes, and clang's OpenMP runtime.
+FUZZ_PACKAGES=(clang libclang-rt-dev libomp-dev)
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES+=("${FUZZ_PACKAGES[@]}")
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -120,6 +120,10 @@ std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_r
   if (from_rate < 1 || to_rate < 1) throw Error("resample: sample rates must be positive");
   if (from_rate == to_rate || x.empty()) return x;
   const double ratio = double(to_rate) / double(from_rate);
+  // libsamplerate's limit, checked before the output is allocated.
+  if (ratio > 256 || ratio < 1.0 / 256)
+    throw Error("resample: " + std::to_string(from_rate) + " Hz to " + std::to_string(to_rate) +
+                " Hz is a ratio outside libsamplerate's [1/256, 256]");
   std::vector<float> out(size_t(std::ceil(double(x.size()) * ratio)) + 16);
   SRC_DATA d;
   std::memset(&d, 0, sizeof d);
@@ -147,10 +151,15 @@ std::vector<float> read_audio(const std::string& path, const AudioReadOptions& o
   if (info.frames <= 0) throw Error(path + ": no audio frames");
   const int ch = info.channels;
   std::vector<float> mono;
-  mono.reserve(size_t(info.frames));
-  std::vector<float> buf(size_t(65536) * size_t(ch));
+  // The header's frame count is a claim: reserve at most one frame per byte
+  // of the file (compressed formats may hold more; the vector grows then).
+  mono.reserve(size_t(std::min<int64_t>(info.frames, fs::file_size(path))));
+  // Reads of at most 16K samples whatever the channel count (libsndfile
+  // allows thousands of channels), and no larger than the file's frames.
+  const sf_count_t chunk = std::max<sf_count_t>(1, std::min<sf_count_t>(info.frames, 16384 / ch));
+  std::vector<float> buf(size_t(chunk) * size_t(ch));
   for (;;) {
-    sf_count_t got = sf_readf_float(f.get(), buf.data(), 65536);
+    sf_count_t got = sf_readf_float(f.get(), buf.data(), chunk);
     if (got <= 0) break;
     for (sf_count_t i = 0; i < got; ++i) {
       float s = 0;
@@ -162,7 +171,11 @@ std::vector<float> read_audio(const std::string& path, const AudioReadOptions& o
     throw Error(path + ": audio decoding failed after " + std::to_string(mono.size()) + " frames: " + sf_strerror(f.get()));
   if (mono.empty()) throw Error(path + ": no audio frames could be decoded (truncated file?)");
   const int rate = opts.sample_rate ? opts.sample_rate : info.samplerate;
-  return resample(mono, info.samplerate, rate, opts.quality);
+  try {
+    return resample(mono, info.samplerate, rate, opts.quality);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
 }
 
 void write_wav(const std::string& path, const float* samples, size_t frames, int sample_rate, int channels, int bits) {

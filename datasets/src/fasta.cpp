@@ -118,7 +118,11 @@ class Scanner {
       end_record();
       start_record(s, n);
     } else if (n == 0) {
-      blank_seen_ = in_record_ && slen_ > 0;
+      // A blank line (or a lone CR) before the first residues: htslib's faidx
+      // either refuses the file or, worse, indexes it with 0 bases per line
+      // and then divides by that on every fetch.
+      if (in_record_ && slen_ == 0) fail("blank line between the header and the sequence");
+      blank_seen_ = in_record_;
     } else {
       residues(s, n);
     }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -92,26 +93,37 @@ std::vector<std::string> cifar10_files(const std::string& dir, const std::string
 
 namespace {
 
-// Whole file through zlib (gzread passes plain files through unchanged).
-std::vector<uint8_t> read_gz(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw Error(path + ": cannot open file");
-  std::vector<uint8_t> out;
-  std::vector<uint8_t> buf(1 << 20);
-  for (;;) {
-    int n = gzread(f, buf.data(), unsigned(buf.size()));
-    if (n < 0) {
-      int err = 0;
-      std::string msg = gzerror(f, &err);
-      gzclose(f);
-      throw Error(path + ": gzip read error: " + msg);
-    }
-    if (n == 0) break;
-    out.insert(out.end(), buf.begin(), buf.begin() + n);
+// A file through zlib (gzread passes plain files through unchanged), read
+// in pieces so that no more is held than the caller asks for.
+class GzReader {
+ public:
+  explicit GzReader(const std::string& path) : path_(path), f_(gzopen(path.c_str(), "rb")) {
+    if (!f_) throw Error(path + ": cannot open file");
   }
-  gzclose(f);
-  return out;
-}
+  ~GzReader() { gzclose(f_); }
+  GzReader(const GzReader&) = delete;
+  GzReader& operator=(const GzReader&) = delete;
+
+  // Appends up to n more bytes to out (fewer at the end of the data).
+  void read(std::vector<uint8_t>& out, uint64_t n) {
+    while (n > 0) {
+      const unsigned want = unsigned(std::min<uint64_t>(n, buf_.size()));
+      const int got = gzread(f_, buf_.data(), want);
+      if (got < 0) {
+        int err = 0;
+        throw Error(path_ + ": gzip read error: " + gzerror(f_, &err));
+      }
+      if (got == 0) return;
+      out.insert(out.end(), buf_.begin(), buf_.begin() + got);
+      n -= uint64_t(got);
+    }
+  }
+
+ private:
+  std::string path_;
+  gzFile f_;
+  std::vector<uint8_t> buf_ = std::vector<uint8_t>(size_t(1) << 16);
+};
 
 uint32_t be32(const uint8_t* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
@@ -119,14 +131,23 @@ uint32_t be32(const uint8_t* p) {
 
 struct Idx {
   std::vector<uint32_t> dims;
-  std::vector<uint8_t> bytes;  // the whole file
+  std::vector<uint8_t> bytes;  // the header and the data it describes
   size_t offset = 0;           // of the data
 };
 
-// Parses the header; expects unsigned bytes with `ndims` dimensions.
+// a * b, or UINT64_MAX where that overflows.
+uint64_t saturating_mul(uint64_t a, uint64_t b) {
+  return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+// Parses the header; expects unsigned bytes with `ndims` dimensions. Only
+// the data the header describes is read, so neither a header claiming more
+// than the file holds nor a gzip bomb allocates more than the data present.
 Idx read_idx_file(const std::string& path, int ndims, const char* what) {
   Idx x;
-  x.bytes = read_gz(path);
+  GzReader in(path);
+  x.offset = 4 + 4 * size_t(ndims);
+  in.read(x.bytes, x.offset);
   char want[16];
   std::snprintf(want, sizeof want, "0x%08x", 0x800u | unsigned(ndims));
   if (x.bytes.size() < 4) throw Error(path + ": not an IDX file (shorter than its magic)");
@@ -136,16 +157,22 @@ Idx read_idx_file(const std::string& path, int ndims, const char* what) {
     std::snprintf(got, sizeof got, "0x%08x", magic);
     throw Error(path + ": bad IDX magic " + got + " (expected " + want + ": " + what + ")");
   }
-  x.offset = 4 + 4 * size_t(ndims);
   if (x.bytes.size() < x.offset) throw Error(path + ": truncated IDX header");
-  size_t count = 1;
+  uint64_t item = 1;  // bytes per item (all dimensions but the first)
   for (int i = 0; i < ndims; ++i) {
     x.dims.push_back(be32(x.bytes.data() + 4 + 4 * i));
-    count *= x.dims.back();
+    if (i > 0) item = saturating_mul(item, x.dims.back());
   }
-  size_t have = x.bytes.size() - x.offset;
+  const uint64_t count = saturating_mul(x.dims[0], item);
+  in.read(x.bytes, count);
+  const uint64_t have = x.bytes.size() - x.offset;
   if (have < count) {
-    size_t item = x.dims[0] ? count / x.dims[0] : 1;
+    if (item == UINT64_MAX || count == UINT64_MAX) {
+      std::string shape;
+      for (uint32_t d : x.dims) shape += (shape.empty() ? "" : " x ") + std::to_string(d);
+      throw Error(path + ": truncated IDX data: the header's shape " + shape + " is larger than the " +
+                  std::to_string(have) + " bytes of data");
+    }
     throw Error(path + ": truncated IDX data: item " + std::to_string(have / item) + " of " +
                 std::to_string(x.dims[0]) + " is incomplete");
   }
@@ -165,6 +192,9 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path,
   d.name = "image";
   d.source = images_path;
   size_t pixels = size_t(im.dims[1]) * im.dims[2];
+  if (pixels == 0 || pixels > size_t(INT_MAX))
+    throw Error(images_path + ": images of " + std::to_string(im.dims[1]) + " x " + std::to_string(im.dims[2]) +
+                " pixels are not a sequence the task can take");
   d.max_len = int(pixels);
   size_t n = im.dims[0];
   if (o.max_examples > 0) n = std::min(n, o.max_examples);
@@ -205,10 +235,23 @@ GrayImage read_png(const std::string& path) {
   if (!png_image_begin_read_from_file(&img, path.c_str()))
     throw Error(path + ": cannot read PNG: " + img.message);
   img.format = PNG_FORMAT_GRAY;
+  // The header's size is checked before the pixels are allocated: deflate
+  // expands at most 1032:1 and a pixel takes at least one bit, so a file of
+  // n bytes cannot hold more than 8 * 1032 * n pixels.
+  const uint64_t pixels = uint64_t(img.width) * img.height;
+  std::error_code ec;
+  const uint64_t file_bytes = uint64_t(fs::file_size(path, ec));
+  if (pixels > uint64_t(INT_MAX) || (!ec && pixels > 8 * 1032 * file_bytes)) {
+    png_image_free(&img);
+    throw Error(path + ": cannot read PNG: its header claims " + std::to_string(img.width) + "x" +
+                std::to_string(img.height) + " pixels, more than " +
+                (pixels > uint64_t(INT_MAX) ? std::string("an image may have") : "a " + std::to_string(file_bytes) +
+                                                                                     "-byte PNG can hold"));
+  }
   GrayImage out;
   out.width = int(img.width);
   out.height = int(img.height);
-  out.pixels.resize(PNG_IMAGE_SIZE(img));
+  out.pixels.resize(size_t(pixels));  // PNG_FORMAT_GRAY: one byte per pixel, no row padding
   if (!png_image_finish_read(&img, nullptr, out.pixels.data(), 0, nullptr)) {
     std::string msg = img.message;
     png_image_free(&img);
@@ -276,7 +319,10 @@ Dataset read_pathfinder(const std::string& root, const ReadOptions& o, int image
                     std::to_string(f.size()));
       Example e;
       e.label = detail::parse_label(f[3], 2, r.where());
-      fs::path file = fs::path(root) / f[0] / f[1];
+      const fs::path rel = fs::path(f[0]) / f[1];
+      if (rel.is_absolute() || std::any_of(rel.begin(), rel.end(), [](const fs::path& c) { return c == ".."; }))
+        throw Error(r.where() + ": image path " + detail::shown(rel.string()) + " is not inside " + root);
+      fs::path file = fs::path(root) / rel;
       std::error_code ec;
       if (o.skip_empty_images && fs::file_size(file, ec) == 0 && !ec) {
         ++d.skipped;

@@ -22,9 +22,11 @@ int parse_label(const std::string& field, int num_classes, const std::string& wh
   double v = std::strtod(s, &end);
   bool ok = !field.empty() && end == s + field.size() && std::isfinite(v) && v == std::floor(v);
   if (!ok) throw Error(where + ": label " + shown(field) + " is not an integer");
-  if (v < 0 || (num_classes > 0 && v >= num_classes))
-    throw Error(where + ": label " + field + " out of range [0, " +
-                (num_classes > 0 ? std::to_string(num_classes) : std::string("inf")) + ")");
+  // Checked before the conversion to int; a label also sizes the classifier
+  // head, so "any" class count is still bounded.
+  const int limit = num_classes > 0 ? num_classes : kMaxClasses;
+  if (!(v >= 0 && v < limit))
+    throw Error(where + ": label " + field + " out of range [0, " + std::to_string(limit) + ")");
   return int(v);
 }
 

@@ -70,7 +70,8 @@ inline std::vector<std::string> split_tabs(const std::string& line) {
 }
 
 // An integer label ("3", or "1.0" as pandas writes it) in [0, num_classes)
-// (num_classes <= 0: any non-negative). Throws "<where>: ..." otherwise.
+// (num_classes <= 0: in [0, kMaxClasses)). Throws "<where>: ..." otherwise.
+constexpr int kMaxClasses = 1 << 16;
 int parse_label(const std::string& field, int num_classes, const std::string& where);
 
 inline std::string shown(const std::string& s, size_t n = 40) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <memory>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "mambakit/datasets/text.h"
 #include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
 
 namespace mk::data {
@@ -465,37 +467,73 @@ PreparedShards prepare_shards(const std::string& kind_in, const std::vector<std:
   return r;
 }
 
+namespace {
+
+// Typed fields of manifest.json; each error names the file and the field.
+class ManifestFields {
+ public:
+  explicit ManifestFields(const std::string& path) : path_(path) {}
+
+  const nlohmann::json& at(const nlohmann::json& obj, const std::string& key, const std::string& where) const {
+    const auto it = obj.find(key);
+    if (it == obj.end()) fail(where + key, "missing");
+    return *it;
+  }
+  std::string text(const nlohmann::json& v, const std::string& name) const {
+    if (!v.is_string()) fail(name, std::string("expected a string, got ") + v.type_name());
+    return v.get<std::string>();
+  }
+  uint64_t integer(const nlohmann::json& v, const std::string& name, uint64_t max) const {
+    const bool ok = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+    if (!ok || v.get<uint64_t>() > max)
+      fail(name, "expected an integer in [0, " + std::to_string(max) + "], got " + shown(v));
+    return v.get<uint64_t>();
+  }
+  [[noreturn]] void fail(const std::string& name, const std::string& why) const {
+    throw Error(path_ + ": field \"" + name + "\": " + why);
+  }
+
+ private:
+  static std::string shown(const nlohmann::json& v) {
+    std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+  }
+  std::string path_;
+};
+
+}  // namespace
+
 PreparedShards open_prepared(const std::string& dir) {
   const std::string mpath = dir + "/manifest.json";
   nlohmann::json m;
   try {
     m = nlohmann::json::parse(read_text_file(mpath));
   } catch (const nlohmann::json::exception& e) {
-    throw Error(mpath + ": not valid JSON: " + e.what());
+    throw Error(mpath + ": not valid JSON: " + library_what(e));
   }
+  if (!m.is_object()) throw Error(mpath + ": not a mambakit shard manifest (not a JSON object)");
+  const ManifestFields f(mpath);
+  if (f.at(m, "format", "") != "mambakit-token-shards") throw Error(mpath + ": not a mambakit shard manifest");
   PreparedShards r;
   r.dir = dir;
-  try {
-    if (m.at("format") != "mambakit-token-shards") throw Error(mpath + ": not a mambakit shard manifest");
-    r.kind = m.at("kind").get<std::string>();
-    r.vocab_size = m.at("vocab_size").get<uint32_t>();
-    r.sample_rate = m.value("sample_rate", 0);
-    for (auto it = m.at("splits").begin(); it != m.at("splits").end(); ++it) {
-      const std::string s = it.key();
-      r.splits.push_back(s);
-      // prepare writes plain names: anything else (an absolute path, a '..',
-      // a subfolder) could point a loader at a file outside the shards, so
-      // it is refused before anything is opened.
-      const std::string file = it.value().at("file").get<std::string>();
-      if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
-          file.find('\0') != std::string::npos)
-        throw Error(mpath + ": splits." + s + ".file '" + file +
-                    "' is not a file name inside the shard directory; refused");
-      r.files[s] = dir + "/" + file;
-      r.tokens[s] = it.value().at("tokens").get<uint64_t>();
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(mpath + ": missing or mistyped field: " + e.what());
+  r.kind = f.text(f.at(m, "kind", ""), "kind");
+  r.vocab_size = uint32_t(f.integer(f.at(m, "vocab_size", ""), "vocab_size", UINT32_MAX));
+  if (m.contains("sample_rate")) r.sample_rate = int(f.integer(m["sample_rate"], "sample_rate", INT_MAX));
+  const nlohmann::json& splits = f.at(m, "splits", "");
+  if (!splits.is_object()) f.fail("splits", std::string("expected an object, got ") + splits.type_name());
+  for (auto it = splits.begin(); it != splits.end(); ++it) {
+    const std::string s = it.key();
+    const std::string where = "splits." + s + ".";
+    if (!it.value().is_object()) f.fail("splits." + s, "expected an object {\"file\", \"tokens\"}");
+    const std::string file = f.text(f.at(it.value(), "file", where), where + "file");
+    // A shard is a file beside the manifest; the manifest cannot point elsewhere
+    // (an absolute path, a '..', a subfolder, a name cut short by a NUL).
+    if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
+        file.find('\0') != std::string::npos)
+      f.fail(where + "file", "\"" + file + "\" is not a file name beside the manifest");
+    r.splits.push_back(s);
+    r.files[s] = dir + "/" + file;
+    r.tokens[s] = f.integer(f.at(it.value(), "tokens", where), where + "tokens", UINT64_MAX);
   }
   // Keep train, val, test order.
   std::sort(r.splits.begin(), r.splits.end(), [](const std::string& a, const std::string& b) {

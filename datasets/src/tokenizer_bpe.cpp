@@ -3,6 +3,7 @@
 // first (those with normalized=false on the raw text, then the others on the
 // normalized pieces), each remaining piece is pre-tokenized with GPT-2's
 // regex, spelled in GPT-2's byte characters and merged by rank.
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +14,7 @@
 
 #include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
 #include "tokenizer_bpe_common.h"
 #include "tokenizer_unicode.h"
@@ -65,6 +67,7 @@ class BpeTokenizer : public Tokenizer {
   std::vector<int32_t> merge_word(const std::string& word) const;
 
   std::string path_;
+  size_t max_tokens_ = 0;  // ids are below this (see the constructor)
   BpeSpec spec_;
   std::unordered_map<std::string, int32_t> vocab_;  // model vocabulary, byte-level spelling
   std::unordered_map<std::string, int32_t> added_;  // added tokens, as written in text
@@ -77,19 +80,39 @@ class BpeTokenizer : public Tokenizer {
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;  // word -> ids
 };
 
+// A field of the wrong type; the constructor adds the file.
+struct FieldError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 std::string type_of(const json& j) { return j.is_object() ? j.value("type", std::string("?")) : "?"; }
 
 bool flag(const json& j, const char* key, bool fallback) {
   const auto it = j.find(key);
-  return it == j.end() || it->is_null() ? fallback : it->get<bool>();
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) throw FieldError(std::string("\"") + key + "\" is a " + it->type_name() + ", expected true or false");
+  return it->get<bool>();
+}
+
+// A token id: an integer in [0, INT32_MAX] (a float or a huge number is not
+// converted, which would be undefined).
+int32_t token_id(const json& v, const std::string& what) {
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0) ||
+      v.get<uint64_t>() > uint64_t(INT32_MAX))
+    throw FieldError(what + ": id " + v.dump() + " is not an integer in [0, 2^31)");
+  return int32_t(v.get<int64_t>());
 }
 
 BpeTokenizer::BpeTokenizer(const std::string& path) : path_(path) {
   json j;
+  const std::string text = mk::read_text_file(path);
+  // Ids index a table of tokens, so they are bounded by what the file can
+  // describe: a dense vocabulary of n tokens takes more than n bytes.
+  max_tokens_ = std::max<size_t>(size_t(1) << 20, text.size());
   try {
-    j = json::parse(mk::read_text_file(path));
+    j = json::parse(text);
   } catch (const json::exception& e) {
-    fail(std::string("not valid JSON: ") + e.what());
+    fail("not valid JSON: " + mk::library_what(e));
   }
   if (!j.is_object() || !j.contains("model")) fail("not a tokenizer.json (no \"model\" section)");
   try {
@@ -100,6 +123,8 @@ BpeTokenizer::BpeTokenizer(const std::string& path) : path_(path) {
     read_model(j["model"]);
     read_added_tokens(j.value("added_tokens", json::array()));
   } catch (const json::exception& e) {
+    fail("malformed tokenizer.json: " + mk::library_what(e));
+  } catch (const FieldError& e) {
     fail(std::string("malformed tokenizer.json: ") + e.what());
   }
   read_special_ids();
@@ -146,8 +171,7 @@ void BpeTokenizer::read_model(const json& model) {
   }
   spec_.ignore_merges = flag(model, "ignore_merges", false);
   for (const auto& [token, id] : model.at("vocab").items()) {
-    const int32_t i = id.get<int32_t>();
-    if (i < 0) fail("vocab: negative id for token \"" + token + "\"");
+    const int32_t i = token_id(id, "vocab: token \"" + token + "\"");
     set_token(i, token, false);
     vocab_[token] = i;
   }
@@ -187,7 +211,7 @@ void BpeTokenizer::read_merges(const json& merges) {
 void BpeTokenizer::read_added_tokens(const json& added) {
   for (const json& t : added) {
     const std::string content = t.at("content").get<std::string>();
-    const int32_t id = t.at("id").get<int32_t>();
+    const int32_t id = token_id(t.at("id"), "added token \"" + content + "\"");
     for (const char* key : {"lstrip", "rstrip", "single_word"})
       if (flag(t, key, false)) fail("added token \"" + content + "\" uses " + key + ", which is not supported");
     const bool special = flag(t, "special", false);
@@ -200,7 +224,10 @@ void BpeTokenizer::read_added_tokens(const json& added) {
 }
 
 void BpeTokenizer::set_token(int32_t id, const std::string& token, bool added) {
-  if (size_t(id) >= tokens_.size()) tokens_.resize(id + 1), is_added_.resize(id + 1);
+  if (size_t(id) >= max_tokens_)
+    fail("token \"" + token + "\" has id " + std::to_string(id) + ", beyond any vocabulary this file can describe (" +
+         std::to_string(max_tokens_) + " ids)");
+  if (size_t(id) >= tokens_.size()) tokens_.resize(size_t(id) + 1), is_added_.resize(size_t(id) + 1);
   tokens_[id] = token;
   is_added_[id] = added;
 }
@@ -216,7 +243,7 @@ void BpeTokenizer::read_special_ids() {
   try {
     c = json::parse(mk::read_text_file(config.string()));
   } catch (const json::exception& e) {
-    throw mk::Error(config.string() + ": not valid JSON: " + e.what());
+    throw mk::Error(config.string() + ": not valid JSON: " + mk::library_what(e));
   }
   const auto named = [&](const json& v) -> std::optional<int32_t> {
     if (v.is_string()) return token_to_id(v.get<std::string>());

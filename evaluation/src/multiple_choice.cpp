@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 
 namespace mk::eval {
 
@@ -20,8 +21,8 @@ std::vector<McItem> read_mc_jsonl(const std::string& path) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw Error(where + ": invalid JSON: " + e.what());
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
+      throw Error(where + ": invalid JSON: " + library_what(e));
     }
     if (!j.is_object()) throw Error(where + ": expected a JSON object");
     McItem it;

@@ -252,16 +252,21 @@ std::string leaf_of(const std::string& full) {
 std::string suggest_key(const std::string& section, const std::string& leaf) {
   std::string best;
   size_t best_d = std::numeric_limits<size_t>::max();
+  const size_t limit = std::max<size_t>(2, leaf.size() / 3);
   for (const auto& k : schema()) {
     const std::string ks = section_of(k.key), kl = leaf_of(k.key);
     std::vector<std::string> names = k.aliases;
     names.push_back(kl);
     for (const auto& n : names) {
+      // The distance is at least the difference in length: names that
+      // cannot come within the limit are skipped (the same answer, without
+      // a quadratic comparison per name for a long mistyped key).
+      const size_t gap = leaf.size() > n.size() ? leaf.size() - n.size() : n.size() - leaf.size();
+      if (gap > limit) continue;
       size_t d = tasks::edit_distance(leaf, n) + (ks == section ? 0 : 1);
       if (d < best_d) best_d = d, best = k.key;
     }
   }
-  const size_t limit = std::max<size_t>(2, leaf.size() / 3);
   return best_d <= limit && best_d <= leaf.size() ? best : "";
 }
 
@@ -378,15 +383,29 @@ void assign(const Key& k, RunConfig& c, const YAML::Node& n, const std::string& 
 
 // Task options keep their YAML types: quoted scalars are strings; plain ones
 // become integers, numbers, booleans or null where they read as such.
-json to_json(const YAML::Node& n) {
+// A YAML alias refers to a node rather than copying it, so a few lines can
+// describe an exponentially large tree ("billion laughs"); the copy into
+// JSON stops at kMaxOptionValues values, and at kMaxOptionDepth levels (an
+// alias inside its own anchor, `&a [*a]`, is a cycle).
+constexpr size_t kMaxOptionValues = 1 << 16;
+constexpr int kMaxOptionDepth = 64;
+
+json to_json(const YAML::Node& n, const std::string& where, size_t& budget, int depth) {
+  if (budget == 0)
+    throw ConfigError(where + ": value too large (more than " + std::to_string(kMaxOptionValues) +
+                      " entries once its YAML aliases are expanded)");
+  if (depth > kMaxOptionDepth)
+    throw ConfigError(where + ": value nested deeper than " + std::to_string(kMaxOptionDepth) +
+                      " levels (or a YAML alias that contains itself)");
+  --budget;
   if (n.IsSequence()) {
     json a = json::array();
-    for (const auto& e : n) a.push_back(to_json(e));
+    for (const auto& e : n) a.push_back(to_json(e, where, budget, depth + 1));
     return a;
   }
   if (n.IsMap()) {
     json o = json::object();
-    for (const auto& kv : n) o[kv.first.Scalar()] = to_json(kv.second);
+    for (const auto& kv : n) o[kv.first.Scalar()] = to_json(kv.second, where, budget, depth + 1);
     return o;
   }
   if (!n.IsScalar()) return nullptr;
@@ -400,6 +419,11 @@ json to_json(const YAML::Node& n) {
   if (s == "false" || s == "False") return false;
   if (s == "~" || s == "null") return nullptr;
   return s;
+}
+
+json to_json(const YAML::Node& n, const std::string& where) {
+  size_t budget = kMaxOptionValues;
+  return to_json(n, where, budget, 0);
 }
 
 void emit_json(YAML::Emitter& e, const json& j) {
@@ -556,7 +580,7 @@ void set_section(RunConfig& c, const std::string& section, const YAML::Node& nod
     const std::string kw = place(c.source, kv.first.Mark());
     if (!seen.insert(leaf).second) throw ConfigError(kw + ": duplicate key '" + full + "'");
     if (section == "task" && leaf != "name") {
-      c.task_options[leaf] = to_json(kv.second);
+      c.task_options[leaf] = to_json(kv.second, kw + ": task." + leaf);
       c.task_where[leaf] = kw;
       continue;
     }
@@ -677,7 +701,7 @@ void apply_override(RunConfig& c, const std::string& assignment) {
     }
   };
   if (section == "task" && leaf != "name") {
-    c.task_options[leaf] = to_json(parse_value());
+    c.task_options[leaf] = to_json(parse_value(), where + ": task." + leaf);
     c.task_where[leaf] = where;
     return;
   }

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/evaluation/generation_metrics.h"
 #include "mambakit/evaluation/multiple_choice.h"
 #include "mambakit/evaluation/perplexity.h"
@@ -374,8 +375,10 @@ void merge_summary(const std::string& run_dir, const std::string& split, const j
     try {
       s = json::parse(read_text_file(path));
     } catch (const json::exception& e) {
-      throw Error(path + ": not valid JSON (" + e.what() + "); not overwriting it");
+      throw Error(path + ": not valid JSON (" + library_what(e) + "); not overwriting it");
     }
+    if (!s.is_object())
+      throw Error(path + ": expected a JSON object, got " + std::string(s.type_name()) + "; not overwriting it");
   }
   json ev = json::object();
   for (auto it = r.begin(); it != r.end(); ++it)

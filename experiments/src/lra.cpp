@@ -7,6 +7,7 @@
 #include <map>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/evaluation/perplexity.h"
 #include "mambakit/experiments/trainer.h"
 #include "mambakit/io/atomic_file.h"
@@ -37,7 +38,7 @@ json read_json_file(const std::string& path) {
   try {
     return json::parse(read_text_file(path));
   } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + ")");
+    throw Error(path + ": not valid JSON (" + library_what(e) + ")");
   }
 }
 

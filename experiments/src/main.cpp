@@ -37,6 +37,7 @@
 
 #include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/experiments/bench_mixers.h"
 #include "mambakit/experiments/bench_train.h"
 #include "mambakit/experiments/cmd_tokenizer.h"
@@ -74,6 +75,17 @@ namespace {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// A JSON file of a run or model directory; errors name the file and carry
+// no library tag.
+json read_json_file(const std::string& path) {
+  const std::string text = mk::read_text_file(path);
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw mk::Error(path + ": not valid JSON: " + mk::library_what(e));
+  }
+}
 
 std::string top_help() {
   std::string tasks;
@@ -886,14 +898,21 @@ int cmd_info(const std::vector<std::string>& args) {
                      {"expand", c.expand},     {"d_conv", c.d_conv},   {"dt_rank", c.dt_rank_resolved()},
                      {"vocab_size", c.vocab_size}, {"mixers", c.mixers.empty() ? std::vector<std::string>{"mamba"} : c.mixers}};
     if (fs::exists(path + "/trainer_state.json")) {
-      const json st = json::parse(mk::read_text_file(path + "/trainer_state.json"));
-      info["step"] = st.value("step", 0L);
-      info["total_steps"] = st.value("total_steps", 0L);
+      // Only the position is shown: absent fields (another trainer's file) read as 0.
+      const std::string sp = path + "/trainer_state.json";
+      const json st = read_json_file(sp);
+      if (!st.is_object()) throw mk::Error(sp + ": expected a JSON object, got " + st.type_name());
+      for (const char* k : {"step", "total_steps"}) {
+        const auto it = st.find(k);
+        if (it != st.end() && !it->is_number_integer())
+          throw mk::Error(sp + ": \"" + k + "\": expected an integer, got " + it->type_name());
+        info[k] = it == st.end() ? 0L : it->get<long>();
+      }
     }
     std::vector<std::string> ckpts;
     for (const auto& [s, p] : mk::exp::list_checkpoints(path)) ckpts.push_back("step_" + std::to_string(s));
     if (!ckpts.empty()) info["checkpoints"] = ckpts;
-    if (fs::exists(path + "/best/best.json")) info["best"] = json::parse(mk::read_text_file(path + "/best/best.json"));
+    if (fs::exists(path + "/best/best.json")) info["best"] = read_json_file(path + "/best/best.json");
     if (fs::exists(path + "/config.yaml")) info["config_yaml"] = mk::read_text_file(path + "/config.yaml");
   }
   // Headers only: a multi-GB checkpoint is described without reading it.
@@ -925,9 +944,14 @@ int cmd_info(const std::vector<std::string>& args) {
   }
   if (info.contains("step")) std::cout << "  step: " << info["step"] << " of " << info["total_steps"] << "\n";
   if (info.contains("checkpoints")) std::cout << "  checkpoints: " << info["checkpoints"].dump() << "\n";
-  if (info.contains("best"))
-    std::cout << "  best: step " << info["best"]["step"] << ", " << info["best"]["metric"].get<std::string>()
-              << " " << info["best"]["value"] << "\n";
+  if (info.contains("best")) {
+    const json& b = info["best"];  // as best.json holds it: a field it lacks is shown as ?
+    const auto field = [&](const char* k) {
+      if (!b.is_object() || !b.contains(k)) return std::string("?");
+      return b[k].is_string() ? b[k].get<std::string>() : b[k].dump();
+    };
+    std::cout << "  best: step " << field("step") << ", " << field("metric") << " " << field("value") << "\n";
+  }
   std::cout << "  parameters: " << total << " (" << (total * 4.0 / 1e6) << " MB as fp32); stored as "
             << json(dtypes).dump() << " in " << files.size()
             << (files.size() == 1 ? " file" : " files") << " (" << weights << ")\n";

@@ -6,6 +6,7 @@
 
 #include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/npy.h"
 
@@ -183,7 +184,7 @@ GenerationDefaults read_generation_config(const std::string& path) {
   try {
     j = json::parse(read_text_file(path));
   } catch (const json::exception& ex) {
-    fail(path, std::string("invalid JSON: ") + ex.what());
+    fail(path, "invalid JSON: " + library_what(ex));
   }
   if (!j.is_object()) fail(path, std::string("expected a JSON object, got ") + j.type_name());
   const GenFields f(path, j);

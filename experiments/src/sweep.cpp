@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/experiments/bench_train.h"
 #include "mambakit/experiments/plot.h"
 #include "mambakit/experiments/run_dir.h"
@@ -280,14 +281,17 @@ struct Row {
   double steps() const { return number("steps", status == "finished" ? double(run->steps) : 0.0); }
   double tokens() const { return number("tokens", 0.0); }
   double train_flops() const {
-    if (summary.is_object() && summary.contains("train_flops")) return summary["train_flops"].get<double>();
+    if (summary.is_object() && summary.contains("train_flops") && summary["train_flops"].is_number())
+      return summary["train_flops"].get<double>();
     return tokens() * run->flops_per_token;
   }
   double wall() const { return number("wall_seconds", std::nan("")); }
   double metric(const std::string& m) const {
     if (status != "finished" || !summary.is_object()) return std::nan("");
-    const json& f = summary.value("final", json::object());
-    return f.contains(m) && f[m].is_number() ? f[m].get<double>() : std::nan("");
+    const auto f = summary.find("final");
+    if (f == summary.end() || !f->is_object()) return std::nan("");
+    const auto v = f->find(m);
+    return v != f->end() && v->is_number() ? v->get<double>() : std::nan("");
   }
 };
 
@@ -295,12 +299,15 @@ std::string disk_status(const SweepRun& r, json* summary) {
   const fs::path s = fs::path(r.dir) / "summary.json";
   *summary = nullptr;
   if (fs::exists(s)) {
+    const std::string text = read_text_file(s.string());  // its errors name the file
     try {
-      *summary = json::parse(read_text_file(s.string()));
-    } catch (const std::exception& e) {
-      throw Error(s.string() + ": cannot read: " + e.what());
+      *summary = json::parse(text);
+    } catch (const json::exception& e) {
+      throw Error(s.string() + ": not valid JSON: " + library_what(e));
     }
-    if (summary->value("finished", false)) return "finished";
+    if (!summary->is_object()) throw Error(s.string() + ": expected a JSON object, got " + summary->type_name());
+    const auto finished = summary->find("finished");
+    if (finished != summary->end() && finished->is_boolean() && finished->get<bool>()) return "finished";
   }
   if (!latest_checkpoint(r.dir).empty() || fs::exists(fs::path(r.dir) / "trainer_state.json")) return "partial";
   return "pending";

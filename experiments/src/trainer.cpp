@@ -17,6 +17,7 @@
 #include "mambakit/evaluation/perplexity.h"
 #include "mambakit/experiments/dna_audio.h"
 #include "mambakit/experiments/plot.h"
+#include "mambakit/experiments/trainer_state.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/checkpoint.h"
 #include "mambakit/io/safetensors.h"
@@ -367,21 +368,21 @@ std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
   t->place_on_device();
 
   const std::string state_path = ckpt + "/" + kStateFile;
+  const TrainerState st = read_trainer_state(state_path);
+  t->step_ = st.step;
+  t->opt_step_ = st.opt_step;
   try {
-    const json st = json::parse(read_text_file(state_path));
-    t->step_ = st.at("step").get<long>();
-    t->opt_step_ = st.at("opt_step").get<long>();
-    t->task_->set_sampler_state(st.at("sampler_state").get<std::string>());
-    t->nonfinite_run_ = st.value("nonfinite_run", 0);
-    t->nonfinite_total_ = st.value("nonfinite_total", 0L);
-    t->tokens_ = st.value("tokens", 0.0);
-    t->prior_seconds_ = st.value("wall_seconds", 0.0);
-    t->best_ = st.value("best", json(nullptr));
-    t->last_eval_ = st.value("last_eval", json::object());
-    t->last_eval_step_ = st.value("last_eval_step", -1L);
-  } catch (const json::exception& e) {
-    throw Error(state_path + ": " + e.what());
+    t->task_->set_sampler_state(st.sampler_state);
+  } catch (const Error& e) {
+    throw Error(state_path + ": sampler_state: " + e.what());
   }
+  t->nonfinite_run_ = st.nonfinite_run;
+  t->nonfinite_total_ = st.nonfinite_total;
+  t->tokens_ = st.tokens;
+  t->prior_seconds_ = st.wall_seconds;
+  t->best_ = st.best;
+  t->last_eval_ = st.last_eval;
+  t->last_eval_step_ = st.last_eval_step;
   t->last_save_step_ = t->step_;
   t->resumed_ = true;
   t->session_ = std::move(session);

@@ -321,5 +321,43 @@ TEST(PretrainedCli, InfoAndInitFromReadShardedDirectories) {
   EXPECT_NE(bad.output.find("shape"), std::string::npos) << bad.output;
 }
 
+// info reads a model directory's trainer_state.json and best/best.json for
+// the position shown: a file another trainer wrote (no "step") shows step 0,
+// and a malformed one is a one-line error naming it, without nlohmann's
+// "[json.exception...]" tag (the raw parse and value() leaked it).
+TEST(PretrainedCli, InfoReportsMalformedStateFilesInOneLine) {
+  TempDir d("info_state");
+  const std::string m = d / "m";
+  fs::copy(kHf, m, fs::copy_options::recursive);
+  const auto write = [&](const std::string& name, const std::string& text) {
+    fs::create_directories(fs::path(m + "/" + name).parent_path());
+    std::ofstream(m + "/" + name) << text;
+  };
+  write("trainer_state.json", R"({"global_step": 5, "log_history": []})");
+  auto r = run_cli("info " + m + " --json", "", true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(json::parse(r.output)["step"], 0);
+
+  write("trainer_state.json", R"({"step": "7", "total_steps": 10})");
+  expect_one_line_error(run_cli("info " + m), 1, m + "/trainer_state.json: \"step\": expected an integer");
+  write("trainer_state.json", R"({"step": 7, "total)");
+  r = run_cli("info " + m);
+  expect_one_line_error(r, 1, m + "/trainer_state.json: not valid JSON: parse error");
+  EXPECT_EQ(r.output.find("json.exception"), std::string::npos) << r.output;
+  write("trainer_state.json", "[7]");
+  expect_one_line_error(run_cli("info " + m), 1, m + "/trainer_state.json: expected a JSON object, got array");
+
+  write("trainer_state.json", R"({"step": 7, "total_steps": 10})");
+  write("best/best.json", "[]");  // not what mambakit writes: shown as unknown, not a crash
+  r = run_cli("info " + m, "", true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("step: 7 of 10"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("best: step ?, ? ?"), std::string::npos) << r.output;
+  write("best/best.json", "{");
+  r = run_cli("info " + m);
+  expect_one_line_error(r, 1, m + "/best/best.json: not valid JSON");
+  EXPECT_EQ(r.output.find("json.exception"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace mk::test

@@ -100,7 +100,7 @@ TEST(ShardManifest, FileEntriesCannotLeaveTheFolder) {
       ADD_FAILURE() << "opened a manifest pointing at " << bad;
     } catch (const Error& e) {
       const std::string msg = e.what();
-      EXPECT_NE(msg.find("not a file name inside the shard directory"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("not a file name beside the manifest"), std::string::npos) << msg;
       EXPECT_EQ(msg.find("root:"), std::string::npos) << msg;
     }
   }

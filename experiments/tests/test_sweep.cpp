@@ -282,6 +282,14 @@ TEST(SweepCli, DryRunOnlyAndUsageErrors) {
   EXPECT_EQ(run_cli("sweep").code, 2);
   const auto missing = run_cli("sweep " + f.d / "nope.yaml");
   EXPECT_EQ(missing.code, 1) << missing.output;
+
+  // A run's summary.json torn mid-write: one line naming it, without
+  // nlohmann's "[json.exception...]" tag.
+  std::ofstream(f.d / "out/d_model24/summary.json") << "{\"finished\": tr";
+  const auto torn = run_cli("sweep " + spec + " --only d_model24");
+  EXPECT_EQ(torn.code, 1) << torn.output;
+  EXPECT_NE(torn.output.find("d_model24/summary.json: not valid JSON: "), std::string::npos) << torn.output;
+  EXPECT_EQ(torn.output.find("json.exception"), std::string::npos) << torn.output;
 }
 
 // Ctrl-C in the middle of the second run, then the same command: the first

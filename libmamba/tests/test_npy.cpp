@@ -162,8 +162,13 @@ TEST(Npy, RejectsBadFiles) {
                       {"malformed NPY header"}));
   EXPECT_TRUE(rejects(npy_bytes(1, "{'descr': '<f4', 'fortran_order': Nope, 'shape': (2,), }\n", f4),
                       {"True or False"}));
+  // A shape within int64 that the 8 data bytes cannot hold (numel is not
+  // computed past what the file holds, so it cannot wrap)...
+  EXPECT_TRUE(rejects(npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999), }\n", f4),
+                      {"8 bytes", "needs more"}));
+  // ...and one whose product leaves int64 altogether, refused before that.
   EXPECT_TRUE(rejects(npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }\n", f4),
-                      {"needs more"}));
+                      {"(99999999999, 99999999999)", "too many elements"}));
   std::string long_header = npy_bytes(1, ok, f4);
   long_header[8] = char(0xff);
   EXPECT_TRUE(rejects(long_header, {"exceeds the file size"}));

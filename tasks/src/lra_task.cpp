@@ -8,6 +8,9 @@
 #include <random>
 #include <sstream>
 
+#include "mambakit/error.h"
+#include "mambakit/error_text.h"
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -297,9 +300,21 @@ void LraTask::load(const TaskSpec& s) {
     const fs::path marker = fs::path(dir_) / "generate.json";
     if (!have_path && fs::exists(marker)) {
       // Generated: the split sizes the generator was asked for.
-      const json g = json::parse(read_text(marker));
-      const double nt = g.value("n_train", 10000.0), nv = g.value("n_val", 1000.0),
-                   ne = g.value("n_test", 1000.0);
+      json g;
+      try {
+        g = json::parse(read_text(marker));
+      } catch (const json::exception& e) {
+        throw Error(marker.string() + ": not valid JSON: " + library_what(e));
+      }
+      if (!g.is_object()) throw Error(marker.string() + ": expected a JSON object, got " + g.type_name());
+      const auto count = [&](const char* k, double def) {
+        const auto it = g.find(k);
+        if (it == g.end()) return def;
+        if (!it->is_number() || !(it->get<double>() >= 1))
+          throw Error(marker.string() + ": \"" + k + "\" must be a number of examples (at least 1)");
+        return it->get<double>();
+      };
+      const double nt = count("n_train", 10000.0), nv = count("n_val", 1000.0), ne = count("n_test", 1000.0);
       vf = nv / (nt + nv + ne);
       test_fraction = ne / (nt + nv + ne);
     }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
 #include "mambakit/io/model_io.h"
 #include "mambakit/io/safetensors.h"
@@ -44,7 +45,7 @@ std::map<std::string, std::string> read_weight_map(const std::string& path) {
   try {
     j = json::parse(read_text_file(path));
   } catch (const json::exception& ex) {
-    fail(path, std::string("invalid JSON: ") + ex.what());
+    fail(path, "invalid JSON: " + library_what(ex));
   }
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     fail(path, "expected a JSON object with a \"weight_map\" object (tensor name -> shard file)");
@@ -259,10 +260,45 @@ std::string weights_file(const std::string& dir) {
   fail(dir, std::string("no weights: neither ") + kWeightsFile + " nor " + kWeightsIndexFile);
 }
 
-void load_params(const std::string& path, SequenceModel<float>& model, const LoadOptions& opt) {
+namespace {
+
+// The shape error of a tensor the model has with another shape.
+[[noreturn]] void wrong_shape(const MappedSafetensors& f, const std::string& name, const Shape& want) {
+  fail(f.path(), "tensor '" + name + "' has shape " + shape_str(f.info(name).shape) + ", the model expects " +
+                     shape_str(want));
+}
+
+// Every parameter of cfg's model is in the checkpoint with its shape,
+// checked from the headers alone before the model is allocated: sizes in
+// config.json that the weights do not back (a wrong file, or one claiming
+// 2^40 parameters) fail here, not in the allocator. The layer count is
+// bounded first by the tensor count (every layer has tensors), which also
+// bounds the cost of listing the layout.
+void check_layout(const CheckpointTensors& ck, const ModelConfig& cfg, const std::string& config_path,
+                  const LoadOptions& opt) {
+  if (size_t(cfg.n_layer) > ck.tensors().size())
+    fail(config_path, "num_hidden_layers is " + std::to_string(cfg.n_layer) + " but the weights hold only " +
+                          std::to_string(ck.tensors().size()) + " tensors");
+  std::vector<ParamEntry> layout;
+  try {
+    layout = SequenceModel<float>::layout(cfg);
+  } catch (const Error& e) {  // what only the model checks (a mixer name, the pooling)
+    fail(config_path, e.what());
+  }
+  for (const ParamEntry& e : layout) {
+    if (!ck.has(e.name)) {
+      if (!opt.may_lack || !opt.may_lack(e.name)) ck.missing(e.name);
+      continue;
+    }
+    const MappedSafetensors& f = ck.file_of(e.name);
+    if (f.info(e.name).shape != e.shape) wrong_shape(f, e.name, e.shape);
+  }
+}
+
+void load_from(const CheckpointTensors& ck, const std::string& path, SequenceModel<float>& model,
+               const LoadOptions& opt) {
   auto& ps = model.params();
   MK_CHECK(ps.device() == Device::cpu, path + ": load parameters before moving the model to the GPU");
-  const CheckpointTensors ck(path);
   LoadReport report;
   for (const auto& e : ps.entries()) {
     if (!ck.has(e.name)) {
@@ -271,10 +307,7 @@ void load_params(const std::string& path, SequenceModel<float>& model, const Loa
       continue;
     }
     const MappedSafetensors& f = ck.file_of(e.name);
-    const Shape& shape = f.info(e.name).shape;
-    if (shape != e.shape)
-      fail(f.path(), "tensor '" + e.name + "' has shape " + shape_str(shape) + ", the model expects " +
-                         shape_str(e.shape));
+    if (f.info(e.name).shape != e.shape) wrong_shape(f, e.name, e.shape);
     f.read_f32(e.name, ps.data() + e.offset);
     report.loaded.push_back(e.name);
     report.values += e.numel;
@@ -289,6 +322,12 @@ void load_params(const std::string& path, SequenceModel<float>& model, const Loa
   if (opt.report) *opt.report = std::move(report);
 }
 
+}  // namespace
+
+void load_params(const std::string& path, SequenceModel<float>& model, const LoadOptions& opt) {
+  load_from(CheckpointTensors(path), path, model, opt);
+}
+
 std::vector<CheckpointTensorInfo> checkpoint_tensors(const std::string& path) {
   const CheckpointTensors ck(path);
   std::vector<CheckpointTensorInfo> out;
@@ -301,10 +340,13 @@ std::vector<CheckpointTensorInfo> checkpoint_tensors(const std::string& path) {
 
 std::unique_ptr<SequenceModel<float>> load_model(const std::string& dir, const LoadOptions& opt) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
-  ModelConfig cfg = read_model_config(dir + "/config.json");
-  const std::string weights = weights_file(dir);  // before allocating the model
+  const std::string config = dir + "/config.json";
+  ModelConfig cfg = read_model_config(config);
+  const std::string weights = weights_file(dir);
+  const CheckpointTensors ck(weights);
+  check_layout(ck, cfg, config, opt);  // before allocating the model
   auto model = std::make_unique<SequenceModel<float>>(cfg);
-  load_params(weights, *model, opt);
+  load_from(ck, weights, *model, opt);
   return model;
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
 
 namespace mk {
@@ -26,10 +27,7 @@ class Fields {
     if (!has(key)) missing(key);
     const json& v = j_.at(key);
     if (!v.is_number_integer()) wrong(key, "an integer", v);
-    if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(INT_MAX)
-                               : (v.get<int64_t>() < INT_MIN || v.get<int64_t>() > INT_MAX))
-      fail(path_, "field \"" + std::string(key) + "\": " + v.dump() + " is out of range");
-    return v.get<int>();
+    return in_range(key, v);
   }
   int integer(const char* key, int fallback) const { return has(key) ? integer(key) : fallback; }
 
@@ -48,7 +46,7 @@ class Fields {
     if (v.is_array()) {
       if (v.empty()) return -1;
       if (!v[0].is_number_integer()) wrong(key, "an integer, null or a list of integers", v);
-      return v[0].get<int>();
+      return in_range(key, v[0]);
     }
     return integer(key);
   }
@@ -73,6 +71,13 @@ class Fields {
   }
 
  private:
+  // An integer json value as int, refused (not wrapped) outside int's range.
+  int in_range(const char* key, const json& v) const {
+    if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(INT_MAX)
+                               : (v.get<int64_t>() < INT_MIN || v.get<int64_t>() > INT_MAX))
+      fail(path_, "field \"" + std::string(key) + "\": " + v.dump() + " is out of range");
+    return v.get<int>();
+  }
   [[noreturn]] void missing(const char* key) const {
     std::string hint = j_.contains("d_model") ? " (this looks like a mamba_ssm config; mambakit reads "
                                                 "HF transformers' MambaConfig)"
@@ -96,7 +101,7 @@ ModelConfig read_model_config(const std::string& path) {
   try {
     j = json::parse(text);
   } catch (const json::exception& ex) {
-    fail(path, std::string("invalid JSON: ") + ex.what());
+    fail(path, "invalid JSON: " + library_what(ex));
   }
   if (!j.is_object()) fail(path, std::string("expected a JSON object, got ") + j.type_name());
   const Fields f(path, j);

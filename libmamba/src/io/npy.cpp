@@ -199,6 +199,15 @@ Tensor read_npy(const std::string& path) {
   const size_t avail = bytes.size() - data_start;
   // numel without overflow: anything past what the file holds is "too big".
   const uint64_t max_numel = avail / elem + 1;
+  // The dimensions other than zeros must multiply within int64 even for an
+  // empty array: a Tensor's strides are their products.
+  uint64_t nonzero = 1;
+  for (int64_t d : h.shape) {
+    if (d == 0) continue;
+    if (uint64_t(d) > uint64_t(std::numeric_limits<int64_t>::max()) / nonzero)
+      fail(path, "shape " + shape_str(h.shape) + " has too many elements");
+    nonzero *= uint64_t(d);
+  }
   uint64_t numel = 1;
   bool too_big = false;
   for (int64_t d : h.shape)

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mambakit/error.h"
+#include "mambakit/error_text.h"
 #include "mambakit/io/atomic_file.h"
 
 namespace mk {
@@ -141,7 +142,9 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   const json& shape = v["shape"];
   if (!shape.is_array()) fail(path, where + ": \"shape\" is a " + json_type(shape) + ", expected an array");
   // numel * element size must not overflow before it is compared with the
-  // byte range, or a huge shape could pass the check.
+  // byte range, or a huge shape could pass the check. The dimensions other
+  // than zeros must multiply within int64 even for an empty tensor: a
+  // Tensor's strides are their products.
   for (size_t i = 0; i < shape.size(); ++i) {
     const json& d = shape[i];
     if (d.is_number_integer() && !d.is_number_unsigned())
@@ -154,11 +157,12 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   const bool empty = std::count(e.shape.begin(), e.shape.end(), 0) > 0;
   uint64_t numel = 1;
   for (int64_t d : e.shape) {
-    if (empty) { numel = 0; break; }
-    if (numel > std::numeric_limits<uint64_t>::max() / e.dtype.size / uint64_t(d))
+    if (d == 0) continue;
+    if (numel > uint64_t(std::numeric_limits<int64_t>::max()) / e.dtype.size / uint64_t(d))
       fail(path, where + ": shape " + shape.dump() + " has too many elements");
     numel *= uint64_t(d);
   }
+  if (empty) numel = 0;
   const uint64_t nbytes = numel * e.dtype.size;
 
   const json& off = v["data_offsets"];
@@ -275,7 +279,7 @@ std::vector<Entry> parse_header(const std::string& path, const std::string& text
   try {
     header = json::parse(text);
   } catch (const json::exception& ex) {
-    fail(path, std::string("invalid JSON header: ") + ex.what());
+    fail(path, "invalid JSON header: " + library_what(ex));
   }
   if (!header.is_object()) fail(path, std::string("JSON header is a ") + json_type(header) + ", expected an object");
   std::vector<Entry> entries;
@@ -373,7 +377,7 @@ void write_safetensors(const std::string& path,
   try {
     text = header.dump();
   } catch (const json::exception& ex) {  // e.g. a name that is not UTF-8
-    fail(path, std::string("write_safetensors: cannot encode the header: ") + ex.what());
+    fail(path, "write_safetensors: cannot encode the header: " + library_what(ex));
   }
   // Spaces, as the reference writer pads: the data section starts 8-aligned.
   text.append((8 - text.size() % 8) % 8, ' ');

@@ -10,7 +10,17 @@
 namespace mk {
 
 template <typename T>
-SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
+SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : SequenceModel(cfg, DeclareOnly{}) {
+  ps_.finalize();
+}
+
+template <typename T>
+std::vector<ParamEntry> SequenceModel<T>::layout(const ModelConfig& cfg) {
+  return SequenceModel(cfg, DeclareOnly{}).ps_.entries();
+}
+
+template <typename T>
+SequenceModel<T>::SequenceModel(const ModelConfig& cfg, DeclareOnly) : cfg_(cfg) {
   cfg_.validate();
   const int dm = cfg_.d_model;
   emb_ = ps_.declare("backbone.embeddings.weight", {cfg_.vocab_size, dm}, true);
@@ -32,7 +42,6 @@ SequenceModel<T>::SequenceModel(const ModelConfig& cfg) : cfg_(cfg) {
     cls_w_ = ps_.declare("classifier.weight", {cfg_.n_classes, dm}, true);
     cls_b_ = ps_.declare("classifier.bias", {cfg_.n_classes}, false);
   }
-  ps_.finalize();
 }
 
 template <typename T>

@@ -2,6 +2,7 @@
 #include "mambakit/tensor.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "mambakit/error.h"
@@ -62,9 +63,15 @@ std::vector<int64_t> contiguous_strides(const Shape& s) {
   return st;
 }
 
+// Dimensions are non-negative and, zeros aside, multiply within int64, so
+// neither the element count nor a stride can overflow.
 void check_shape(const Shape& s, const char* where) {
-  for (int64_t d : s)
+  int64_t nonzero = 1;
+  for (int64_t d : s) {
     MK_CHECK(d >= 0, std::string(where) + ": negative dimension in shape " + shape_str(s));
+    MK_CHECK(d == 0 || nonzero <= INT64_MAX / d, std::string(where) + ": shape " + shape_str(s) + " has too many elements");
+    if (d != 0) nonzero *= d;
+  }
 }
 
 }  // namespace

@@ -29,6 +29,11 @@ class SequenceModel {
  public:
   explicit SequenceModel(const ModelConfig& cfg);
 
+  // The parameters (names, shapes, offsets) a model of cfg declares, without
+  // allocating them: what a checkpoint must hold, checked before the model
+  // is built (a config.json claiming a huge model is refused, not allocated).
+  static std::vector<ParamEntry> layout(const ModelConfig& cfg);
+
   const ModelConfig& config() const { return cfg_; }
   ParamStore<T>& params() { return ps_; }
   const ParamStore<T>& params() const { return ps_; }
@@ -87,6 +92,8 @@ class SequenceModel {
   void step(const int32_t* ids_t, State& st, T* logits_t);
 
  private:
+  struct DeclareOnly {};
+  SequenceModel(const ModelConfig& cfg, DeclareOnly);
   void pool_forward();
   void pool_backward(const T* dpooled, T* dhf);
   // Uploads targets (host, logit_rows()) and counts the non-ignored ones.
