@@ -91,7 +91,8 @@ int threads_per_rank(int configured, const dist::Communicator& comm) {
 }
 
 // Tests of failure handling: MAMBAKIT_TEST_FAIL=RANK:STEP:HOW makes rank RANK
-// end after step STEP, by SIGKILL (HOW = kill) or by an exception (error).
+// end after step STEP, by SIGKILL (HOW = kill) or by an exception (error),
+// or sends itself SIGTERM (term: the job stops together after the next step).
 void test_failure_hook(int rank, long step) {
   static const char* spec = std::getenv("MAMBAKIT_TEST_FAIL");
   if (!spec) return;
@@ -100,6 +101,10 @@ void test_failure_hook(int rank, long step) {
   char how[16] = {0};
   if (std::sscanf(spec, "%d:%ld:%15s", &r, &s, how) != 3 || r != rank || s != step) return;
   if (std::string(how) == "kill") std::raise(SIGKILL);
+  if (std::string(how) == "term") {
+    std::raise(SIGTERM);
+    return;
+  }
   throw Error("MAMBAKIT_TEST_FAIL: a failure injected after step " + std::to_string(step));
 }
 

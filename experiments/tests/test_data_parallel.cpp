@@ -237,6 +237,20 @@ TEST(DataParallel, AnErrorOnOneRankEndsTheJobWithOneLine) {
       << r.output;
 }
 
+// SIGTERM reaching one rank (after step 5) stops every rank after the next
+// step, the one whose sums carried the flag: one checkpoint, exit 143.
+TEST(DataParallel, ASignalToOneRankStopsAllAfterTheSameStep) {
+  SKIP_WITHOUT_MPI();
+  TempDir d("dp_term");
+  const std::string cfg = test::write_config(d, test::write_corpus(d), d / "run", 20);
+  const std::string run = d / "run";
+  const auto r = run_mpi(2, "train " + cfg + " --set train.batch_size=4", "MAMBAKIT_TEST_FAIL=1:5:term");
+  EXPECT_EQ(r.code, 143) << r.output;
+  EXPECT_NE(r.output.find("stopped by SIGTERM at step 6"), std::string::npos) << r.output;
+  EXPECT_EQ(json::parse(read_file(run + "/summary.json"))["steps"], 6);
+  EXPECT_TRUE(fs::exists(run + "/checkpoints/step_6/trainer_state.json"));
+}
+
 // The debug check compares every rank's parameters each N steps; equal
 // replicas pass it.
 TEST(DataParallel, ReplicaCheckPassesOnEqualReplicas) {
