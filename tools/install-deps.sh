@@ -12,6 +12,9 @@ PACKAGES=(
   libhts-dev tabix libsndfile1-dev libsamplerate0-dev
   # tokenizers: SentencePiece models (using and training them)
   libsentencepiece-dev
+  # data-parallel training over processes and nodes (mpirun; the build and
+  # every other test work without it, the MPI tests then skip)
+  openmpi-bin libopenmpi-dev
   # CLI, configs, JSON
   libboost-program-options-dev libyaml-cpp-dev nlohmann-json3-dev
   # tests and benchmarks

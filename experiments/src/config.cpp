@@ -167,6 +167,16 @@ const std::vector<Key>& schema() {
        {"dtype", "mixed_precision", "amp"}},
       {"train.threads", kOptional, MK_REF(train.threads), "CPU threads (0: OMP_NUM_THREADS; at most 4x the online cores)",
        kNonNegative, {}, {"num_threads", "n_threads"}, &check_threads},
+      {"train.distributed", kOptional, MK_REF(train.distributed),
+       "data parallelism over the ranks of mpirun/srun (auto: on when started by an MPI launcher); "
+       "batch_size stays the global batch", {}, {"auto", "off"},
+       {"data_parallel", "ddp", "distributed_training"}},
+      {"train.bucket_mb", kOptional, MK_REF(train.bucket_mb),
+       "data parallelism: MB of gradients per all-reduce bucket (smaller: more overlap with the "
+       "backward, more messages)", kPositive, {}, {"bucket_size_mb", "bucket_cap_mb", "allreduce_bucket_mb"}},
+      {"train.check_replicas_every", kOptional, MK_REF(train.check_replicas_every),
+       "data parallelism, debugging: compare a hash of every rank's parameters every N steps (0: at "
+       "start-up only)", kNonNegative, {}, {"check_params_every", "replica_check_every"}},
       {"train.max_nonfinite", kOptional, MK_REF(train.max_nonfinite),
        "stop after this many non-finite losses in a row (each such step is skipped)", kAtLeastOne,
        {}, {"max_nan", "nan_tolerance", "max_skipped"}},

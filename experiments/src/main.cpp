@@ -14,6 +14,8 @@
 //   mambakit tokenize DIR_OR_FILE --text T | --file F [--json]
 //   mambakit tokenizer train --model bpe|sentencepiece --vocab N --out DIR FILES...
 //   mambakit sweep SPEC.yaml [--set KEY=VALUE ...] [--dry-run [--time S]] [--only NAME]
+//   mambakit --version
+//   mpirun -np N mambakit train ...   (data-parallel; srun under Slurm)
 // Exit codes: 0 ok, 1 runtime error (bad file, corrupt checkpoint, ...),
 // 2 usage error (unknown command or flag, bad value, config mistake);
 // a training run stopped by SIGINT/SIGTERM saves a checkpoint and exits
@@ -23,6 +25,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -33,9 +36,11 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mambakit/cpu_isa.h"
+#include "mambakit/dist/communicator.h"
 #include "mambakit/error.h"
 #include "mambakit/error_text.h"
 #include "mambakit/experiments/bench_mixers.h"
@@ -104,6 +109,9 @@ std::string top_help() {
          "  tokenize   token ids of a text with a tokenizer (tokenizer.json, *.model or bytes)\n"
          "  tokenizer  `tokenizer train`: a new BPE or SentencePiece vocabulary from text files\n"
          "  sweep      train a grid of configs (resumable); table and metric-vs-FLOPs plot\n\n"
+         "Data-parallel training: `mpirun -np N mambakit train CONFIG` (or srun) trains one model\n"
+         "over N processes (train.distributed, experiments/README.md). `mambakit --version` lists\n"
+         "the backends this build holds.\n\n"
          "Run `mambakit COMMAND --help` for a command's options and examples.\n"
          "Tasks:\n" + tasks +
          "Examples:\n"
@@ -186,10 +194,18 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+// Joins the data-parallel job when an MPI launcher started this process and
+// train.distributed is auto (before the model exists: NCCL picks the GPU).
+void join_job(const mk::exp::RunConfig& cfg) {
+  const bool on = cfg.train.distributed == "auto" && mk::dist::detect_launch().by_launcher;
+  mk::dist::init_world(on, mk::parse_device(cfg.train.device));
+}
+
 // Runs a trainer to the end and reports; the exit code.
 int finish_training(mk::exp::Trainer& t, long until) {
   const json s = t.run(until);
   const json& fin = s["final"];
+  if (t.rank() != 0) return t.interrupted_by() ? 128 + t.interrupted_by() : 0;  // rank 0 reports
   if (!fin.empty()) {
     std::string line = "final (step " + std::to_string(s["final_step"].get<long>()) + "):";
     char buf[96];
@@ -240,6 +256,7 @@ int cmd_train_config(const std::vector<std::string>& args) {
   if (until < 0) throw UsageError("--until must be >= 0");
   mk::exp::RunConfig cfg = mk::exp::load_config(config, sets);
   if (threads > 0) cfg.train.threads = threads;
+  join_job(cfg);
   std::unique_ptr<mk::exp::Trainer> t;
   if (resume) {
     t = mk::exp::Trainer::resume(cfg);
@@ -285,10 +302,12 @@ int cmd_train_flags(const std::vector<std::string>& args) {
   mk::set_cpu_threads(threads);
   std::unique_ptr<mk::exp::Trainer> t;
   if (resume) {
+    join_job(mk::exp::load_config(o.out + "/config.yaml"));
     t = mk::exp::Trainer::resume(o.out, vm["steps"].defaulted() ? 0 : o.steps);
   } else {
     if (o.data.empty()) throw UsageError("the option '--data' is required (or use --resume)");
     mk::exp::RunConfig cfg = mk::exp::language_config(o);
+    join_job(cfg);
     t = std::make_unique<mk::exp::Trainer>(cfg);
     t->claim_run_dir();
   }
@@ -1164,6 +1183,10 @@ int cmd_bench(const std::vector<std::string>& args) {
         "bytes, after warm-up steps that are not timed, and the peak resident memory. The defaults\n"
         "are the quickstart model (experiments/quickstart.yaml).\n"
         "Example: mambakit bench train --d-model 256 --n-layer 4 --batch 8 --seq-len 256 --threads 2 --json\n"
+        "Under mpirun (mpirun -np 2 mambakit bench train --threads 1) the batch is the global one,\n"
+        "split over the ranks, and rank 0 also prints the share of step time spent waiting for the\n"
+        "gradient all-reduce and the cost of one all-reduce of the gradient buffer\n"
+        "(bench/mpi_scaling.sh compares 1 and 2 ranks).\n"
         "Options");
     d.add_options()("help,h", "show this help")
         ("d-model", po::value(&c.d_model)->default_value(c.d_model), "model width")
@@ -1227,7 +1250,9 @@ int cmd_bench(const std::vector<std::string>& args) {
       }
       return 0;
     }
+    mk::dist::init_world(mk::dist::detect_launch().by_launcher, mk::parse_device(c.device));
     const auto r = mk::exp::run_train_bench(c);
+    if (mk::dist::world().rank() != 0) return 0;  // rank 0 reports for the job
     if (as_json) std::cout << r.to_json().dump() << "\n";
     else std::cout << r.to_text();
     return 0;
@@ -1237,6 +1262,39 @@ int cmd_bench(const std::vector<std::string>& args) {
   throw UsageError("unknown benchmark '" + args[0] + "' (expected scan, train, mixers or data)");
 }
 
+// `mambakit --version`: the version and what this build holds.
+std::string version_text() {
+  std::string s = "mambakit " MAMBAKIT_VERSION "\n";
+#ifdef MAMBAKIT_HAVE_CUDA
+  s += "cuda: built\n";
+#else
+  s += "cuda: not built\n";
+#endif
+  const auto b = mk::dist::built_backends();
+  std::string list;
+  for (const auto& x : b) list += (list.empty() ? "" : ", ") + x;
+  s += "data parallelism: " + (b.empty() ? std::string("none (built without MPI)") : list) + "\n";
+  return s;
+}
+
+// A data-parallel job ends as a whole: the failing rank says which it is and
+// why, in one line, then ends every rank (MPI_Abort) with `code`. Rank 0
+// reports at once; another rank waits a moment first, so that when all fail
+// alike, rank 0's line is the one printed.
+[[noreturn]] void end_job(const std::string& cmd, const char* kind, const char* what, int code) {
+  auto& w = mk::dist::world();
+  if (w.rank() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::fprintf(stderr, "mambakit %s: %s: rank %d of %d: %s\n", cmd.c_str(), kind, w.rank(), w.size(), what);
+  std::fflush(stderr);
+  w.abort(code);
+  std::_Exit(code);  // not reached: abort ends the process
+}
+
+// Ends MPI when main returns (MPI_Finalize), whatever the exit code.
+struct WorldGuard {
+  ~WorldGuard() { mk::dist::finalize_world(); }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1245,9 +1303,19 @@ int main(int argc, char** argv) {
     std::cout << top_help();
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::cout << version_text();
+    return 0;
+  }
   const std::string cmd = args[0];
   args.erase(args.begin());
   mk::set_cpu_threads(0);  // OpenBLAS at one thread; an OMP_NUM_THREADS too large for the machine clamped
+  WorldGuard world_guard;
+  // Before the job is joined every rank parses the same arguments and
+  // config, so usage and config mistakes are printed by the first rank alone
+  // (the launcher ends the job when any rank exits non-zero).
+  const mk::dist::Launch launch = mk::dist::detect_launch();
+  const bool quiet_rank = launch.rank != 0;
   try {
     if (cmd == "train") return cmd_train(args);
     if (cmd == "eval") return cmd_eval(args);
@@ -1265,17 +1333,24 @@ int main(int argc, char** argv) {
     throw UsageError("unknown command '" + cmd + "'" + mk::tasks::did_you_mean(cmd, cmds) +
                      " (see mambakit --help)");
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "mambakit %s: usage error: %s\n", cmd.c_str(), e.what());
+    if (mk::dist::world().size() > 1) end_job(cmd, "usage error", e.what(), 2);
+    if (!quiet_rank) std::fprintf(stderr, "mambakit %s: usage error: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const mk::tasks::ConfigError& e) {
-    std::fprintf(stderr, "mambakit %s: config error: %s\n", cmd.c_str(), e.what());
+    if (mk::dist::world().size() > 1) end_job(cmd, "config error", e.what(), 2);
+    if (!quiet_rank) std::fprintf(stderr, "mambakit %s: config error: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "mambakit %s: error: out of memory (a smaller model, batch or sequence length needs less)\n",
                  cmd.c_str());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mambakit %s: error: %s\n", cmd.c_str(), e.what());
+    if (mk::dist::world().size() > 1) end_job(cmd, "error", e.what(), 1);
+    if (launch.world > 1)  // before the job was joined: still name the rank
+      std::fprintf(stderr, "mambakit %s: error: rank %d of %d: %s\n", cmd.c_str(), launch.rank, launch.world,
+                   e.what());
+    else
+      std::fprintf(stderr, "mambakit %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
   }
 }

@@ -96,6 +96,32 @@ class SignalGuard {
   struct sigaction old_int_ {}, old_term_ {};
 };
 
+// CPU threads per rank: the configured number, else (with several ranks on
+// a node and OMP_NUM_THREADS unset) the node's cores shared out, so the
+// ranks do not oversubscribe it; 0 keeps OpenMP's default.
+int threads_per_rank(int configured, const dist::Communicator& comm) {
+  if (configured > 0 || comm.local_size() <= 1 || std::getenv("OMP_NUM_THREADS")) return configured;
+  return std::max(1, omp_get_num_procs() / comm.local_size());
+}
+
+// Tests of failure handling: MAMBAKIT_TEST_FAIL=RANK:STEP:HOW makes rank RANK
+// end after step STEP, by SIGKILL (HOW = kill) or by an exception (error),
+// or sends itself SIGTERM (term: the job stops together after the next step).
+void test_failure_hook(int rank, long step) {
+  static const char* spec = std::getenv("MAMBAKIT_TEST_FAIL");
+  if (!spec) return;
+  int r = -1;
+  long s = -1;
+  char how[16] = {0};
+  if (std::sscanf(spec, "%d:%ld:%15s", &r, &s, how) != 3 || r != rank || s != step) return;
+  if (std::string(how) == "kill") std::raise(SIGKILL);
+  if (std::string(how) == "term") {
+    std::raise(SIGTERM);
+    return;
+  }
+  throw Error("MAMBAKIT_TEST_FAIL: a failure injected after step " + std::to_string(step));
+}
+
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal"; }
 
 // The keys that define what is trained: a resumed run must not change them.
@@ -227,7 +253,7 @@ std::vector<std::string> check_device(const RunConfig& cfg) {
 
 Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
   for (const auto& n : check_device(cfg_)) std::fprintf(stderr, "note: %s\n", n.c_str());
-  set_cpu_threads(cfg_.train.threads);
+  set_cpu_threads(threads_per_rank(cfg_.train.threads, *comm_));
   task_ = tasks::make_task(cfg_.task_spec());
 
   const int tv = task_->vocab_size();
@@ -298,6 +324,11 @@ void Trainer::place_on_device() {
   be.set_bf16_matmuls(cfg_.train.precision == "bf16");
   m_.bind(be);
   v_.bind(be);
+  if (comm_->size() > 1) {
+    auto& ps = model_->params();
+    const auto bucket = size_t(cfg_.train.bucket_mb * 1024 * 1024 / sizeof(float));
+    reducer_ = std::make_unique<dist::GradReducer>(*comm_, ps.grad(), ps.size(), d, bucket);
+  }
 }
 
 Trainer::Trainer(const RunConfig& cfg) : Trainer(cfg, Init{}) {
@@ -307,7 +338,7 @@ Trainer::Trainer(const RunConfig& cfg) : Trainer(cfg, Init{}) {
 }
 
 void Trainer::claim_run_dir() {
-  if (session_) return;
+  if (session_ || !writes_run_dir()) return;  // rank 0 alone owns the run directory
   const std::string& d = cfg_.output.dir;
   if (fs::exists(d) && !fs::is_directory(d)) throw Error(d + ": output.dir exists and is not a directory");
   auto session = std::make_unique<RunDirSession>(d);  // first: nothing below races another writer
@@ -330,11 +361,20 @@ std::unique_ptr<Trainer> Trainer::resume(const RunConfig& cfg) {
   const std::string dir = cfg.output.dir;
   const std::string nothing = dir + ": nothing to resume (no checkpoints/step_N holding a " + kStateFile + ")";
   if (!fs::is_directory(dir)) throw Error(nothing);
-  auto session = std::make_unique<RunDirSession>(dir);  // before reading: no writer may change it meanwhile
-  clean_stale_temporaries(dir);
+  // Rank 0 alone locks the run directory and writes there; the other ranks
+  // only read the checkpoint.
+  const bool writer = dist::world().rank() == 0;
+  std::unique_ptr<RunDirSession> session;
+  if (writer) {
+    session = std::make_unique<RunDirSession>(dir);  // before reading: no writer may change it meanwhile
+    clean_stale_temporaries(dir);
+  }
   std::string ckpt = latest_checkpoint(dir);
   if (ckpt.empty() && fs::exists(fs::path(dir) / kStateFile)) ckpt = dir;
   if (ckpt.empty()) {
+    // Rank 0 decides (and clears the failed start, which the others would
+    // race with); where it finds nothing to resume its error ends the job.
+    if (!writer) return std::make_unique<Trainer>(cfg);
     if (!is_failed_start(dir)) throw Error(nothing);
     // Nothing was trained to continue from: begin again, as a fresh start would.
     auto t = std::make_unique<Trainer>(cfg);
@@ -412,22 +452,58 @@ double Trainer::lr_at(long step) const {
   return t.lr + (t.min_lr - t.lr) * frac;
 }
 
+double Trainer::train_on_part(const tasks::TokenBatch& global, int accum, bool last_micro_batch) {
+  if (comm_->size() == 1) {
+    model_->forward(global.ids.data(), global.batch, global.len, global.lengths_or_null());
+    // Each micro-batch's mean loss, weighted 1/accum: the mean over the
+    // effective batch when the micro-batches have equal target counts.
+    return model_->backward(global.loss_targets(), 1.0 / accum) / accum;
+  }
+  const tasks::TokenBatch part = tasks::batch_part(global, comm_->rank(), comm_->size());
+  if (part.batch == 0) return 0;  // more ranks than examples: this one adds nothing
+  // The model's loss is the mean over the part's targets; weighted by the
+  // part's share of the global batch's targets, the ranks' terms add up to
+  // the mean over the global batch, as one process would compute it.
+  const long all = tasks::scored_targets(global);
+  const double share = all > 0 ? double(tasks::scored_targets(part)) / double(all) : 0.0;
+  model_->forward(part.ids.data(), part.batch, part.len, part.lengths_or_null());
+  // In the last micro-batch the gradients are final layer by layer, so
+  // their sums start while the backward goes on.
+  if (last_micro_batch) model_->set_grad_ready_hook([this](size_t from) { reducer_->ready(from); });
+  const double loss = model_->backward(part.loss_targets(), share / accum) * share / accum;
+  model_->set_grad_ready_hook(nullptr);
+  return loss;
+}
+
+double Trainer::reduce_over_ranks(double local_loss) {
+  if (comm_->size() == 1) return local_loss;
+  const auto t0 = Clock::now();
+  reducer_->finish();
+  comm_seconds_ += seconds_since(t0);
+  // One small sum: the loss, and whether any rank was asked to stop (all
+  // ranks must leave the loop after the same step).
+  double v[2] = {local_loss, g_signal ? 1.0 : 0.0};
+  comm_->sum(v, 2);
+  agreed_signal_ = v[1] > 0 ? (g_signal ? int(g_signal) : SIGTERM) : 0;
+  return v[0];
+}
+
 double Trainer::step() {
   auto& ps = model_->params();
   const int accum = cfg_.train.grad_accum;
   ps.zero_grad();
   double loss = 0;
   for (int k = 0; k < accum; ++k) {
+    // Every rank draws the whole global batch from the same stream, so the
+    // data order and the sampler state do not depend on the world size.
     const tasks::TokenBatch b = task_->next_train_batch(cfg_.train.batch_size);
     MK_CHECK(b.batch > 0 && b.len > 0 && b.ids.size() == size_t(b.batch) * b.len &&
                  b.targets.size() == b.ids.size(),
              "task '" + task_->name() + "' produced a malformed batch");
-    model_->forward(b.ids.data(), b.batch, b.len, b.lengths_or_null());
-    // Each micro-batch's mean loss, weighted 1/accum: the mean over the
-    // effective batch when the micro-batches have equal target counts.
-    loss += model_->backward(b.loss_targets(), 1.0 / accum) / accum;
+    loss += train_on_part(b, accum, k + 1 == accum);
     tokens_ += double(b.ids.size());
   }
+  loss = reduce_over_ranks(loss);
   Backend<float>& be = ps.backend();
   last_norm_ = cfg_.train.clip > 0 ? be.clip_grad_norm(ps.grad(), ps.size(), cfg_.train.clip)
                                    : be.global_norm(ps.grad(), ps.size());
@@ -469,6 +545,10 @@ json Trainer::state_json() const {
 }
 
 void Trainer::save(const std::string& run_dir) {
+  if (!writes_run_dir()) {  // rank 0 writes; the others hold the same state
+    last_save_step_ = step_;
+    return;
+  }
   fs::create_directories(run_dir);
   if (!fs::exists(fs::path(run_dir) / "config.yaml"))
     atomic_write_text(run_dir + "/config.yaml", dump_config(cfg_));
@@ -504,6 +584,7 @@ void Trainer::save_run() {
 }
 
 void Trainer::save_best() {
+  if (!writes_run_dir()) return;
   write_dir_atomically(write_dir() + "/best", [&](const std::string& tmp) {
     save_model(tmp, *model_);
     save_tokenizer(tmp);
@@ -517,7 +598,7 @@ std::map<std::string, double> Trainer::evaluate(const std::string& split,
                                                 const std::vector<std::string>& metrics) {
   const int batch = cfg_.eval.batch_size > 0 ? cfg_.eval.batch_size : cfg_.train.batch_size;
   return eval::evaluate_task(*model_, *task_, split, metrics.empty() ? eval_metrics_ : metrics, batch,
-                             size_t(cfg_.eval.max_sequences));
+                             size_t(cfg_.eval.max_sequences), *comm_);
 }
 
 double Trainer::validation_bpb() { return evaluate("val", {"bpb"}).at("bpb"); }
@@ -549,7 +630,8 @@ void Trainer::evaluate_and_track(MetricsLog& log) {
     best_ = json{{"step", step_}, {"metric", best_metric_}, {"value", value}, {"metrics", last_eval_}};
     save_best();
   }
-  std::fprintf(stderr, "eval step %ld:%s%s\n", step_, line.c_str(), improved ? "  (best)" : "");
+  if (writes_run_dir())
+    std::fprintf(stderr, "eval step %ld:%s%s\n", step_, line.c_str(), improved ? "  (best)" : "");
 }
 
 json Trainer::summary(double wall) const {
@@ -581,7 +663,34 @@ json Trainer::summary(double wall) const {
          {"best", best_.is_null() ? json::object() : best_["metrics"]},
          {"best_step", best_.is_null() ? json(nullptr) : best_["step"]},
          {"best_metric", best_metric_}};
+  if (comm_->size() > 1) {
+    // Time waiting for the gradient sums after the backward (what overlap
+    // did not hide), as a share of the training steps' time.
+    s["world_size"] = comm_->size();
+    s["distributed_backend"] = comm_->backend_name();
+    s["communication_seconds"] = comm_seconds_;
+    s["communication_fraction"] = session_train_seconds_ > 0 ? comm_seconds_ / session_train_seconds_ : 0.0;
+  }
   return s;
+}
+
+// The parameters and AdamW moments hashed on every rank and compared with
+// rank 0's. Ranks start from the same seed or checkpoint and take identical
+// steps, so a difference means a bug or a bad node: stop before it spreads.
+void Trainer::check_replicas_agree(const std::string& when) {
+  if (comm_->size() == 1) return;
+  uint64_t h = dist::fnv1a(nullptr, 0);
+  for (const auto& host : {model_->params().host_data(), m_.to_host(), v_.to_host()})
+    h = dist::fnv1a(host.data(), host.size() * sizeof(float), h);
+  uint64_t h0 = h;
+  comm_->broadcast(&h0, sizeof h0, 0);
+  double differ = h != h0 ? 1.0 : 0.0;
+  comm_->sum(&differ, 1);
+  if (differ > 0)
+    throw Error("data parallelism: " + std::to_string(long(differ)) + " of " + std::to_string(comm_->size()) +
+                " ranks hold parameters different from rank 0's " + when + " (step " + std::to_string(step_) +
+                (h != h0 ? "; this rank's hash " + std::to_string(h) + ", rank 0's " + std::to_string(h0) : "") +
+                ")");
 }
 
 // The confusion matrix on eval.split: confusion.json and a table on stderr.
@@ -599,25 +708,38 @@ void Trainer::write_confusion(const std::string& dir) {
 
 // --- the loop ---------------------------------------------------------------------------
 
+void Trainer::print_start_line(const std::string& dir) const {
+  std::string mixers = join(cfg_.model.mixers, "/");
+  std::string ranks;
+  if (comm_->size() > 1)
+    ranks = ", data-parallel over " + std::to_string(comm_->size()) + " ranks (" + comm_->backend_name() +
+            ", about " + std::to_string(cfg_.train.batch_size / comm_->size()) + " sequences each)";
+  std::fprintf(stderr,
+               "train: task %s, model %zu parameters (%d layers of %s, d_model %d), %ld steps of %d x %s%d "
+               "tokens%s%s, run dir %s\n",
+               task_->name().c_str(), model_->num_params(), cfg_.model.n_layer, mixers.c_str(),
+               cfg_.model.d_model, total_steps_, cfg_.train.batch_size * cfg_.train.grad_accum,
+               task_->pair_inputs() ? "2 x " : "", task_->seq_len(), ranks.c_str(),
+               resumed_ ? (", resuming at step " + std::to_string(step_)).c_str() : "", dir.c_str());
+}
+
 json Trainer::run(long until) {
   claim_run_dir();
   const std::string& dir = cfg_.output.dir;  // the run's name; files go to write_dir()
-  clean_stale_temporaries(write_dir());
-  atomic_write_text(write_dir() + "/config.yaml", dump_config(cfg_));
-  MetricsLog log;
-  log.open(write_dir() + "/metrics.jsonl", resumed_ ? step_ : -1);
+  // Rank 0 owns the run directory; the other ranks write nothing there.
+  const bool writer = writes_run_dir();
+  MetricsLog log;  // never opened on the other ranks: appending is then a no-op
+  if (writer) {
+    clean_stale_temporaries(write_dir());
+    atomic_write_text(write_dir() + "/config.yaml", dump_config(cfg_));
+    log.open(write_dir() + "/metrics.jsonl", resumed_ ? step_ : -1);
+  }
   SignalGuard guard;
   session_start_ = Clock::now();
+  check_replicas_agree("at start-up");
 
-  const bool tty = isatty(fileno(stderr));
-  std::string mixers = join(cfg_.model.mixers, "/");
-  std::fprintf(stderr,
-               "train: task %s, model %zu parameters (%d layers of %s, d_model %d), %ld steps of %d x %s%d "
-               "tokens%s, run dir %s\n",
-               task_->name().c_str(), model_->num_params(), cfg_.model.n_layer, mixers.c_str(),
-               cfg_.model.d_model, total_steps_, cfg_.train.batch_size * cfg_.train.grad_accum,
-               task_->pair_inputs() ? "2 x " : "", task_->seq_len(),
-               resumed_ ? (", resuming at step " + std::to_string(step_)).c_str() : "", dir.c_str());
+  const bool tty = writer && isatty(fileno(stderr));
+  if (writer) print_start_line(dir);
 
   const long first = step_;
   const double tokens_at_start = tokens_;
@@ -634,6 +756,7 @@ json Trainer::run(long until) {
                   total_steps_,
                   loss_n ? std::to_string(loss_sum / double(loss_n)).substr(0, 6).c_str() : "n/a",
                   lr_at(std::max(0L, step_ - 1)), tok_s, format_eta(eta).c_str());
+    if (!writer) return;
     if (tty) std::fprintf(stderr, "\r%s\033[K%s", buf, newline ? "\n" : "");
     else std::fprintf(stderr, "%s\n", buf);
     std::fflush(stderr);
@@ -663,15 +786,17 @@ json Trainer::run(long until) {
       ++loss_n;
     } else {
       if (tty) std::fprintf(stderr, "\n");
-      std::fprintf(stderr, "step %ld: loss is not finite (%g); update skipped (%d in a row)\n", step_,
-                   loss, nonfinite_run_);
+      if (writer)
+        std::fprintf(stderr, "step %ld: loss is not finite (%g); update skipped (%d in a row)\n", step_,
+                     loss, nonfinite_run_);
       if (nonfinite_run_ >= cfg_.train.max_nonfinite) {
         // A failing overwrite never replaces the run it was to replace.
         const bool keep_old = session_ && session_->staged();
         if (!keep_old) {
           save_run();
-          atomic_write_text(write_dir() + "/summary.json",
-                            summary(prior_seconds_ + seconds_since(session_start_)).dump(2) + "\n");
+          if (writer)
+            atomic_write_text(write_dir() + "/summary.json",
+                              summary(prior_seconds_ + seconds_since(session_start_)).dump(2) + "\n");
         }
         throw Error("train: the loss was not finite for " + std::to_string(nonfinite_run_) +
                     " steps in a row (steps " + std::to_string(step_ - nonfinite_run_ + 1) + "-" +
@@ -708,8 +833,13 @@ json Trainer::run(long until) {
       evaluate_and_track(log);
     }
     if (cfg_.output.save_every > 0 && step_ % cfg_.output.save_every == 0) save_run();
-    if (g_signal) {
-      signal_ = g_signal;
+    const long check_every = cfg_.train.check_replicas_every;
+    if (check_every > 0 && step_ % check_every == 0) check_replicas_agree("after a step");
+    test_failure_hook(comm_->rank(), step_);
+    // One process stops on a signal as soon as it sees it; ranks stop after
+    // the step whose sums carried it, all at the same step.
+    if (const int sig = comm_->size() == 1 ? int(g_signal) : agreed_signal_) {
+      signal_ = sig;
       break;
     }
   }
@@ -726,9 +856,9 @@ json Trainer::run(long until) {
 
   const bool finished = step_ >= total_steps_;
   if (finished && last_eval_step_ != step_) evaluate_and_track(log);
-  if (finished && task_->num_classes() > 0) write_confusion(write_dir());
+  if (finished && task_->num_classes() > 0 && writer) write_confusion(write_dir());
   if (last_save_step_ != step_) save_run();
-  if (finished && cfg_.generate.tokens > 0) {
+  if (finished && cfg_.generate.tokens > 0 && writer) {
     SamplingOptions so;
     so.temperature = cfg_.generate.temperature;
     so.top_k = cfg_.generate.top_k;
@@ -746,6 +876,7 @@ json Trainer::run(long until) {
   }
   log.close();
   const json s = summary(prior_seconds_ + seconds_since(session_start_));
+  if (!writer) return s;
   atomic_write_text(write_dir() + "/summary.json", s.dump(2) + "\n");
   if (cfg_.output.plot) {
     std::string why;

@@ -37,6 +37,15 @@ class AudioMetrics : public MetricAccumulator {
             {"accuracy", r["accuracy"]},
             {"unigram_bits", n > 0 ? h : std::nan("")}};
   }
+  std::vector<double> sums() const override {
+    auto s = tm_.sums();
+    s.insert(s.end(), hist_.begin(), hist_.end());
+    return s;
+  }
+  void set_sums(const double* s) override {
+    tm_.set_sums(s);
+    std::copy(s + TokenMetrics::kSums, s + TokenMetrics::kSums + hist_.size(), hist_.begin());
+  }
 
  private:
   TokenMetrics tm_;

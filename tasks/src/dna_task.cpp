@@ -81,6 +81,15 @@ class DnaLmMetrics : public MetricAccumulator {
     if (markov_) out["markov_bpb"] = symbols_ > 0 ? bits_ / symbols_ : std::nan("");
     return out;
   }
+  std::vector<double> sums() const override {
+    auto s = tm_.sums();
+    s.insert(s.end(), {bits_, symbols_});
+    return s;
+  }
+  void set_sums(const double* s) override {
+    tm_.set_sums(s);
+    bits_ = s[TokenMetrics::kSums], symbols_ = s[TokenMetrics::kSums + 1];
+  }
 
  private:
   TokenMetrics tm_;
@@ -98,6 +107,16 @@ class SpeciesMetrics : public MetricAccumulator {
   std::map<std::string, double> result() const override {
     auto r = tm_.result();
     return {{"accuracy", r["accuracy"]}, {"balanced_accuracy", cm_.balanced_accuracy()}, {"loss", r["loss"]}};
+  }
+  std::vector<double> sums() const override {
+    auto s = tm_.sums();
+    const auto c = cm_.sums();
+    s.insert(s.end(), c.begin(), c.end());
+    return s;
+  }
+  void set_sums(const double* s) override {
+    tm_.set_sums(s);
+    cm_.set_sums(s + TokenMetrics::kSums);
   }
   const ConfusionMatrix& confusion() const { return cm_; }
 

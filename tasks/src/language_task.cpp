@@ -31,6 +31,15 @@ class LanguageMetrics : public MetricAccumulator {
     const double bpb = bytes_ > 0 ? nats / (bytes_ * std::log(2.0)) : r["bits"];
     return {{"loss", r["loss"]}, {"bpb", bpb}, {"ppl", r["ppl"]}, {"accuracy", r["accuracy"]}};
   }
+  std::vector<double> sums() const override {
+    auto s = tm_.sums();
+    s.push_back(bytes_);
+    return s;
+  }
+  void set_sums(const double* s) override {
+    tm_.set_sums(s);
+    bytes_ = s[TokenMetrics::kSums];
+  }
 
  private:
   TokenMetrics tm_;

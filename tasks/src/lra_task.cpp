@@ -167,23 +167,42 @@ std::string first_existing(const std::string& dir, const std::vector<std::string
 // A metric accumulator: the token metrics plus the label histogram.
 class LraMetrics : public MetricAccumulator {
  public:
+  explicit LraMetrics(int classes) : counts_(size_t(classes), 0.0) {}
   void add(const TokenBatch& b, const float* logits, int vocab) override {
     tm_.add(b, logits, vocab);
     for (int32_t l : b.labels)
-      if (l >= 0) ++counts_[l], ++n_;
+      if (l >= 0) {
+        if (size_t(l) >= counts_.size()) counts_.resize(size_t(l) + 1, 0.0);
+        ++counts_[size_t(l)], ++n_;
+      }
   }
   std::map<std::string, double> result() const override {
     auto r = tm_.result();
     double top = 0;
-    for (const auto& [l, c] : counts_) top = std::max(top, c);
+    for (double c : counts_) top = std::max(top, c);
     return {{"accuracy", r["accuracy"]},
             {"loss", r["loss"]},
             {"majority", n_ > 0 ? top / n_ : std::nan("")}};
   }
+  // Labels outside [0, classes) would grow counts_ differently per rank:
+  // then there are no sums to merge, and each rank scores the whole split.
+  std::vector<double> sums() const override {
+    if (counts_.size() != classes_) return {};
+    auto s = tm_.sums();
+    s.push_back(n_);
+    s.insert(s.end(), counts_.begin(), counts_.end());
+    return s;
+  }
+  void set_sums(const double* s) override {
+    tm_.set_sums(s);
+    n_ = s[TokenMetrics::kSums];
+    std::copy(s + TokenMetrics::kSums + 1, s + TokenMetrics::kSums + 1 + classes_, counts_.begin());
+  }
 
  private:
   TokenMetrics tm_;
-  std::map<int32_t, double> counts_;
+  std::vector<double> counts_;  // examples per label
+  size_t classes_ = counts_.size();
   double n_ = 0;
 };
 
@@ -468,7 +487,7 @@ std::vector<TokenBatch> LraTask::eval_batches(const std::string& split, int batc
 }
 
 std::unique_ptr<MetricAccumulator> LraTask::metrics() const {
-  return std::make_unique<LraMetrics>();
+  return std::make_unique<LraMetrics>(num_classes());
 }
 
 // --- text <-> ids (for inspection; classification tasks do not generate) ----

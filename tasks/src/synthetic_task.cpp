@@ -57,6 +57,26 @@ class SyntheticMetrics : public MetricAccumulator {
     }
     return out;
   }
+  // Overall, then one TokenMetrics per length of lengths_, then sequences.
+  std::vector<double> sums() const override {
+    auto s = all_.sums();
+    for (int len : lengths_) {
+      auto it = by_len_.find(len);
+      const auto l = it == by_len_.end() ? TokenMetrics().sums() : it->second.sums();
+      s.insert(s.end(), l.begin(), l.end());
+    }
+    s.insert(s.end(), {seqs_, seqs_right_});
+    return s;
+  }
+  void set_sums(const double* s) override {
+    all_.set_sums(s);
+    s += TokenMetrics::kSums;
+    for (int len : lengths_) {
+      by_len_[len].set_sums(s);
+      s += TokenMetrics::kSums;
+    }
+    seqs_ = s[0], seqs_right_ = s[1];
+  }
 
  private:
   std::vector<int> lengths_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 namespace mk::tasks {
 
@@ -58,6 +59,47 @@ std::map<std::string, double> TokenMetrics::result() const {
           {"bits", loss / std::log(2.0)},
           {"ppl", std::exp(loss)},
           {"accuracy", n_ > 0 ? correct_ / n_ : nan}};
+}
+
+long scored_targets(const TokenBatch& b) {
+  const size_t n = b.is_classification() ? b.labels.size() : b.targets.size();
+  const int32_t* t = b.loss_targets();
+  long c = 0;
+  for (size_t i = 0; i < n; ++i) c += t[i] >= 0;
+  return c;
+}
+
+namespace {
+
+// Appends rows [r0, r1) of `from` (ids, targets, lengths) to `to`.
+void append_rows(const TokenBatch& from, size_t r0, size_t r1, TokenBatch& to) {
+  const size_t L = size_t(from.len);
+  to.ids.insert(to.ids.end(), from.ids.begin() + r0 * L, from.ids.begin() + r1 * L);
+  if (!from.targets.empty())  // classification batches may carry labels only
+    to.targets.insert(to.targets.end(), from.targets.begin() + r0 * L, from.targets.begin() + r1 * L);
+  if (!from.lengths.empty())
+    to.lengths.insert(to.lengths.end(), from.lengths.begin() + r0, from.lengths.begin() + r1);
+  to.batch += int(r1 - r0);
+}
+
+}  // namespace
+
+TokenBatch batch_part(const TokenBatch& b, int part, int parts) {
+  MK_CHECK(parts >= 1 && part >= 0 && part < parts, "batch_part: part " + std::to_string(part) +
+                                                        " of " + std::to_string(parts));
+  const bool pairs = b.is_classification() && 2 * b.labels.size() == size_t(b.batch);
+  const size_t examples = pairs ? b.labels.size() : size_t(b.batch);
+  const size_t e0 = examples * size_t(part) / size_t(parts), e1 = examples * size_t(part + 1) / size_t(parts);
+  TokenBatch out;
+  out.len = b.len;
+  if (pairs) {  // the first documents of the pairs, then the second ones
+    append_rows(b, e0, e1, out);
+    append_rows(b, examples + e0, examples + e1, out);
+  } else {
+    append_rows(b, e0, e1, out);
+  }
+  if (b.is_classification()) out.labels.assign(b.labels.begin() + long(e0), b.labels.begin() + long(e1));
+  return out;
 }
 
 bool Task::higher_is_better(const std::string& metric) const {

@@ -175,5 +175,37 @@ TEST(DidYouMean, SuggestsOnlyNearMisses) {
   EXPECT_EQ(did_you_mean("xyz", {"mamba"}), "");
 }
 
+// Data parallelism: a batch's parts are disjoint, cover it in order and
+// differ by at most one example; a pair batch keeps each pair's two rows
+// together; the targets the loss averages over are counted.
+TEST(BatchPart, PartsCoverTheBatchAndKeepPairsTogether) {
+  TokenBatch b;  // 5 rows of length 2, row r holds ids 10r, 10r + 1
+  b.batch = 5, b.len = 2;
+  for (int r = 0; r < 5; ++r) b.ids.insert(b.ids.end(), {10 * r, 10 * r + 1}), b.targets.insert(b.targets.end(), {r, -1});
+  EXPECT_EQ(scored_targets(b), 5);
+  const TokenBatch p0 = batch_part(b, 0, 2), p1 = batch_part(b, 1, 2);
+  EXPECT_EQ(p0.batch, 2);
+  EXPECT_EQ(p1.batch, 3);
+  EXPECT_EQ(p0.ids, (std::vector<int32_t>{0, 1, 10, 11}));
+  EXPECT_EQ(p1.targets, (std::vector<int32_t>{2, -1, 3, -1, 4, -1}));
+  EXPECT_EQ(batch_part(b, 0, 1).ids, b.ids);
+  EXPECT_EQ(batch_part(b, 0, 8).batch, 0) << "more parts than rows: some are empty";
+
+  TokenBatch pairs;  // 3 pairs: rows 0-2 the first documents, 3-5 the second
+  pairs.batch = 6, pairs.len = 1;
+  pairs.ids = {0, 1, 2, 100, 101, 102};
+  pairs.targets.assign(6, -1);
+  pairs.lengths = {1, 1, 1, 1, 1, 1};
+  pairs.labels = {7, 8, -1};
+  EXPECT_EQ(scored_targets(pairs), 2);
+  const TokenBatch q = batch_part(pairs, 1, 2);  // pairs [1, 3)
+  EXPECT_EQ(q.batch, 4);
+  EXPECT_EQ(q.ids, (std::vector<int32_t>{1, 2, 101, 102}));
+  EXPECT_EQ(q.labels, (std::vector<int32_t>{8, -1}));
+  EXPECT_EQ(q.lengths.size(), 4u);
+  EXPECT_EQ(scored_targets(q), 1);
+  EXPECT_THROW(batch_part(b, 2, 2), Error);
+}
+
 }  // namespace
 }  // namespace mk::tasks

@@ -42,6 +42,11 @@ SequenceModel<T>::SequenceModel(const ModelConfig& cfg, DeclareOnly) : cfg_(cfg)
     cls_w_ = ps_.declare("classifier.weight", {cfg_.n_classes, dm}, true);
     cls_b_ = ps_.declare("classifier.bias", {cfg_.n_classes}, false);
   }
+  // Where each layer's parameters begin: the bucketed all-reduce sends a
+  // layer's gradients as soon as its backward has finished.
+  for (int i = 0; i < cfg_.n_layer; ++i)
+    layer_begin_.push_back(ps_.entry("backbone.layers." + std::to_string(i) + ".norm.weight").offset);
+  norm_f_begin_ = ps_.entry("backbone.norm_f.weight").offset;
 }
 
 template <typename T>
@@ -250,14 +255,18 @@ double SequenceModel<T>::backward(const int32_t* targets, double grad_scale) {
   dtmp_.resize(be, nh);
   norm_f_.backward(ps_, dh_.data(), resid_[cfg_.n_layer].data(), dtmp_.data(), trows);
   dh_.swap(dtmp_);
+  grads_ready(norm_f_begin_);  // the head's and the final norm's
   dnorm_.resize(be, nh);
   for (int i = cfg_.n_layer - 1; i >= 0; --i) {
     // resid[i+1] = resid[i] + mixer(norm(resid[i]))
     mixers_[i]->backward(ps_, dh_.data(), dnorm_.data());
     norms_[i].backward(ps_, dnorm_.data(), resid_[i].data(), dtmp_.data(), trows);
     be.axpy(T(1), dtmp_.data(), dh_.data(), nh);
+    grads_ready(layer_begin_[i]);
   }
+  // The tied embedding is final only now: the LM head added to it first.
   be.embedding_backward(ids_.data(), dh_.data(), gE, trows, cfg_.vocab_size, dm);
+  grads_ready(0);
   // The logits now hold gradients; mark them consumed.
   B_ = 0;
   return n ? sum / n : 0.0;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mambakit/dist/communicator.h"
 #include "mambakit/models/sequence_model.h"
 #include "mambakit/tasks/task.h"
 
@@ -94,5 +95,15 @@ std::map<std::string, double> evaluate_task(SequenceModel<float>& model, const t
                                             const std::string& split,
                                             const std::vector<std::string>& metrics, int batch,
                                             size_t max_sequences);
+// The same over the ranks of a data-parallel job: rank r scores batches r,
+// r + size, r + 2 size, ... and the accumulators' sums are added up over the
+// ranks, so every rank returns the whole split's metrics (equal to the
+// single-process ones up to the order of the double sums). A task whose
+// accumulator has no sums (MetricAccumulator::sums) is scored whole on
+// every rank.
+std::map<std::string, double> evaluate_task(SequenceModel<float>& model, const tasks::Task& task,
+                                            const std::string& split,
+                                            const std::vector<std::string>& metrics, int batch,
+                                            size_t max_sequences, dist::Communicator& comm);
 
 }  // namespace mk::eval

@@ -1,6 +1,12 @@
 // `mambakit bench train`: steady-state training throughput of one model shape
 // (by default the quickstart model of experiments/quickstart.yaml) on random
 // byte batches, and the process's peak resident memory.
+//
+// Under mpirun (the process joined a job with dist::init_world) the batch is
+// the global batch: each rank trains its share, the gradients are summed by
+// the bucketed all-reduce of training, and the result reports the job's
+// tokens/s, the time waiting for those sums, and the cost of one blocking
+// all-reduce of the whole gradient buffer (for projections to more ranks).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,6 +43,13 @@ struct TrainBenchResult {
   double ms_per_step = 0;
   double tokens_per_s = 0;  // steady state: batch * seq_len * steps / seconds
   long peak_rss_bytes = 0;  // the process's peak resident set (getrusage)
+  // Data parallelism (ranks > 1): the gradient buffer's size, the share of
+  // step time spent waiting for its sums after the backward (the slowest
+  // rank's), and one blocking all-reduce of it on its own (best of several).
+  int ranks = 1;
+  double grad_bytes = 0;
+  double comm_fraction = 0;
+  double allreduce_ms = 0;
   nlohmann::json to_json() const;
   std::string to_text() const;
 };

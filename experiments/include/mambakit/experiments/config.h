@@ -41,6 +41,11 @@ struct TrainConfig {
   std::string precision = "fp32";   // fp32 | bf16 (bf16: CUDA matmuls only)
   int threads = 0;                  // 0: OMP_NUM_THREADS
   int max_nonfinite = 5;            // stop after this many non-finite steps in a row
+  // Data parallelism (mpirun/srun): batch_size stays the global micro-batch,
+  // each rank trains on its share of it.
+  std::string distributed = "auto";  // auto (on under an MPI launcher) | off
+  double bucket_mb = 4;              // gradient all-reduce bucket size
+  long check_replicas_every = 0;     // debug: compare the ranks' parameters every N steps
 };
 
 struct EvalConfig {

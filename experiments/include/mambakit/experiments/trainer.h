@@ -4,6 +4,14 @@
 // best-checkpoint tracking, checkpoints (atomic, last K kept), resume with
 // bit-identical losses, SIGINT/SIGTERM handling, progress, metrics.jsonl,
 // summary.json and the loss plot. See run_dir.h for the files of a run.
+//
+// Data parallelism (mambakit/dist): under mpirun/srun every rank builds the
+// same Trainer, draws the same global batches from the same seeded stream and
+// trains on its own part of each (tasks::batch_part), its gradient weighted
+// by its share of the batch's targets; one bucketed all-reduce per step sums
+// the gradients, so every rank takes the same optimizer step, equal to one
+// process's on the whole batch up to the order of float sums. Rank 0 alone
+// writes the run directory.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -13,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "mambakit/dist/communicator.h"
+#include "mambakit/dist/grad_reducer.h"
 #include "mambakit/experiments/config.h"
 #include "mambakit/experiments/run_dir.h"
 #include "mambakit/models/sampler.h"
@@ -112,6 +122,14 @@ class Trainer {
   nlohmann::json run(long until = 0);
   int interrupted_by() const { return signal_; }
 
+  // The job this trainer is part of (dist::world(): one rank unless started
+  // by an MPI launcher with train.distributed on).
+  int rank() const { return comm_->rank(); }
+  int world_size() const { return comm_->size(); }
+  // Throws mk::Error on every rank when the ranks' parameters or optimizer
+  // moments differ (a hash compared with rank 0's).
+  void check_replicas_agree(const std::string& when);
+
  private:
   struct Init {};
   Trainer(const RunConfig& cfg, Init);  // task and model, no weights yet
@@ -123,6 +141,20 @@ class Trainer {
   void write_confusion(const std::string& dir);
   nlohmann::json summary(double wall_seconds) const;
   nlohmann::json state_json() const;
+  // This rank's part of one global micro-batch: forward and backward with
+  // the gradient weighted by the part's share of the targets. Returns the
+  // part's contribution to the global mean loss.
+  double train_on_part(const tasks::TokenBatch& global, int accum, bool last_micro_batch);
+  // After the backward: sums the gradients and the loss over the ranks and
+  // agrees on a stop signal. Returns the global loss.
+  double reduce_over_ranks(double local_loss);
+  bool writes_run_dir() const { return comm_->rank() == 0; }
+  void print_start_line(const std::string& dir) const;
+
+  dist::Communicator* comm_ = &dist::world();
+  std::unique_ptr<dist::GradReducer> reducer_;  // when world_size() > 1
+  int agreed_signal_ = 0;      // a stop signal seen by any rank this step
+  double comm_seconds_ = 0;    // waiting for gradient sums, this session
 
   RunConfig cfg_;
   std::unique_ptr<tasks::Task> task_;

@@ -14,6 +14,7 @@
 // classifier.dense.weight/bias.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -79,6 +80,13 @@ class SequenceModel {
   // Returns the mean loss over non-ignored targets.
   double backward(const int32_t* targets, double grad_scale = 1.0);
 
+  // Called during backward() with a watermark: every gradient at offset >=
+  // ready_from in params().grad() is final for this backward (a data-parallel
+  // reducer starts summing those while the earlier layers compute). Calls
+  // come with falling watermarks, the last with 0. Empty: none.
+  using GradReadyHook = std::function<void(size_t ready_from)>;
+  void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
+
   // Loss only (no gradient), after forward.
   double loss(const int32_t* targets) const;
 
@@ -101,8 +109,16 @@ class SequenceModel {
   void pair_head_forward();
   // d logits (P, C) -> d pooled (2P, Dm), written; head gradients accumulated.
   void pair_head_backward(const T* dlogits, T* dpooled);
+  void grads_ready(size_t from) const {
+    if (grad_ready_) grad_ready_(from);
+  }
   ModelConfig cfg_;
   ParamStore<T> ps_;
+  // Offsets where layer i's parameters and the final norm's begin (the
+  // watermarks of the grad-ready hook).
+  std::vector<size_t> layer_begin_;
+  size_t norm_f_begin_ = 0;
+  GradReadyHook grad_ready_;
   size_t emb_ = 0, cls_w_ = 0, cls_b_ = 0, dense_w_ = 0, dense_b_ = 0;
   std::vector<RMSNorm<T>> norms_;
   std::vector<std::unique_ptr<Mixer<T>>> mixers_;

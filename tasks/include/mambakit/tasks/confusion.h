@@ -28,6 +28,12 @@ class ConfusionMatrix {
   long row_total(int truth) const;
   double accuracy() const;           // trace / total (NaN when empty)
   double balanced_accuracy() const;  // mean recall over the classes that occur
+  // The counts, row-major, as numbers (data-parallel evaluation adds them up
+  // over the ranks), and setting them back.
+  std::vector<double> sums() const { return std::vector<double>(m_.begin(), m_.end()); }
+  void set_sums(const double* s) {
+    for (size_t i = 0; i < m_.size(); ++i) m_[i] = long(s[i]);
+  }
 
   // {"classes": [...], "rows": "true class", "columns": "predicted class",
   //  "matrix": [[...]], "accuracy", "balanced_accuracy", "recall": {...}}.

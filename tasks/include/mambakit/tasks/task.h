@@ -64,6 +64,12 @@ class MetricAccumulator {
   virtual void add(const TokenBatch& b, const float* logits, int vocab) = 0;
   // Metric name -> value, for the names the task lists in metric_names().
   virtual std::map<std::string, double> result() const = 0;
+  // Data-parallel evaluation: the running sums as numbers (as many, in the
+  // same order, on every rank for one task and split), and replacing them by
+  // the sums over the ranks. Empty: this accumulator cannot be merged, and
+  // each rank scores the whole split instead.
+  virtual std::vector<double> sums() const { return {}; }
+  virtual void set_sums(const double* s) {}
 };
 
 // Cross-entropy and argmax accuracy over the positions with a target >= 0
@@ -74,6 +80,9 @@ class TokenMetrics : public MetricAccumulator {
  public:
   void add(const TokenBatch& b, const float* logits, int vocab) override;
   std::map<std::string, double> result() const override;
+  std::vector<double> sums() const override { return {nll_, correct_, n_}; }
+  void set_sums(const double* s) override { nll_ = s[0], correct_ = s[1], n_ = s[2]; }
+  static constexpr size_t kSums = 3;
   double targets() const { return n_; }
 
  private:
@@ -130,6 +139,16 @@ class Task {
   virtual std::vector<int32_t> encode(const std::string& text) const = 0;
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
 };
+
+// --- data parallelism ---
+// The targets a batch's loss averages over: targets >= 0 for per-position
+// batches, labels >= 0 for classification batches.
+long scored_targets(const TokenBatch& b);
+// Part `part` of `parts` of a batch, split by examples (rows; pairs for a
+// pair batch, whose rows p and P + p stay together): examples
+// [part*E/parts, (part+1)*E/parts), so the parts are disjoint, cover the
+// batch, and differ in size by at most one. May be empty (batch 0).
+TokenBatch batch_part(const TokenBatch& b, int part, int parts);
 
 using TaskFactory = std::function<std::unique_ptr<Task>(const TaskSpec&)>;
 
