@@ -42,10 +42,14 @@ json read_json_file(const std::string& path) {
   }
 }
 
-std::string model_text(const RunConfig& c) {
+std::string join_mixers(const RunConfig& c) {
   std::string mixers;
   for (const auto& m : c.model.mixers) mixers += (mixers.empty() ? "" : "/") + m;
-  return mixers + (c.model.bidirectional ? " bidirectional" : "") + ", " + std::to_string(c.model.n_layer) +
+  return mixers;
+}
+
+std::string model_text(const RunConfig& c) {
+  return join_mixers(c) + (c.model.bidirectional ? " bidirectional" : "") + ", " + std::to_string(c.model.n_layer) +
          " layers, d_model " + std::to_string(c.model.d_model);
 }
 
@@ -100,6 +104,7 @@ json lra_test_run(const std::string& run_dir, int batch) {
              {"standard", standard},
              {"description", cfg.description},
              {"model", model_text(cfg)},
+             {"mixer", join_mixers(cfg)},
              {"seq_len", task->seq_len()},
              {"checkpoint", ckpt},
              {"test_accuracy", test.at("accuracy")},
@@ -155,10 +160,32 @@ const std::vector<LraReference>& lra_references() {
   return refs;
 }
 
+namespace {
+
+// The architecture a report row stands for: the mixers of the run's model
+// ("mamba", "s4d", "mamba/attention"); older summaries name it only as the
+// first word of their model text.
+std::string architecture_of(const json& block) {
+  if (block.contains("mixer") && block["mixer"].is_string()) return block["mixer"].get<std::string>();
+  const std::string m = block.value("model", std::string("?"));
+  return m.substr(0, m.find_first_of(" ,"));
+}
+
+std::string architecture_title(const std::string& a) {
+  static const std::map<std::string, std::string> names = {
+      {"mamba", "Mamba"}, {"s4d", "S4D"}, {"s4", "S4"}, {"attention", "attention"}, {"s4d_gated", "gated S4D"}};
+  const auto it = names.find(a);
+  return it == names.end() ? a : it->second;
+}
+
+}  // namespace
+
 std::string lra_report(const std::vector<std::string>& run_dirs, const std::string& label) {
-  // Our rows: a run fills its column; a second run of the same column starts
-  // another row.
+  // Our rows: one per architecture (Mamba and S4D side by side), in the order
+  // first seen; a run fills its column, and a second run of the same
+  // architecture and column starts another row of that architecture.
   std::vector<std::vector<json>> rows;
+  std::vector<std::string> row_arch;
   std::vector<json> blocks;
   for (const auto& d : run_dirs) {
     const std::string p = d + "/summary.json";
@@ -173,9 +200,10 @@ std::string lra_report(const std::vector<std::string>& run_dirs, const std::stri
     const auto it = std::find(kColumns.begin(), kColumns.end(), b.value("column", ""));
     const size_t col = it == kColumns.end() ? kColumns.size() : size_t(it - kColumns.begin());
     if (col == kColumns.size()) continue;
+    const std::string arch = architecture_of(b);
     size_t r = 0;
-    while (r < rows.size() && !rows[r][col].is_null()) ++r;
-    if (r == rows.size()) rows.emplace_back(kColumns.size());
+    while (r < rows.size() && (row_arch[r] != arch || !rows[r][col].is_null())) ++r;
+    if (r == rows.size()) rows.emplace_back(kColumns.size()), row_arch.push_back(arch);
     rows[r][col] = b;
   }
   char buf[256];
@@ -213,8 +241,9 @@ std::string lra_report(const std::vector<std::string>& run_dirs, const std::stri
       any_star = any_star || star;
       cells.push_back(cell(acc) + (star ? "*" : ""));
     }
-    std::string name = label.empty() ? "mambakit (ours)" : label;
-    if (rows.size() > 1) name += " #" + std::to_string(i + 1);
+    std::string name = (label.empty() ? std::string("mambakit") : label) + " " + architecture_title(row_arch[i]);
+    const auto same = std::count(row_arch.begin(), row_arch.end(), row_arch[i]);
+    if (same > 1) name += " #" + std::to_string(std::count(row_arch.begin(), row_arch.begin() + long(i) + 1, row_arch[i]));
     const std::string avg = n ? cell(sum / n) + " (" + std::to_string(n) + "/6)" : "-";
     std::snprintf(buf, sizeof buf, "%-32s %8s %8s %9s %8s %10s %8s %8s\n", name.c_str(), cells[0].c_str(),
                   cells[1].c_str(), cells[2].c_str(), cells[3].c_str(), cells[4].c_str(), cells[5].c_str(),

@@ -518,11 +518,12 @@ int cmd_lra(const std::vector<std::string>& args) {
     std::string label;
     po::options_description d("mambakit lra report RUN_DIR [RUN_DIR ...] [--label NAME]\n"
                               "The LRA table (ListOps, Text, Retrieval, Image, Pathfinder, Path-X, Avg) of\n"
-                              "runs trained with `mambakit lra`, beside the published Transformer, S4 and S5 rows.\n"
+                              "runs trained with `mambakit lra`, beside the published Transformer, S4 and S5 rows;\n"
+                              "one row per architecture of ours (e.g. Mamba and S4D), named LABEL ARCH.\n"
                               "Options");
     d.add_options()("help,h", "show this help")
         ("runs", po::value(&runs)->required()->multitoken(), "run directories")
-        ("label", po::value(&label)->default_value(""), "name of our row");
+        ("label", po::value(&label)->default_value("mambakit"), "name before the architecture in our rows");
     po::positional_options_description pos;
     pos.add("runs", -1);
     auto vm = parse(std::vector<std::string>(args.begin() + 1, args.end()), d, pos);

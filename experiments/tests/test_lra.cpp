@@ -173,22 +173,30 @@ TEST(LraRun, TinyTwoTowerRetrievalRunTrainsAPairClassifier) {
 TEST(LraReport, PublishedRowsAndOurAverage) {
   const fs::path dir = fs::temp_directory_path() / ("mambakit_lra_report_" + std::to_string(getpid()));
   fs::remove_all(dir);
-  auto run = [&](const std::string& name, const std::string& column, double acc, bool standard) {
+  auto run = [&](const std::string& name, const std::string& column, double acc, bool standard,
+                 const std::string& model) {
     fs::create_directories(dir / name);
     json s{{"steps", 10},
            {"lra", {{"task", "lra_x"}, {"column", column}, {"test_accuracy", acc}, {"test_majority", 0.5},
-                    {"standard", standard}, {"seq_len", 256}, {"model", "m"}, {"description", "d"}}}};
+                    {"standard", standard}, {"seq_len", 256}, {"model", model}, {"description", "d"}}}};
     atomic_write_text((dir / name / "summary.json").string(), s.dump());
     return (dir / name).string();
   };
-  const std::string a = run("a", "ListOps", 0.40, false), b = run("b", "Pathfinder", 0.70, true),
-                    c = run("c", "ListOps", 0.30, true);
-  const std::string t = lra_report({a, b, c});
+  const std::string a = run("a", "ListOps", 0.40, false, "s4d bidirectional, 4 layers"),
+                    b = run("b", "Pathfinder", 0.70, true, "s4d bidirectional, 4 layers"),
+                    c = run("c", "ListOps", 0.30, true, "s4d bidirectional, 4 layers"),
+                    m = run("m", "ListOps", 0.20, true, "mamba bidirectional, 4 layers");
+  const std::string t = lra_report({a, b, c, m});
   for (const char* s : {"Transformer", "36.37", "64.27", "57.46", "42.44", "71.40", "fail", "S4 ", "59.60",
                         "86.82", "90.90", "88.65", "94.20", "96.35", "86.09", "S5", "62.15", "98.58",
-                        "40.00*", "70.00", "55.00 (2/6)", "30.00", "#2"})
+                        "40.00*", "70.00", "55.00 (2/6)", "30.00", "mambakit S4D #2", "mambakit Mamba "})
     EXPECT_NE(t.find(s), std::string::npos) << "missing '" << s << "' in\n" << t;
   EXPECT_EQ(t.find("70.00*"), std::string::npos);  // standard: no mark
+  // One row per architecture: the Mamba run starts its own row instead of
+  // filling the second S4D row's free cells, and its row averages alone.
+  const auto mamba_row = t.substr(t.find("mambakit Mamba "), t.find('\n', t.find("mambakit Mamba ")) - t.find("mambakit Mamba "));
+  EXPECT_NE(mamba_row.find("20.00 (1/6)"), std::string::npos) << mamba_row;
+  EXPECT_EQ(t.find("Mamba #2"), std::string::npos) << t;
   fs::create_directories(dir / "plain");
   atomic_write_text((dir / "plain" / "summary.json").string(), "{\"steps\": 1}");
   EXPECT_THROW(lra_report({(dir / "plain").string()}), Error);
