@@ -45,6 +45,7 @@
 #include "mambakit/error_text.h"
 #include "mambakit/experiments/bench_mixers.h"
 #include "mambakit/experiments/bench_train.h"
+#include "mambakit/experiments/cli_options.h"
 #include "mambakit/experiments/cmd_tokenizer.h"
 #include "mambakit/experiments/config.h"
 #include "mambakit/experiments/evaluate.h"
@@ -144,7 +145,7 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
     if (vm.count("help") || vm.count("help-config") || vm.count("help-flags")) return vm;
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UsageError(e.what());
+    throw UsageError(mk::exp::option_error_text(e, desc, &pos));
   }
   check_threads_flag(vm);
   return vm;
@@ -1329,7 +1330,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return mk::exp::cmd_tokenize(args);
     if (cmd == "tokenizer") return mk::exp::cmd_tokenizer(args);
     if (cmd == "sweep") return mk::exp::cmd_sweep(args);
-    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer", "sweep"};
+    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer", "sweep", "--version", "--help"};
     throw UsageError("unknown command '" + cmd + "'" + mk::tasks::did_you_mean(cmd, cmds) +
                      " (see mambakit --help)");
   } catch (const UsageError& e) {
