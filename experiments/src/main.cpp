@@ -1263,15 +1263,45 @@ int cmd_bench(const std::vector<std::string>& args) {
   throw UsageError("unknown benchmark '" + args[0] + "' (expected scan, train, mixers or data)");
 }
 
-// `mambakit --version`: the version and what this build holds.
+// `mambakit --version`: the version and what this build holds: build type,
+// compiler, the CPU kernels' ISA (chosen now, as a run would), CUDA, MPI and
+// NCCL.
 std::string version_text() {
   std::string s = "mambakit " MAMBAKIT_VERSION "\n";
+#ifdef MAMBAKIT_BUILD_TYPE
+  s += "build: " MAMBAKIT_BUILD_TYPE;
+#else
+  s += "build: unknown";
+#endif
+#if defined(__clang__)
+  s += " (clang " __clang_version__ ")\n";
+#elif defined(__GNUC__)
+  s += " (gcc " __VERSION__ ")\n";
+#else
+  s += "\n";
+#endif
+  std::string isas;
+  for (const mk::Isa i : mk::supported_isas()) isas += (isas.empty() ? "" : ", ") + std::string(mk::isa_name(i));
+  try {
+    const char* forced = std::getenv("MAMBAKIT_ISA");
+    s += std::string("cpu isa: ") + mk::isa_name(mk::active_isa()) +
+         (forced && *forced ? " (forced by MAMBAKIT_ISA)" : " (widest this CPU runs)") + "; this CPU runs: " + isas +
+         "\n";
+  } catch (const std::exception& e) {  // a bad MAMBAKIT_ISA: say so, still list the rest
+    s += "cpu isa: none chosen: " + std::string(e.what()) + "\n";
+  }
 #ifdef MAMBAKIT_HAVE_CUDA
   s += "cuda: built\n";
 #else
   s += "cuda: not built\n";
 #endif
   const auto b = mk::dist::built_backends();
+  std::string mpi = "not built", nccl = "not built";
+  for (const auto& x : b) {
+    if (x.rfind("mpi", 0) == 0) mpi = "built, " + x;
+    if (x.rfind("nccl", 0) == 0) nccl = "built, " + x;
+  }
+  s += "mpi: " + mpi + "\nnccl: " + nccl + "\n";
   std::string list;
   for (const auto& x : b) list += (list.empty() ? "" : ", ") + x;
   s += "data parallelism: " + (b.empty() ? std::string("none (built without MPI)") : list) + "\n";
