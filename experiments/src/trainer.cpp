@@ -1,4 +1,5 @@
 #include "mambakit/experiments/trainer.h"
+#include "mambakit/experiments/memory_estimate.h"
 
 #include <omp.h>
 #include <unistd.h>
@@ -309,6 +310,14 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     cfg_.model.n_classes = task_->num_classes();
     cfg_.model.pooling = task_->pooling();
     cfg_.model.pair_classifier = task_->pair_inputs();
+  }
+  // Before the model, its gradients and AdamW moments exist: a run that
+  // cannot fit is refused with the estimate and the key that drives it.
+  {
+    const double per_rank = std::ceil(double(cfg_.train.batch_size) / std::max(1, comm_->size()));
+    const int th = threads_per_rank(cfg_.train.threads, *comm_);
+    check_train_memory(cfg_, cfg_.model, per_rank * (task_->pair_inputs() ? 2 : 1), task_->seq_len(),
+                       th > 0 ? th : omp_get_max_threads());
   }
   model_ = std::make_unique<SequenceModel<float>>(cfg_.model);
   m_.assign_zero(cpu_memory(), model_->num_params());
