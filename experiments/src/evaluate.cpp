@@ -407,6 +407,7 @@ json evaluate_run_full(const std::string& run_dir, const EvalOptions& o) {
   backend_for<float>(dev);  // an unusable device is refused before any work
   const RunConfig cfg = load_run_config(run_dir);
   const std::string mdir = checkpoint_dir(run_dir, o.checkpoint);
+  if (const std::string why = missing_data_problem(cfg); !why.empty()) throw Error(why);
   auto task = tasks::make_task(cfg.task_spec());
   auto model = load_model(mdir);
   model->to(dev);

@@ -255,6 +255,7 @@ std::vector<std::string> check_device(const RunConfig& cfg) {
 Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
   for (const auto& n : check_device(cfg_)) std::fprintf(stderr, "note: %s\n", n.c_str());
   set_cpu_threads(threads_per_rank(cfg_.train.threads, *comm_));
+  if (const std::string why = missing_data_problem(cfg_); !why.empty()) throw Error(why);
   task_ = tasks::make_task(cfg_.task_spec());
 
   const int tv = task_->vocab_size();

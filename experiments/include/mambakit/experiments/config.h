@@ -123,6 +123,12 @@ std::string dump_config(const RunConfig& cfg);
 // "task.<option>"), for comparing configs.
 std::map<std::string, std::string> config_values(const RunConfig& cfg);
 
+// "" when every data.path exists; else one line for the first that does
+// not: where it was set, that a relative path resolves against the current
+// directory (named), and the command that makes it (`make data`, the tools/
+// script of that data set, `mambakit prepare`).
+std::string missing_data_problem(const RunConfig& cfg);
+
 // The schema, for help text and docs.
 struct KeyInfo {
   std::string key, type, default_value, doc;
