@@ -298,7 +298,13 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     // A pair task's example is two rows of seq_len tokens.
     const double per_step = double(cfg_.train.batch_size) * cfg_.train.grad_accum * task_->seq_len() *
                             (task_->pair_inputs() ? 2 : 1);
-    total_steps_ = std::max(1L, long(std::ceil(cfg_.train.epochs * per_epoch / per_step)));
+    // Counted in doubles first: train.epochs=1e30 overflowed to 1 step.
+    const double steps = std::ceil(cfg_.train.epochs * per_epoch / per_step);
+    if (!(steps <= 1e12))
+      throw ConfigError(cfg_.where_of("train.epochs") + ": train.epochs " + std::to_string(cfg_.train.epochs) +
+                        " makes " + (std::isfinite(steps) ? std::to_string(steps) : std::string("infinitely many")) +
+                        " steps (at most 1e12); give fewer epochs or set train.steps");
+    total_steps_ = std::max(1L, long(steps));
   }
 
   // A model that reads the future would see the token it is asked to
@@ -307,6 +313,15 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     throw ConfigError(cfg_.where_of("model.bidirectional") + ": model.bidirectional: task '" + task_->name() +
                       "' predicts the next token, which a bidirectional model would see; use it for "
                       "classification tasks (lra_*, dna_species)");
+  // The end-of-run sample's prompt, encoded now rather than after training
+  // (a DNA prompt of other letters failed only once the run had finished).
+  if (task_->num_classes() == 0 && cfg_.generate.tokens > 0 && !cfg_.generate.prompt.empty()) {
+    try {
+      task_->encode(cfg_.generate.prompt);
+    } catch (const Error& e) {
+      throw ConfigError(cfg_.where_of("generate.prompt") + ": generate.prompt: " + e.what());
+    }
+  }
   if (task_->num_classes() > 0) {
     cfg_.model.n_classes = task_->num_classes();
     cfg_.model.pooling = task_->pooling();
