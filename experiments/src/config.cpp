@@ -825,7 +825,8 @@ std::string config_help() {
   return os.str();
 }
 
-std::string missing_data_problem(const RunConfig& cfg) {
+std::string missing_data_problem(const RunConfig& cfg, bool* unreadable) {
+  if (unreadable) *unreadable = false;
   namespace fs = std::filesystem;
   for (const auto& path : cfg.data.paths) {
     if (path.empty()) continue;
@@ -833,9 +834,11 @@ std::string missing_data_problem(const RunConfig& cfg) {
     const auto st = fs::status(path, ec);
     if (fs::exists(st)) {
       // /dev/zero, a FIFO or a terminal would be read until memory runs out.
-      if (!fs::is_regular_file(st) && !fs::is_directory(st))
+      if (!fs::is_regular_file(st) && !fs::is_directory(st)) {
+        if (unreadable) *unreadable = true;
         return cfg.where_of("data.path") + ": data.path '" + path +
                "' is not a regular file or a folder (a device, pipe or socket cannot be a data set)";
+      }
       continue;
     }
     const fs::path p(path);

@@ -255,8 +255,17 @@ std::vector<std::string> check_device(const RunConfig& cfg) {
 Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
   for (const auto& n : check_device(cfg_)) std::fprintf(stderr, "note: %s\n", n.c_str());
   set_cpu_threads(threads_per_rank(cfg_.train.threads, *comm_));
-  if (const std::string why = missing_data_problem(cfg_); !why.empty()) throw Error(why);
-  task_ = tasks::make_task(cfg_.task_spec());
+  bool unreadable = false;
+  const std::string data_why = missing_data_problem(cfg_, &unreadable);
+  if (unreadable) throw Error(data_why);
+  try {
+    task_ = tasks::make_task(cfg_.task_spec());
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error&) {  // a missing data file: say what makes it
+    if (!data_why.empty()) throw Error(data_why);
+    throw;
+  }
 
   const int tv = task_->vocab_size();
   if (cfg_.model.vocab_size == 0) cfg_.model.vocab_size = tv;
