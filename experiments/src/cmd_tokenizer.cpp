@@ -9,6 +9,7 @@
 
 #include "mambakit/datasets/tokenizer.h"
 #include "mambakit/datasets/tokenizer_train.h"
+#include "mambakit/experiments/cli_options.h"
 #include "mambakit/experiments/run_dir.h"
 #include "mambakit/io/atomic_file.h"
 
@@ -29,7 +30,7 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
     po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
     if (!vm.count("help")) po::notify(vm);
   } catch (const po::error& e) {
-    throw Usage(e.what());
+    throw Usage(option_error_text(e, desc, &pos));
   }
   return vm;
 }

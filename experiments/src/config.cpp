@@ -8,6 +8,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -822,6 +823,49 @@ std::string config_help() {
   }
   os << "Other keys under task: are the task's own options.\n";
   return os.str();
+}
+
+std::string missing_data_problem(const RunConfig& cfg, bool* unreadable) {
+  if (unreadable) *unreadable = false;
+  namespace fs = std::filesystem;
+  for (const auto& path : cfg.data.paths) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    const auto st = fs::status(path, ec);
+    if (fs::exists(st)) {
+      // /dev/zero, a FIFO or a terminal would be read until memory runs out.
+      if (!fs::is_regular_file(st) && !fs::is_directory(st)) {
+        if (unreadable) *unreadable = true;
+        return cfg.where_of("data.path") + ": data.path '" + path +
+               "' is not a regular file or a folder (a device, pipe or socket cannot be a data set)";
+      }
+      continue;
+    }
+    const fs::path p(path);
+    std::string where = p.is_absolute() ? std::string()
+                                        : " (a relative path resolves against the current directory, " +
+                                              fs::current_path(ec).string() + ")";
+    // The data sets the shipped configs name, and what makes each.
+    const std::string n = p.lexically_normal().generic_string();
+    auto under = [&](const char* prefix) { return n.find(prefix) != std::string::npos; };
+    std::string how;
+    if (under("data/english/"))
+      how = "`make data` makes it (tools/make-english-corpus.sh)";
+    else if (under("data/kjv.txt") || under("data/dna/") || under("data/piano"))
+      how = "`make data` makes it (tools/fetch-data.sh)";
+    else if (under("data/lra_man"))
+      how = "tools/make-manpage-lra.sh makes it";
+    else if (under("data/shards/"))
+      how = "`mambakit prepare text|fasta|audio INPUT --out DIR` makes token shards (mambakit prepare --help)";
+    else if (under("lra_release") || under("aclImdb") || under("cifar-10-batches"))
+      how = "it is downloaded, not made: see experiments/README.md (LRA: tasks, configs, `mambakit lra`); "
+            "`mambakit lra TASK --small` trains on generated or local data";
+    else
+      how = "`make data` makes the data sets the shipped configs name; for your own data give an existing "
+            "file or folder";
+    return cfg.where_of("data.path") + ": data.path '" + path + "' does not exist" + where + "; " + how;
+  }
+  return "";
 }
 
 }  // namespace mk::exp

@@ -407,7 +407,18 @@ json evaluate_run_full(const std::string& run_dir, const EvalOptions& o) {
   backend_for<float>(dev);  // an unusable device is refused before any work
   const RunConfig cfg = load_run_config(run_dir);
   const std::string mdir = checkpoint_dir(run_dir, o.checkpoint);
-  auto task = tasks::make_task(cfg.task_spec());
+  bool unreadable = false;
+  const std::string data_why = missing_data_problem(cfg, &unreadable);
+  if (unreadable) throw Error(data_why);
+  std::unique_ptr<tasks::Task> task;
+  try {
+    task = tasks::make_task(cfg.task_spec());
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error&) {  // a missing data file: say what makes it
+    if (!data_why.empty()) throw Error(data_why);
+    throw;
+  }
   auto model = load_model(mdir);
   model->to(dev);
   const std::string split = o.split.empty() ? cfg.eval.split : o.split;

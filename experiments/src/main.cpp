@@ -45,6 +45,7 @@
 #include "mambakit/error_text.h"
 #include "mambakit/experiments/bench_mixers.h"
 #include "mambakit/experiments/bench_train.h"
+#include "mambakit/experiments/cli_options.h"
 #include "mambakit/experiments/cmd_tokenizer.h"
 #include "mambakit/experiments/config.h"
 #include "mambakit/experiments/evaluate.h"
@@ -135,6 +136,23 @@ void check_threads_flag(const po::variables_map& vm) {
   if (!why.empty()) throw UsageError(why);
 }
 
+// Range checks of numeric flags the user gave (a flag left at its default
+// is the command's own choice): one line naming the flag, before any work.
+// The upper bounds keep a typo such as --bootstrap 2000000000 from
+// allocating or looping without end.
+bool given(const po::variables_map& vm, const char* flag) { return vm.count(flag) && !vm[flag].defaulted(); }
+
+template <typename T>
+void check_flag_range(const po::variables_map& vm, const char* flag, double lo, double hi, const char* what) {
+  if (!given(vm, flag)) return;
+  const double v = double(vm[flag].as<T>());
+  if (!(v >= lo && v <= hi)) {
+    std::ostringstream s;
+    s << "--" << flag << " " << vm[flag].as<T>() << ": " << what;
+    throw UsageError(s.str());
+  }
+}
+
 // Parses argv (after the command word) against desc; positional names in pos.
 po::variables_map parse(const std::vector<std::string>& args, const po::options_description& desc,
                         const po::positional_options_description& pos) {
@@ -144,7 +162,7 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
     if (vm.count("help") || vm.count("help-config") || vm.count("help-flags")) return vm;
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UsageError(e.what());
+    throw UsageError(mk::exp::option_error_text(e, desc, &pos));
   }
   check_threads_flag(vm);
   return vm;
@@ -624,6 +642,19 @@ int cmd_eval(const std::vector<std::string>& args) {
   pos.add("run", 1);
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
+  // Every count and sampling value the user gives is checked, never turned
+  // into a default: -1 and 0 mean "the config's" only when left out.
+  check_flag_range<long>(vm, "max-sequences", 0, 1e9, "expected 0 (the whole split) or a positive count");
+  check_flag_range<int>(vm, "batch-size", 0, 65536, "expected 0 (the config's) to 65536 sequences");
+  check_flag_range<int>(vm, "window", 0, 1 << 24, "expected 0 (data.seq_len) to 16777216 tokens");
+  check_flag_range<int>(vm, "stride", 0, 1 << 24, "expected 0 (= window) to 16777216 tokens");
+  check_flag_range<int>(vm, "bootstrap", 0, 100000, "expected 0 (none) to 100000 resamples");
+  check_flag_range<int>(vm, "generate", 0, 100000, "expected 0 (none) to 100000 samples");
+  check_flag_range<int>(vm, "prompt-tokens", 1, 1 << 24, "expected 1 to 16777216 tokens");
+  check_flag_range<int>(vm, "gen-tokens", 0, 1 << 24, "expected 0 (the rest of a window) to 16777216 tokens");
+  check_flag_range<double>(vm, "temperature", 0, 1e6, "expected a finite temperature >= 0 (0: greedy)");
+  check_flag_range<int>(vm, "top-k", 0, 1e9, "expected k >= 0 (0: all tokens)");
+  check_flag_range<double>(vm, "top-p", 1e-300, 1, "expected a probability mass in (0, 1]");
   mk::set_cpu_threads(threads);
   eo.split = split;
   eo.metrics = split_list(metrics);
@@ -833,6 +864,13 @@ int cmd_generate(const std::vector<std::string>& args) {
   auto vm = parse(args, d, pos);
   if (vm.count("help")) { std::cout << d; return 0; }
   if (vm.count("prompt-ids") && !vm["prompt"].defaulted()) throw UsageError("give --prompt or --prompt-ids, not both");
+  check_flag_range<double>(vm, "temperature", 0, 1e6, "expected a finite temperature >= 0 (0: greedy)");
+  check_flag_range<int>(vm, "top-k", 0, 1e9, "expected k >= 0 (0: all tokens)");
+  check_flag_range<double>(vm, "top-p", 1e-300, 1, "expected a probability mass in (0, 1]");
+  check_flag_range<int>(vm, "tokens", 0, 1 << 24, "expected 0 to 16777216 tokens");
+  check_flag_range<int>(vm, "samples", 1, 100000, "expected 1 to 100000 records");
+  check_flag_range<double>(vm, "seconds", 1e-6, 3600, "expected seconds in (0, 3600]");
+  check_flag_range<double>(vm, "prompt-seconds", 0, 3600, "expected seconds in [0, 3600]");
   // Defaults from the run's config, where the command line leaves them.
   const bool from_run = fs::exists(fs::path(dir) / "config.yaml");
   if (from_run) {
@@ -1263,15 +1301,45 @@ int cmd_bench(const std::vector<std::string>& args) {
   throw UsageError("unknown benchmark '" + args[0] + "' (expected scan, train, mixers or data)");
 }
 
-// `mambakit --version`: the version and what this build holds.
+// `mambakit --version`: the version and what this build holds: build type,
+// compiler, the CPU kernels' ISA (chosen now, as a run would), CUDA, MPI and
+// NCCL.
 std::string version_text() {
   std::string s = "mambakit " MAMBAKIT_VERSION "\n";
+#ifdef MAMBAKIT_BUILD_TYPE
+  s += "build: " MAMBAKIT_BUILD_TYPE;
+#else
+  s += "build: unknown";
+#endif
+#if defined(__clang__)
+  s += " (clang " __clang_version__ ")\n";
+#elif defined(__GNUC__)
+  s += " (gcc " __VERSION__ ")\n";
+#else
+  s += "\n";
+#endif
+  std::string isas;
+  for (const mk::Isa i : mk::supported_isas()) isas += (isas.empty() ? "" : ", ") + std::string(mk::isa_name(i));
+  try {
+    const char* forced = std::getenv("MAMBAKIT_ISA");
+    s += std::string("cpu isa: ") + mk::isa_name(mk::active_isa()) +
+         (forced && *forced ? " (forced by MAMBAKIT_ISA)" : " (widest this CPU runs)") + "; this CPU runs: " + isas +
+         "\n";
+  } catch (const std::exception& e) {  // a bad MAMBAKIT_ISA: say so, still list the rest
+    s += "cpu isa: none chosen: " + std::string(e.what()) + "\n";
+  }
 #ifdef MAMBAKIT_HAVE_CUDA
   s += "cuda: built\n";
 #else
   s += "cuda: not built\n";
 #endif
   const auto b = mk::dist::built_backends();
+  std::string mpi = "not built", nccl = "not built";
+  for (const auto& x : b) {
+    if (x.rfind("mpi", 0) == 0) mpi = "built, " + x;
+    if (x.rfind("nccl", 0) == 0) nccl = "built, " + x;
+  }
+  s += "mpi: " + mpi + "\nnccl: " + nccl + "\n";
   std::string list;
   for (const auto& x : b) list += (list.empty() ? "" : ", ") + x;
   s += "data parallelism: " + (b.empty() ? std::string("none (built without MPI)") : list) + "\n";
@@ -1330,7 +1398,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return mk::exp::cmd_tokenize(args);
     if (cmd == "tokenizer") return mk::exp::cmd_tokenizer(args);
     if (cmd == "sweep") return mk::exp::cmd_sweep(args);
-    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer", "sweep"};
+    const std::vector<std::string> cmds = {"train", "eval", "generate", "info", "plot", "logits", "bench", "prepare", "lra", "tokenize", "tokenizer", "sweep", "--version", "--help"};
     throw UsageError("unknown command '" + cmd + "'" + mk::tasks::did_you_mean(cmd, cmds) +
                      " (see mambakit --help)");
   } catch (const UsageError& e) {

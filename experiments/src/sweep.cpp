@@ -25,6 +25,7 @@
 #include "mambakit/error.h"
 #include "mambakit/error_text.h"
 #include "mambakit/experiments/bench_train.h"
+#include "mambakit/experiments/cli_options.h"
 #include "mambakit/experiments/plot.h"
 #include "mambakit/experiments/run_dir.h"
 #include "mambakit/experiments/trainer.h"
@@ -1251,7 +1252,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    std::fprintf(stderr, "mambakit sweep: usage error: %s\n", e.what());
+    std::fprintf(stderr, "mambakit sweep: usage error: %s\n", option_error_text(e, d, &pos).c_str());
     return 2;
   }
   auto usage = [](const std::string& m) {

@@ -1,4 +1,5 @@
 #include "mambakit/experiments/trainer.h"
+#include "mambakit/experiments/memory_estimate.h"
 
 #include <omp.h>
 #include <unistd.h>
@@ -254,7 +255,17 @@ std::vector<std::string> check_device(const RunConfig& cfg) {
 Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
   for (const auto& n : check_device(cfg_)) std::fprintf(stderr, "note: %s\n", n.c_str());
   set_cpu_threads(threads_per_rank(cfg_.train.threads, *comm_));
-  task_ = tasks::make_task(cfg_.task_spec());
+  bool unreadable = false;
+  const std::string data_why = missing_data_problem(cfg_, &unreadable);
+  if (unreadable) throw Error(data_why);
+  try {
+    task_ = tasks::make_task(cfg_.task_spec());
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error&) {  // a missing data file: say what makes it
+    if (!data_why.empty()) throw Error(data_why);
+    throw;
+  }
 
   const int tv = task_->vocab_size();
   if (cfg_.model.vocab_size == 0) cfg_.model.vocab_size = tv;
@@ -296,7 +307,13 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     // A pair task's example is two rows of seq_len tokens.
     const double per_step = double(cfg_.train.batch_size) * cfg_.train.grad_accum * task_->seq_len() *
                             (task_->pair_inputs() ? 2 : 1);
-    total_steps_ = std::max(1L, long(std::ceil(cfg_.train.epochs * per_epoch / per_step)));
+    // Counted in doubles first: train.epochs=1e30 overflowed to 1 step.
+    const double steps = std::ceil(cfg_.train.epochs * per_epoch / per_step);
+    if (!(steps <= 1e12))
+      throw ConfigError(cfg_.where_of("train.epochs") + ": train.epochs " + std::to_string(cfg_.train.epochs) +
+                        " makes " + (std::isfinite(steps) ? std::to_string(steps) : std::string("infinitely many")) +
+                        " steps (at most 1e12); give fewer epochs or set train.steps");
+    total_steps_ = std::max(1L, long(steps));
   }
 
   // A model that reads the future would see the token it is asked to
@@ -305,10 +322,27 @@ Trainer::Trainer(const RunConfig& cfg, Init) : cfg_(cfg) {
     throw ConfigError(cfg_.where_of("model.bidirectional") + ": model.bidirectional: task '" + task_->name() +
                       "' predicts the next token, which a bidirectional model would see; use it for "
                       "classification tasks (lra_*, dna_species)");
+  // The end-of-run sample's prompt, encoded now rather than after training
+  // (a DNA prompt of other letters failed only once the run had finished).
+  if (task_->num_classes() == 0 && cfg_.generate.tokens > 0 && !cfg_.generate.prompt.empty()) {
+    try {
+      task_->encode(cfg_.generate.prompt);
+    } catch (const Error& e) {
+      throw ConfigError(cfg_.where_of("generate.prompt") + ": generate.prompt: " + e.what());
+    }
+  }
   if (task_->num_classes() > 0) {
     cfg_.model.n_classes = task_->num_classes();
     cfg_.model.pooling = task_->pooling();
     cfg_.model.pair_classifier = task_->pair_inputs();
+  }
+  // Before the model, its gradients and AdamW moments exist: a run that
+  // cannot fit is refused with the estimate and the key that drives it.
+  {
+    const double per_rank = std::ceil(double(cfg_.train.batch_size) / std::max(1, comm_->size()));
+    const int th = threads_per_rank(cfg_.train.threads, *comm_);
+    check_train_memory(cfg_, cfg_.model, per_rank * (task_->pair_inputs() ? 2 : 1), task_->seq_len(),
+                       th > 0 ? th : omp_get_max_threads());
   }
   model_ = std::make_unique<SequenceModel<float>>(cfg_.model);
   m_.assign_zero(cpu_memory(), model_->num_params());

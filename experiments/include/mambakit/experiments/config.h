@@ -123,6 +123,16 @@ std::string dump_config(const RunConfig& cfg);
 // "task.<option>"), for comparing configs.
 std::map<std::string, std::string> config_values(const RunConfig& cfg);
 
+// "" when every data.path exists; else one line for the first that does
+// not: where it was set, that a relative path resolves against the current
+// directory (named), and the command that makes it (`make data`, the tools/
+// script of that data set, `mambakit prepare`).
+// *unreadable (if given) is set when the problem is a path that exists but
+// is no file or folder (a device such as /dev/zero): refuse that before the
+// task reads it; report a missing path once the task has failed on it, so
+// that config mistakes (an unknown task) come first.
+std::string missing_data_problem(const RunConfig& cfg, bool* unreadable = nullptr);
+
 // The schema, for help text and docs.
 struct KeyInfo {
   std::string key, type, default_value, doc;
