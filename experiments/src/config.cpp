@@ -497,12 +497,6 @@ std::string value_text(const Ref& r) {
   return e.c_str();
 }
 
-std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
 void check_range(const Key& k, const RunConfig& c, double v) {
   const Range& r = k.range;
   const bool low = r.lo_open ? !(v > r.lo) : !(v >= r.lo);
@@ -866,6 +860,12 @@ std::string missing_data_problem(const RunConfig& cfg, bool* unreadable) {
     return cfg.where_of("data.path") + ": data.path '" + path + "' does not exist" + where + "; " + how;
   }
   return "";
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
 }
 
 }  // namespace mk::exp

@@ -42,14 +42,8 @@ json read_json_file(const std::string& path) {
   }
 }
 
-std::string join_mixers(const RunConfig& c) {
-  std::string mixers;
-  for (const auto& m : c.model.mixers) mixers += (mixers.empty() ? "" : "/") + m;
-  return mixers;
-}
-
 std::string model_text(const RunConfig& c) {
-  return join_mixers(c) + (c.model.bidirectional ? " bidirectional" : "") + ", " + std::to_string(c.model.n_layer) +
+  return join(c.model.mixers, "/") + (c.model.bidirectional ? " bidirectional" : "") + ", " + std::to_string(c.model.n_layer) +
          " layers, d_model " + std::to_string(c.model.d_model);
 }
 
@@ -104,7 +98,7 @@ json lra_test_run(const std::string& run_dir, int batch) {
              {"standard", standard},
              {"description", cfg.description},
              {"model", model_text(cfg)},
-             {"mixer", join_mixers(cfg)},
+             {"mixer", join(cfg.model.mixers, "/")},
              {"seq_len", task->seq_len()},
              {"checkpoint", ckpt},
              {"test_accuracy", test.at("accuracy")},

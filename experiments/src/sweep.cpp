@@ -53,12 +53,6 @@ std::string place(const std::string& source, const YAML::Mark& m) {
   return m.is_null() ? source : source + ":" + std::to_string(m.line + 1);
 }
 
-std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
 std::string node_text(const YAML::Node& n) {
   if (n.IsScalar()) return n.Scalar();
   YAML::Emitter e;

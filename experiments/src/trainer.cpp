@@ -51,12 +51,6 @@ std::string format_eta(double seconds) {
   return buf;
 }
 
-std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
 // --- signals: the loop polls the flag after each step ---------------------
 volatile std::sig_atomic_t g_signal = 0;
 // The first SIGINT or SIGTERM asks for a stop after the step (with a

@@ -141,4 +141,7 @@ struct KeyInfo {
 std::vector<KeyInfo> config_keys();
 std::string config_help();
 
+// The strings of v with sep between them (lists in messages, mixer names).
+std::string join(const std::vector<std::string>& v, const std::string& sep = ", ");
+
 }  // namespace mk::exp
