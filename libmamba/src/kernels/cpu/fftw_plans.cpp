@@ -36,6 +36,8 @@ template <> struct Api<double> {
   static void c2r(void* p, std::complex<double>* in, double* out) {
     fftw_execute_dft_c2r(static_cast<fftw_plan>(p), reinterpret_cast<fftw_complex*>(in), out);
   }
+  static void destroy(void* p) { fftw_destroy_plan(static_cast<fftw_plan>(p)); }
+  static void cleanup() { fftw_cleanup(); }
 };
 template <> struct Api<float> {
   static void* plan_r2c(int n, float* in, std::complex<float>* out) {
@@ -51,6 +53,28 @@ template <> struct Api<float> {
   static void c2r(void* p, std::complex<float>* in, float* out) {
     fftwf_execute_dft_c2r(static_cast<fftwf_plan>(p), reinterpret_cast<fftwf_complex*>(in), out);
   }
+  static void destroy(void* p) { fftwf_destroy_plan(static_cast<fftwf_plan>(p)); }
+  static void cleanup() { fftwf_cleanup(); }
+};
+
+// The process-wide plans of one precision, keyed by size. std::map never moves
+// its nodes, so references handed out stay valid until exit. At exit the
+// destructor destroys every plan and then lets FFTW free its planner state
+// (twiddle tables, wisdom): without it each plan's memory is still held when
+// the process ends, which LeakSanitizer reports as leaks.
+template <typename R>
+struct PlanCache {
+  std::map<int, RealFftPlan<R>> plans;
+  PlanCache() = default;
+  PlanCache(const PlanCache&) = delete;
+  PlanCache& operator=(const PlanCache&) = delete;
+  ~PlanCache() {
+    for (auto& [n, p] : plans) {
+      Api<R>::destroy(p.fwd);
+      Api<R>::destroy(p.inv);
+    }
+    Api<R>::cleanup();
+  }
 };
 
 }  // namespace
@@ -64,12 +88,13 @@ void RealFftPlan<R>::inverse(std::complex<R>* X, R* x) const { Api<R>::c2r(inv, 
 template <typename R>
 const RealFftPlan<R>& real_fft_plan(int n) {
   MK_CHECK(n > 0, "real_fft_plan: FFT size must be positive, got " + std::to_string(n));
-  // Plans live as long as the process; the map owns them and std::map never
-  // moves its nodes, so the returned reference stays valid.
-  static std::map<int, RealFftPlan<R>> cache;
-  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-  auto it = cache.find(n);
-  if (it != cache.end()) return it->second;
+  // The mutex is created before the cache so that it outlives it (function
+  // statics are destroyed in reverse order of construction).
+  std::mutex& planner = fftw_planner_mutex();
+  static PlanCache<R> cache;
+  std::lock_guard<std::mutex> lock(planner);
+  auto it = cache.plans.find(n);
+  if (it != cache.plans.end()) return it->second;
   // Plan on AlignedBuf arrays: every later execution uses AlignedBuf too, so
   // the alignment FFTW may have specialised for always holds.
   AlignedBuf<R> x{size_t(n)};
@@ -78,8 +103,12 @@ const RealFftPlan<R>& real_fft_plan(int n) {
   p.n = n;
   p.fwd = Api<R>::plan_r2c(n, x.data(), X.data());
   p.inv = Api<R>::plan_c2r(n, X.data(), x.data());
-  if (!p.fwd || !p.inv) throw Error("real_fft_plan: FFTW could not plan a real FFT of size " + std::to_string(n));
-  return cache.emplace(n, p).first->second;
+  if (!p.fwd || !p.inv) {
+    if (p.fwd) Api<R>::destroy(p.fwd);
+    if (p.inv) Api<R>::destroy(p.inv);
+    throw Error("real_fft_plan: FFTW could not plan a real FFT of size " + std::to_string(n));
+  }
+  return cache.plans.emplace(n, p).first->second;
 }
 
 template struct RealFftPlan<float>;

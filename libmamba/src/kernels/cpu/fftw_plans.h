@@ -53,7 +53,7 @@ struct RealFftPlan {
   void inverse(std::complex<R>* X, R* x) const;
 };
 
-// The cached plan for size n (created on first use, never freed).
+// The cached plan for size n (created on first use, destroyed at exit).
 template <typename R>
 const RealFftPlan<R>& real_fft_plan(int n);
 
