@@ -12,6 +12,7 @@
 #include "mambakit/experiments/lra.h"
 #include "mambakit/experiments/trainer.h"
 #include "mambakit/io/atomic_file.h"
+#include "mambakit/io/checkpoint.h"
 
 namespace mk::exp {
 namespace {
@@ -114,6 +115,38 @@ TEST(LraRun, TinyGeneratedListOpsRunRecordsTestAccuracy) {
   char cell[32];
   std::snprintf(cell, sizeof cell, "%.2f*", 100 * acc);
   EXPECT_NE(table.find(cell), std::string::npos) << table;
+  fs::remove_all(dir);
+}
+
+// A bidirectional Mamba classifier: the best checkpoint reloads with both
+// directions (every trained parameter), so the test score is the trained
+// model's.
+TEST(LraRun, BidirectionalMambaReloadsBothDirectionsForTest) {
+  const fs::path dir = fs::temp_directory_path() / ("mambakit_lra_mamba_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string yaml =
+      "description: tiny listops, mamba\n"
+      "model:\n  mixer: mamba\n  bidirectional: true\n  d_model: 16\n  n_layer: 1\n  d_state: 4\n"
+      "task:\n  name: lra_listops\n  cache: " + (dir / "data").string() + "\n"
+      "  generate: {n_train: 32, n_val: 8, n_test: 8, min_length: 5, max_length: 24, max_depth: 2}\n"
+      "data:\n  seq_len: 24\n"
+      "train:\n  steps: 4\n  batch_size: 4\n  lr: 3.0e-3\n"
+      "eval:\n  every: 2\n  metrics: [accuracy, loss]\n  max_sequences: 0\n"
+      "output:\n  dir: " + (dir / "run").string() + "\n  plot: false\n";
+  atomic_write_text((dir / "tiny.yaml").string(), yaml);
+  LraOptions o;
+  o.config = (dir / "tiny.yaml").string();
+  int sig = -1;
+  const json b = run_lra(o, &sig);
+  EXPECT_EQ(sig, 0);
+  EXPECT_EQ(b["mixer"], "mamba");
+  LoadReport report;
+  LoadOptions lo;
+  lo.report = &report;
+  const auto model = load_model((dir / "run" / "best").string(), lo);
+  EXPECT_TRUE(report.ignored.empty()) << report.ignored.size() << " tensors ignored, first " << report.ignored.front();
+  EXPECT_EQ(model->params().size(), b["parameters"].get<size_t>());
   fs::remove_all(dir);
 }
 

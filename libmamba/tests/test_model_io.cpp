@@ -273,5 +273,27 @@ TEST(ModelIo, PairClassifierFlag) {
   EXPECT_TRUE(throws_error([&] { read_model_config(path); }, {path, "pair_classifier", "n_classes"}));
 }
 
+// An all-Mamba model that runs both ways (an LRA classifier) keeps its second
+// direction through config.json: without the flag, loading would build a
+// one-way model and drop the reverse weights.
+TEST(ModelIo, BidirectionalMambaRoundTrip) {
+  ScratchDir dir;
+  const std::string path = dir.file("config.json");
+  ModelConfig c;
+  c.n_classes = 10;
+  c.pooling = "mean";
+  write_model_config(path, c);
+  EXPECT_FALSE(json::parse(read_text_file(path)).contains("mambakit_bidirectional"));
+  EXPECT_FALSE(read_model_config(path).bidirectional);
+  c.bidirectional = true;
+  ASSERT_TRUE(c.all_mamba());
+  write_model_config(path, c);
+  EXPECT_EQ(json::parse(read_text_file(path))["mambakit_bidirectional"], true);
+  const ModelConfig back = read_model_config(path);
+  EXPECT_TRUE(back.bidirectional);
+  expect_same(back, c);
+}
+
+
 }  // namespace
 }  // namespace mk

@@ -217,8 +217,10 @@ void write_model_config(const std::string& path, const ModelConfig& cfg) {
     if (cfg.mlp_hidden != def.mlp_hidden) j["mambakit_mlp_hidden"] = cfg.mlp_hidden;
     if (cfg.s4_d_state != def.s4_d_state) j["mambakit_s4_d_state"] = cfg.s4_d_state;
     if (cfg.s4d_init != def.s4d_init) j["mambakit_s4d_init"] = cfg.s4d_init;
-    if (cfg.bidirectional != def.bidirectional) j["mambakit_bidirectional"] = cfg.bidirectional;
   }
+  // Any mixer may run both ways (an all-Mamba classifier too): the second
+  // direction's weights are only loaded when the file says so.
+  if (cfg.bidirectional) j["mambakit_bidirectional"] = true;
   // A classifier head (not an HF MambaForCausalLM: loads only here).
   if (cfg.n_classes > 0) {
     j["mambakit_n_classes"] = cfg.n_classes;
