@@ -30,7 +30,7 @@ int column_of(const std::string& task, int seq_len) {
   if (task == "lra_text") return 1;
   if (task == "lra_retrieval") return 2;
   if (task == "lra_image") return 3;
-  if (task == "lra_pathfinder") return seq_len >= 16384 ? 5 : 4;
+  if (task == "lra_pathfinder") return seq_len > kLengths[4] ? 5 : 4;
   return -1;
 }
 
@@ -73,6 +73,11 @@ std::string lra_config_path(const LraOptions& o) {
                     (have.empty() ? " (run from the repository root, or pass --config FILE)"
                                   : " (configs in " + o.configs_dir + ": " + list + ")") +
                     tasks::did_you_mean(task + (o.small ? "_small" : ""), have));
+}
+
+std::string lra_column(const std::string& task, int seq_len) {
+  const int col = column_of(task, seq_len);
+  return col >= 0 ? kColumns[size_t(col)] : "";
 }
 
 json lra_test_run(const std::string& run_dir, int batch) {

@@ -118,6 +118,18 @@ TEST(LraRun, TinyGeneratedListOpsRunRecordsTestAccuracy) {
   fs::remove_all(dir);
 }
 
+// Pathfinder at the published 32x32 and smaller is the Pathfinder column;
+// longer (the small 64x64 Path-X, the published 128x128) is Path-X.
+TEST(LraReport, ColumnsByTaskAndLength) {
+  EXPECT_EQ(lra_column("lra_listops", 512), "ListOps");
+  EXPECT_EQ(lra_column("lra_retrieval", 4000), "Retrieval");
+  EXPECT_EQ(lra_column("lra_pathfinder", 256), "Pathfinder");
+  EXPECT_EQ(lra_column("lra_pathfinder", 1024), "Pathfinder");
+  EXPECT_EQ(lra_column("lra_pathfinder", 4096), "Path-X");
+  EXPECT_EQ(lra_column("lra_pathfinder", 16384), "Path-X");
+  EXPECT_EQ(lra_column("language", 1024), "");
+}
+
 // A bidirectional Mamba classifier: the best checkpoint reloads with both
 // directions (every trained parameter), so the test score is the trained
 // model's.

@@ -45,6 +45,11 @@ struct LraReference {
 };
 const std::vector<LraReference>& lra_references();
 
+// The table column of a task at a sequence length ("" for a non-LRA task).
+// A Pathfinder longer than the published 32x32 (1024) is a Path-X: the
+// published 128x128 (16384) or a small 64x64 (4096).
+std::string lra_column(const std::string& task, int seq_len);
+
 // The LRA table (ListOps, Text, Retrieval, Image, Pathfinder, Path-X, Avg)
 // of the runs' "lra" blocks, labelled `label`, under the published rows, and
 // a details line per run. Throws mk::Error for a run without an "lra" block.
