@@ -86,15 +86,16 @@ json lra_test_run(const std::string& run_dir, int batch) {
   if (task->num_classes() == 0) throw Error(run_dir + ": task '" + task->name() + "' is not an LRA task");
   const bool have_best = fs::exists(fs::path(run_dir) / "best" / "model.safetensors");
   const std::string ckpt = have_best ? "best" : "latest";
+  const std::string ckpt_dir = checkpoint_dir(run_dir, ckpt);
   // A test score from a model that dropped part of the trained weights would
   // be wrong without a word: every tensor of the checkpoint must be used.
   LoadReport loaded;
   LoadOptions lo;
   lo.report = &loaded;
   lo.warn = [](const std::string&) {};
-  auto model = load_model(checkpoint_dir(run_dir, ckpt), lo);
+  auto model = load_model(ckpt_dir, lo);
   if (!loaded.ignored.empty())
-    throw Error(checkpoint_dir(run_dir, ckpt) + ": " + std::to_string(loaded.ignored.size()) +
+    throw Error(ckpt_dir + ": " + std::to_string(loaded.ignored.size()) +
                 " tensors of the checkpoint are not in the model its config.json describes (first: '" +
                 loaded.ignored.front() + "'); config.json and model.safetensors disagree");
   const int b = batch > 0 ? batch : cfg.eval.batch_size > 0 ? cfg.eval.batch_size : cfg.train.batch_size;

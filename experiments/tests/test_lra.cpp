@@ -22,6 +22,25 @@ using json = nlohmann::json;
 
 const fs::path kExperiments = fs::path(MAMBAKIT_SOURCE_DIR) / "experiments";
 
+// An empty scratch directory of this process under the temp dir.
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / (name + "_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Writes `yaml` to dir/tiny.yaml and runs it as an LRA task to the end.
+json run_tiny_lra(const fs::path& dir, const std::string& yaml) {
+  atomic_write_text((dir / "tiny.yaml").string(), yaml);
+  LraOptions o;
+  o.config = (dir / "tiny.yaml").string();
+  int sig = -1;
+  const json b = run_lra(o, &sig);
+  EXPECT_EQ(sig, 0);
+  return b;
+}
+
 TEST(LraConfigs, AllParseAndMatchTheirNames) {
   int full = 0, small = 0;
   for (const auto& e : fs::directory_iterator(kExperiments)) {
@@ -76,9 +95,7 @@ TEST(LraConfigs, TaskNamesResolveToConfigFiles) {
 }
 
 TEST(LraRun, TinyGeneratedListOpsRunRecordsTestAccuracy) {
-  const fs::path dir = fs::temp_directory_path() / ("mambakit_lra_run_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_dir("mambakit_lra_run");
   const std::string yaml =
       "description: tiny listops\n"
       "model:\n  mixer: s4d\n  bidirectional: true\n  d_model: 16\n  n_layer: 2\n  s4_d_state: 8\n"
@@ -88,12 +105,7 @@ TEST(LraRun, TinyGeneratedListOpsRunRecordsTestAccuracy) {
       "train:\n  steps: 12\n  batch_size: 8\n  lr: 3.0e-3\n"
       "eval:\n  every: 6\n  metrics: [accuracy, loss]\n  max_sequences: 0\n"
       "output:\n  dir: " + (dir / "run").string() + "\n  plot: false\n";
-  atomic_write_text((dir / "tiny.yaml").string(), yaml);
-  LraOptions o;
-  o.config = (dir / "tiny.yaml").string();
-  int sig = -1;
-  const json b = run_lra(o, &sig);
-  EXPECT_EQ(sig, 0);
+  const json b = run_tiny_lra(dir, yaml);
   EXPECT_EQ(b["task"], "lra_listops");
   EXPECT_EQ(b["column"], "ListOps");
   EXPECT_EQ(b["standard"], false);  // length 40, not 2048
@@ -134,9 +146,7 @@ TEST(LraReport, ColumnsByTaskAndLength) {
 // directions (every trained parameter), so the test score is the trained
 // model's.
 TEST(LraRun, BidirectionalMambaReloadsBothDirectionsForTest) {
-  const fs::path dir = fs::temp_directory_path() / ("mambakit_lra_mamba_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_dir("mambakit_lra_mamba");
   const std::string yaml =
       "description: tiny listops, mamba\n"
       "model:\n  mixer: mamba\n  bidirectional: true\n  d_model: 16\n  n_layer: 1\n  d_state: 4\n"
@@ -146,12 +156,7 @@ TEST(LraRun, BidirectionalMambaReloadsBothDirectionsForTest) {
       "train:\n  steps: 4\n  batch_size: 4\n  lr: 3.0e-3\n"
       "eval:\n  every: 2\n  metrics: [accuracy, loss]\n  max_sequences: 0\n"
       "output:\n  dir: " + (dir / "run").string() + "\n  plot: false\n";
-  atomic_write_text((dir / "tiny.yaml").string(), yaml);
-  LraOptions o;
-  o.config = (dir / "tiny.yaml").string();
-  int sig = -1;
-  const json b = run_lra(o, &sig);
-  EXPECT_EQ(sig, 0);
+  const json b = run_tiny_lra(dir, yaml);
   EXPECT_EQ(b["mixer"], "mamba");
   LoadReport report;
   LoadOptions lo;
@@ -166,8 +171,7 @@ TEST(LraRun, BidirectionalMambaReloadsBothDirectionsForTest) {
 // the task, counts an epoch in pairs (2 rows each), writes the confusion
 // matrix over pairs, and the test evaluation reloads the pair model.
 TEST(LraRun, TinyTwoTowerRetrievalRunTrainsAPairClassifier) {
-  const fs::path dir = fs::temp_directory_path() / ("mambakit_lra_tower_" + std::to_string(getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = fresh_dir("mambakit_lra_tower");
   fs::create_directories(dir / "data");
   // Linked pairs share their text; unlinked ones do not.
   unsigned seed = 5;
@@ -191,12 +195,7 @@ TEST(LraRun, TinyTwoTowerRetrievalRunTrainsAPairClassifier) {
       "train:\n  epochs: 1\n  batch_size: 8\n  lr: 3.0e-3\n"
       "eval:\n  every: 2\n  metrics: [accuracy, loss]\n  max_sequences: 0\n"
       "output:\n  dir: " + (dir / "run").string() + "\n  plot: false\n";
-  atomic_write_text((dir / "tiny.yaml").string(), yaml);
-  LraOptions o;
-  o.config = (dir / "tiny.yaml").string();
-  int sig = -1;
-  const json b = run_lra(o, &sig);
-  EXPECT_EQ(sig, 0);
+  const json b = run_tiny_lra(dir, yaml);
   EXPECT_EQ(b["column"], "Retrieval");
   EXPECT_EQ(b["seq_len"], 16);  // one document per row
   EXPECT_EQ(b["test_examples"], 10);
