@@ -56,13 +56,15 @@ void check_gemm_all_transposes(double tol) {
 // Products large enough to be split over threads (by rows of C when it is
 // taller, by columns when it is wider), odd sizes so the blocks are uneven,
 // every transpose, padded leading dims, beta 0 over garbage and beta != 0,
-// run with 1, 2 and 3 OpenMP threads.
+// run with 1, 2 and 3 OpenMP threads. One-row products (a matrix-vector
+// product inside) go through the same checks.
 template <typename T>
 void check_gemm_split_over_threads(double tol) {
   struct Dims { int M, N, K; };
   const int saved = omp_get_max_threads();
   unsigned seed = 100;
-  for (const Dims d : {Dims{301, 37, 29}, Dims{29, 301, 37}, Dims{97, 89, 41}})
+  for (const Dims d : {Dims{301, 37, 29}, Dims{29, 301, 37}, Dims{97, 89, 41}, Dims{1, 301, 37},
+                      Dims{1, 1030, 300}})
     for (int threads : {1, 2, 3})
       for (int ta = 0; ta < 2; ++ta)
         for (int tb = 0; tb < 2; ++tb)

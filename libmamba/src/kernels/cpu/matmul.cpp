@@ -54,6 +54,31 @@ inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int 
   cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+inline void blas_gemv(CBLAS_TRANSPOSE t, int rows, int cols, float alpha, const float* A, int lda,
+                      const float* x, int incx, float beta, float* y) {
+  cblas_sgemv(CblasRowMajor, t, rows, cols, alpha, A, lda, x, incx, beta, y, 1);
+}
+inline void blas_gemv(CBLAS_TRANSPOSE t, int rows, int cols, double alpha, const double* A,
+                      int lda, const double* x, int incx, double beta, double* y) {
+  cblas_dgemv(CblasRowMajor, t, rows, cols, alpha, A, lda, x, incx, beta, y, 1);
+}
+
+// C (1 x N) = alpha op(A) op(B) + beta C as one matrix-vector product. A
+// gemm call with one row still packs all of op(B) into OpenBLAS's buffers
+// first: for recurrent generation (one token, batch 1) that copy of every
+// weight matrix at every step cost more than the product.
+template <typename T>
+void row_times_matrix(bool trans_a, bool trans_b, int N, int K, T alpha, const T* A, int lda,
+                      const T* B, int ldb, T beta, T* C) {
+  // beta == 0 must overwrite C even where it holds NaN, as gemm does.
+  if (beta == T(0)) std::fill(C, C + N, T(0));
+  const int inc_a = trans_a ? lda : 1;  // op(A)'s one row: a column of A if transposed
+  if (trans_b)  // B is (N, K): C = B a
+    blas_gemv(CblasNoTrans, N, K, alpha, B, ldb, A, inc_a, beta, C);
+  else          // B is (K, N): C = B^T a
+    blas_gemv(CblasTrans, K, N, alpha, B, ldb, A, inc_a, beta, C);
+}
+
 std::string dims(int M, int N, int K) {
   return "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
 }
@@ -79,6 +104,10 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
     return;
   }
   keep_blas_single_threaded();
+  if (M == 1) {  // on one thread: a matrix-vector product is memory-bound
+    row_times_matrix(trans_a, trans_b, N, K, alpha, A, lda, B, ldb, beta, C);
+    return;
+  }
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
   const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
