@@ -346,6 +346,7 @@ void step_matches_forward(const Shape& s, double tol) {
 TEST_P(SelectiveScanIsa, StepMatchesForward) {
   step_matches_forward<float>({2, 150, 37, 16, true, true}, 1e-5);
   step_matches_forward<float>({1, 20, 5, 4, false, false}, 1e-5);
+  step_matches_forward<float>({1, 30, 9, 21, true, true}, 1e-5);  // SIMD states and a tail
   step_matches_forward<double>({2, 70, 19, 16, true, true}, 1e-12);
   step_matches_forward<double>({1, 1, 3, 64, true, false}, 1e-12);
 }

@@ -1006,20 +1006,43 @@ size_t backward_workspace_bytes(int batch, int len, int dim, int dstate, int thr
   return bytes;
 }
 
+// One recurrent step. A channel's N states are contiguous in the (B, D, N)
+// state, so with SIMD lanes they run W at a time with the vector exp (A is
+// not pre-scaled here: the exact-range exp, not exp2_fast); states past the
+// last multiple of W, the scalar path and double run one at a time. (With
+// glibc's scalar expf the step was half of a 4-layer model's generation
+// time.)
 template <typename T>
 void step(int batch, int dim, int dstate, const T* u_t, const T* delta_t, const T* A,
           const T* B_t, const T* C_t, const T* Dskip, const T* z_t, T* state, T* out_t) {
+  using V = typename FastVec<T>::type;
   const int N = dstate;
+  const int n_vec = V::W > 1 ? N / V::W * V::W : 0;
 #pragma omp parallel for collapse(2) schedule(static) if (size_t(batch) * dim * N > 4096)
   for (int b = 0; b < batch; ++b)
     for (int d = 0; d < dim; ++d) {
       const size_t bd = size_t(b) * dim + d;
       const T dl = delta_t[bd], uu = u_t[bd];
       T* h = state + bd * N;
+      const T* Ad = A + size_t(d) * N;
+      const T* Bb = B_t + size_t(b) * N;
+      const T* Cb = C_t + size_t(b) * N;
       T y = Dskip ? Dskip[d] * uu : T(0);
-      for (int n = 0; n < N; ++n) {
-        h[n] = std::exp(dl * A[size_t(d) * N + n]) * h[n] + dl * uu * B_t[size_t(b) * N + n];
-        y += C_t[size_t(b) * N + n] * h[n];
+      if constexpr (V::W > 1) {
+        const V dlv = V::set1(dl), dlu = V::set1(dl * uu);
+        V acc = V::zero();
+        for (int n = 0; n < n_vec; n += V::W) {
+          const V hn = V::fma(V::exp(dlv * V::load(Ad + n)), V::load(h + n), dlu * V::load(Bb + n));
+          hn.store(h + n);
+          acc = V::fma(V::load(Cb + n), hn, acc);
+        }
+        alignas(64) T lanes[V::W];
+        acc.store(lanes);
+        for (int l = 0; l < V::W; ++l) y += lanes[l];
+      }
+      for (int n = n_vec; n < N; ++n) {
+        h[n] = std::exp(dl * Ad[n]) * h[n] + dl * uu * Bb[n];
+        y += Cb[n] * h[n];
       }
       if (z_t) {
         const T z = z_t[bd];
