@@ -1,10 +1,13 @@
 // SiLU, softplus and sigmoid: values, extreme inputs, gradients.
 #include "mambakit/ops/activations.h"
 
+#include <cstring>
+
 #include <omp.h>
 
 #include <limits>
 
+#include "mambakit/cpu_isa.h"
 #include "test_util.h"
 
 using namespace mk;
@@ -163,6 +166,41 @@ TEST(Activations, FloatMatchesDoubleReferenceOnAnyThreadCount) {
     ASSERT_EQ(runs[1].softplus[i], r.softplus[i]) << i;
     ASSERT_EQ(runs[1].dsilu[i], r.dsilu[i]) << i;
     ASSERT_EQ(runs[1].dsoftplus[i], r.dsoftplus[i]) << i;
+  }
+}
+
+// The float loops run in a copy per ISA (activation_kernels.cpp): every copy
+// this CPU runs gives the bits of the scalar copy, and of the exported scalar
+// functions, on the sweep and on inf, NaN and huge inputs.
+TEST(Activations, FloatSameBitsOnEveryIsa) {
+  std::vector<float> x = float_inputs();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float v : {std::numeric_limits<float>::quiet_NaN(), inf, -inf, -200.f, 200.f, 1e30f})
+    x.push_back(v);
+  const std::vector<float> dy = randn<float>(x.size(), 13);
+  // A NaN's sign and payload are not specified (x86 returns one operand's,
+  // which one depends on the order the compiler chose): NaN matches NaN.
+  auto same_bits = [](float a, float b) {
+    return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof a) == 0;
+  };
+  FloatActivations ref;
+  {
+    ScopedIsa scalar(Isa::scalar);
+    ref = run_float(x, dy);
+  }
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_TRUE(same_bits(ref.silu[i], ops::silu(x[i]))) << "x=" << x[i];
+    ASSERT_TRUE(same_bits(ref.softplus[i], ops::softplus(x[i]))) << "x=" << x[i];
+  }
+  for (Isa isa : supported_isas()) {
+    ScopedIsa scoped(isa);
+    const FloatActivations r = run_float(x, dy);
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_TRUE(same_bits(r.silu[i], ref.silu[i])) << isa_name(isa) << " x=" << x[i];
+      ASSERT_TRUE(same_bits(r.softplus[i], ref.softplus[i])) << isa_name(isa) << " x=" << x[i];
+      ASSERT_TRUE(same_bits(r.dsilu[i], ref.dsilu[i])) << isa_name(isa) << " x=" << x[i];
+      ASSERT_TRUE(same_bits(r.dsoftplus[i], ref.dsoftplus[i])) << isa_name(isa) << " x=" << x[i];
+    }
   }
 }
 

@@ -1,9 +1,15 @@
 // Elementwise activations: SiLU, softplus (PyTorch threshold 20), sigmoid.
+// float loops run through the per-ISA copies of activation_kernels.cpp that
+// mk::active_isa() chose; double keeps libm (it is the precision the tests
+// take as reference) and plain loops here.
 #include "mambakit/ops/activations.h"
 
 #include <cmath>
+#include <type_traits>
 
-#include "vec_math.h"
+#include "activation_math.h"
+#include "activations_isa.h"
+#include "mambakit/cpu_isa.h"
 
 namespace mk::ops {
 
@@ -11,23 +17,23 @@ namespace {
 
 constexpr size_t kParallelMin = size_t(1) << 16;
 
-// Local inline forms so the loops below vectorise; the exported scalar
-// functions forward to these, so a scalar call and a vector lane agree
-// exactly. float uses the vectorisable exp/log1p of vec_math.h; double keeps
-// libm (it is the precision the tests take as reference).
-inline float exp_i(float x) { return vmath::exp_f(x); }
-inline double exp_i(double x) { return std::exp(x); }
+const ActivationKernels& float_kernels() {
+  switch (active_isa()) {
+    case Isa::avx512:
+      return act_avx512::activation_kernels_f32();
+    case Isa::avx2:
+      return act_avx2::activation_kernels_f32();
+    default:
+      return act_scalar::activation_kernels_f32();
+  }
+}
 
-template <typename T> inline T sigmoid_i(T x) { return T(1) / (T(1) + exp_i(-x)); }
+inline float sigmoid_i(float x) { return act_math::sigmoid_f(x); }
+inline double sigmoid_i(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+inline float softplus_i(float x) { return act_math::softplus_f(x); }
 // Above the threshold log1p(exp(x)) equals x to working precision, and exp
 // would overflow for large x; PyTorch switches at 20 too.
 inline double softplus_i(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
-// log1p(exp(x)) = max(x, 0) + log1p(exp(-|x|)): exp never overflows and
-// log1p's argument stays in (0, 1], the range of vmath::log1p_unit_f.
-inline float softplus_i(float x) {
-  const float sp = (x > 0.f ? x : 0.f) + vmath::log1p_unit_f(vmath::exp_f(-std::fabs(x)));
-  return x > 20.f ? x : sp;
-}
 
 }  // namespace
 
@@ -37,32 +43,48 @@ template <typename T> T softplus(T x) { return softplus_i(x); }
 
 template <typename T>
 void silu_forward(const T* x, T* y, size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    float_kernels().silu_forward(x, y, n);
+  } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (size_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_i(x[i]);
+    for (size_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_i(x[i]);
+  }
 }
 
 // silu'(x) = s + x s (1 - s), s = sigmoid(x)
 template <typename T>
 void silu_backward(const T* dy, const T* x, T* dx, size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    float_kernels().silu_backward(dy, x, dx, n);
+  } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (size_t i = 0; i < n; ++i) {
-    const T s = sigmoid_i(x[i]);
-    dx[i] = dy[i] * s * (T(1) + x[i] * (T(1) - s));
+    for (size_t i = 0; i < n; ++i) {
+      const T s = sigmoid_i(x[i]);
+      dx[i] = dy[i] * s * (T(1) + x[i] * (T(1) - s));
+    }
   }
 }
 
 template <typename T>
 void softplus_forward(const T* x, T* y, size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    float_kernels().softplus_forward(x, y, n);
+  } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (size_t i = 0; i < n; ++i) y[i] = softplus_i(x[i]);
+    for (size_t i = 0; i < n; ++i) y[i] = softplus_i(x[i]);
+  }
 }
 
 // d softplus / dx = sigmoid(x); above the threshold the forward is the
 // identity, so the gradient is exactly 1 there (as PyTorch's backward).
 template <typename T>
 void softplus_backward(const T* dy, const T* x, T* dx, size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    float_kernels().softplus_backward(dy, x, dx, n);
+  } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (size_t i = 0; i < n; ++i) dx[i] = x[i] > T(20) ? dy[i] : dy[i] * sigmoid_i(x[i]);
+    for (size_t i = 0; i < n; ++i) dx[i] = x[i] > T(20) ? dy[i] : dy[i] * sigmoid_i(x[i]);
+  }
 }
 
 #define MK_INSTANTIATE(T)                                           \

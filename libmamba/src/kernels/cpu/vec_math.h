@@ -3,6 +3,11 @@
 // glibc's expf/log1pf are scalar calls; in a training step of a small Mamba
 // the softplus and SiLU loops spent more time in them than in the scan.
 //
+// The functions are static (internal linkage): the per-ISA copies of the
+// activation kernels (activation_kernels.cpp) include this header too, and
+// an inline function with external linkage would be one symbol for all of
+// them, of which the linker keeps any one copy (perhaps the AVX-512 one).
+//
 // Accuracy (checked against double in test_activations.cpp): exp_f within
 // 2 ulp everywhere including subnormal results, 0 below, inf above the
 // float range, NaN for NaN; log1p_unit_f within 2 ulp on [0, 1]. Every
@@ -16,7 +21,7 @@
 namespace mk::ops::vmath {
 
 // 2^k for an integer k in [-126, 127], from its exponent bits.
-inline float pow2i(int32_t k) {
+static inline float pow2i(int32_t k) {
   const int32_t bits = (k + 127) << 23;
   float f;
   std::memcpy(&f, &bits, sizeof f);
@@ -28,7 +33,7 @@ inline float pow2i(int32_t k) {
 // exp(r) by Cephes' degree-7 polynomial. 2^n is applied as two factors
 // 2^(n/2) 2^(n - n/2), each a normal float, so results in the subnormal
 // range and overflow to inf come out of ordinary rounding.
-inline float exp_f(float x) {
+static inline float exp_f(float x) {
   // Beyond these exp is 0 or inf in float; clamping keeps n small, and a NaN
   // (sent to the low end, so that converting n to int stays defined) is
   // put back at the end.
@@ -53,7 +58,7 @@ inline float exp_f(float x) {
 // log1p(t) for t in [0, 1]: with s = t / (2 + t) in [0, 1/3],
 // log1p(t) = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...); eight terms reach
 // float precision at s = 1/3, and small t keeps full relative accuracy.
-inline float log1p_unit_f(float t) {
+static inline float log1p_unit_f(float t) {
   const float s = t / (2.f + t), z = s * s;
   float q = 1.f / 15.f;
   q = q * z + 1.f / 13.f;
