@@ -1,9 +1,9 @@
 // Which instruction set the hand-vectorised CPU kernels run with.
 //
 // Every build contains a scalar, an AVX2+FMA and an AVX-512 copy of each
-// hand-vectorised kernel (today: the selective scan), each compiled with its
-// own flags; the rest of the library is built for plain x86-64 (unless
-// MAMBAKIT_ARCH says otherwise). The copy used is chosen once, on first use,
+// hand-vectorised kernel (the selective scan; the float SiLU and softplus
+// loops), each compiled with its own flags; the rest of the library is
+// built for plain x86-64 (unless MAMBAKIT_ARCH says otherwise). The copy used is chosen once, on first use,
 // from CPUID: the widest the CPU supports. The environment variable
 // MAMBAKIT_ISA=scalar|avx2|avx512 forces one; a value that is unknown or that
 // the CPU lacks is refused with an mk::Error naming the variable.
