@@ -629,7 +629,7 @@ struct BwdScratch {
         carry(At.size()),
         dA(At.size()),
         dD(n_lanes_),
-        hbuf(size_t(kChunk + 1) * N_),  // h before step t0+i; after the recompute a_i h_{i-1}
+        hbuf(size_t(kChunk + 1) * N_),  // h before step t0+i
         abuf(size_t(kChunk) * N_),      // exp(delta*A) at step t0+i
         ybuf(kChunk),
         dlbuf(kChunk),
@@ -677,7 +677,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     const V du = dl * uu;
     const T* Bt = p.Bm + row * N;
     const T* Ct = p.Cm + row * N;
-    V* hp = s.hbuf.data() + size_t(i) * N;
+    const V* hp = s.hbuf.data() + size_t(i) * N;
     V* hn = s.hbuf.data() + size_t(i + 1) * N;
     V* an = s.abuf.data() + size_t(i) * N;
     V sCloc[NC ? NC : 1];
@@ -690,9 +690,6 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
       const V ahp = a * hp[n];
       const V h = ahp + du * V::set1(Bt[n]);
       an[n] = a;
-      // The reverse needs h_{t-1} only as a_t h_{t-1} (ga): keep that product
-      // in h_{t-1}'s slot, which this step was its last reader of.
-      hp[n] = ahp;
       hn[n] = h;
       sC[n] = dy * h;
       if (n & 1)
@@ -759,17 +756,20 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
     const V du = dl * s.uubuf[i];
     const auto* Bi = Bt + size_t(i) * N + n0;
     const auto* Ci = Ct + size_t(i) * N + n0;
-    const V* ahp = s.hbuf.data() + size_t(i) * N + n0;  // a_t h_{t-1} (recompute_chunk)
+    const V* hprev = s.hbuf.data() + size_t(i) * N + n0;  // h_{t-1} (recompute_chunk)
     const V* an = s.abuf.data() + size_t(i) * N + n0;
     V* accB = s.accB.data() + size_t(i) * N + n0;
     V ddl = V::zero(), dhB = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < NG; ++n) {
       const V dh = V::fma(V::set1(Ci[n]), dy, carry[n]);
-      const V a = an[n];
-      const V ga = dh * ahp[n];
+      // a_t dh_t is both the carry into step t-1 and, times h_{t-1}, ga: so
+      // the recompute stores h_{t-1} alone (one store per state and step
+      // fewer than storing a_t h_{t-1} as well).
+      const V adh = an[n] * dh;
+      const V ga = adh * hprev[n];
       dA[n] = V::fma(ga, dl, dA[n]);
-      carry[n] = a * dh;
+      carry[n] = adh;
       ddl = V::fma(ga, At[n], ddl);
       dhB = V::fma(dh, V::set1(Bi[n]), dhB);
       accB[n] = V::fma(dh, du, accB[n]);
