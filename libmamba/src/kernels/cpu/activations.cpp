@@ -9,7 +9,7 @@
 
 #include "activation_math.h"
 #include "activations_isa.h"
-#include "mambakit/cpu_isa.h"
+#include "isa_dispatch.h"
 
 namespace mk::ops {
 
@@ -18,14 +18,8 @@ namespace {
 constexpr size_t kParallelMin = size_t(1) << 16;
 
 const ActivationKernels& float_kernels() {
-  switch (active_isa()) {
-    case Isa::avx512:
-      return act_avx512::activation_kernels_f32();
-    case Isa::avx2:
-      return act_avx2::activation_kernels_f32();
-    default:
-      return act_scalar::activation_kernels_f32();
-  }
+  return active_isa_table(act_scalar::activation_kernels_f32, act_avx2::activation_kernels_f32,
+                          act_avx512::activation_kernels_f32);
 }
 
 inline float sigmoid_i(float x) { return act_math::sigmoid_f(x); }

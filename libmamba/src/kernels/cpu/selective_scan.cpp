@@ -6,40 +6,24 @@
 #include <algorithm>
 #include <string>
 
-#include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
+#include "isa_dispatch.h"
 #include "selective_scan_isa.h"
 
 namespace mk::ops {
 namespace {
 
 template <typename T>
-const ScanKernels<T>& kernels_for(Isa isa);
+const ScanKernels<T>& kernels();
 template <>
-const ScanKernels<float>& kernels_for<float>(Isa isa) {
-  switch (isa) {
-    case Isa::avx512:
-      return scan_avx512::kernels_f32();
-    case Isa::avx2:
-      return scan_avx2::kernels_f32();
-    default:
-      return scan_scalar::kernels_f32();
-  }
+const ScanKernels<float>& kernels<float>() {
+  return active_isa_table(scan_scalar::kernels_f32, scan_avx2::kernels_f32,
+                          scan_avx512::kernels_f32);
 }
 template <>
-const ScanKernels<double>& kernels_for<double>(Isa isa) {
-  switch (isa) {
-    case Isa::avx512:
-      return scan_avx512::kernels_f64();
-    case Isa::avx2:
-      return scan_avx2::kernels_f64();
-    default:
-      return scan_scalar::kernels_f64();
-  }
-}
-template <typename T>
-const ScanKernels<T>& kernels() {
-  return kernels_for<T>(active_isa());
+const ScanKernels<double>& kernels<double>() {
+  return active_isa_table(scan_scalar::kernels_f64, scan_avx2::kernels_f64,
+                          scan_avx512::kernels_f64);
 }
 
 void check_grads_present(bool ok, const char* what) {
