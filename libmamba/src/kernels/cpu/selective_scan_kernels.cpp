@@ -25,11 +25,10 @@
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L2), then walk it backwards, again in register
-//             groups. dB and dC sum over channels: each lane's dC terms
-//             are reduced across the vector per step, its dB terms added as
-//             vectors per (step, state) and reduced once per chunk, into the
-//             thread's own (B, L, N) partial sums, which are added together
-//             at the end.
+//             groups. dB and dC sum over channels: each lane's terms are
+//             added as vectors per (step, state) and reduced across the
+//             vector once per chunk, into the thread's own (B, L, N)
+//             partial sums, which are added together at the end.
 // The decay factors exp(delta*A), N per step and channel, dominate the cost:
 // the SIMD paths compute them as 2^x with a short polynomial (Exp2K).
 #include "selective_scan_isa.h"
@@ -600,14 +599,18 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
 //   ddelta  = sum_n ga A_n + u sum_n dh_t B_tn
 //   du      = delta sum_n dh_t B_tn + D dy
 //   dA_n   += ga delta,  dB_tn += dh_t delta u,  dC_tn += dy h_t
-// dB and dC sum over channels into this thread's (B, L, N) partial sums. The
-// dC terms of a step are reduced across the vector's lanes (a transpose-add
-// tree) as the recompute makes them; the dB terms are added as vectors into
-// per-thread (kChunk, N) accumulators while the thread runs all its lanes
-// through one chunk (they stay in L2) and reduced once per chunk. (Measured
-// on a Zen 4: per-step trees for both, or accumulators for both, were no
-// faster with AVX2 and slower with AVX-512.)
+// dB and dC sum over channels into this thread's (B, L, N) partial sums.
+// The dB terms are added as vectors into per-thread (kChunk, N)
+// accumulators while the thread runs all its lanes through one chunk (they
+// stay in L2) and reduced across the vector once per chunk. The dC terms
+// go the same way with AVX2 (kDcPerChunk: measured on a Zen 3, a 4% faster
+// backward); otherwise each step's dC terms are reduced across the vector
+// by a transpose-add tree as the recompute makes them (measured on a Zen 4,
+// accumulating both was slower with AVX-512).
 // ---------------------------------------------------------------------------
+
+template <class V>
+constexpr bool kDcPerChunk = V::W == 8;
 
 // Per-thread scratch of the backward for n_lanes lanes of width W.
 template <class V>
@@ -618,9 +621,10 @@ struct BwdScratch {
   std::vector<V> dlbuf, uubuf;       // (kChunk) the chunk's delta and u, contiguous
   std::vector<V> dybuf, gzbuf;       // (kChunk) dy, dout * dsilu(z)
   std::vector<V> ddlbuf, dhBbuf;     // (kChunk) sum_n ga A_n, sum_n dh B_n
-  // (kChunk, N): per step and state, the dB terms of this thread's lanes
-  // summed as vectors; reduced across the vector once per chunk.
-  std::vector<V> accB;
+  // (kChunk, N): per step and state, the dB (and with kDcPerChunk the dC)
+  // terms of this thread's lanes summed as vectors; reduced across the
+  // vector once per chunk.
+  std::vector<V> accB, accC;
   std::vector<V> sC;  // (N) a step's dC terms when N is not a compile-time constant
   BwdScratch(int N_, int n_lanes_)
       : N(N_),
@@ -639,16 +643,20 @@ struct BwdScratch {
         ddlbuf(kChunk),
         dhBbuf(kChunk),
         accB(size_t(kChunk) * N_, V::zero()),
-        sC(N_) {}
+        accC(kDcPerChunk<V> ? size_t(kChunk) * N_ : 0, V::zero()),
+        sC(kDcPerChunk<V> ? 0 : N_) {}
   static size_t bytes(int N, int n_lanes) {
-    return (size_t(n_lanes) * (3 * N + 1) + size_t(3 * kChunk + 2) * N + 7 * kChunk) *
-           sizeof(V);
+    const size_t chunk_bufs = kDcPerChunk<V> ? 4 * kChunk + 1 : 3 * kChunk + 2;
+    return (size_t(n_lanes) * (3 * N + 1) + chunk_bufs * N + 7 * kChunk) * sizeof(V);
   }
 };
 
-// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf and copy the
-// chunk's delta and u into s.dlbuf/uubuf; hbuf[0] holds the saved state at
-// t0 on entry. The same rows of the next cache line's lanes (read and
+// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf, add the dC
+// terms dy h into s.accC (kDcPerChunk) or, reduced across the vector, into
+// the thread's partial sums dC_part, and copy the chunk's delta and u into
+// s.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
+// exactly as the forward forms it, so the recomputed states are the
+// forward's bit for bit. The same rows of the next cache line's lanes (read and
 // written by the lanes that follow in this chunk) are prefetched into L2,
 // as in the forward's gather_chunk.
 template <class V, int NC, bool Fast>
@@ -661,55 +669,71 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   constexpr int kLine = 64 / sizeof(T);
   const int next = (d0 / kLine + 1) * kLine;
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
+  // Stores of V (may_alias vector types) could alias anything reachable
+  // through s or p, so every pointer the loop uses is a local first.
+  V* __restrict hbuf = s.hbuf.data();
+  V* __restrict abuf = s.abuf.data();
+  V* __restrict accC = s.accC.data();
+  V* __restrict dlbuf = s.dlbuf.data();
+  V* __restrict uubuf = s.uubuf.data();
+  V* __restrict ybuf = s.ybuf.data();
+  const V* __restrict dybuf = s.dybuf.data();
+  const T* const delta = p.delta + d0;
+  const T* const u = p.u + d0;
+  const T* const Bm = p.Bm;
+  const T* const Cm = p.Cm;
+  const T* ahead[7];
+  int n_ahead = 0;
+  if (next < D)
+    for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
+                       static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
+      if (q) ahead[n_ahead++] = q + next;
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t row = size_t(b) * L + t;
-    if (next < D) {
-      const size_t ahead = row * D + next;
-      for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
-                         static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
-        if (q) prefetch_l2(q + ahead);
-    }
-    const V dl = V::load(p.delta + row * D + d0);
-    const V uu = V::load(p.u + row * D + d0);
-    s.dlbuf[i] = dl;
-    s.uubuf[i] = uu;
+    for (int k = 0; k < n_ahead; ++k) prefetch_l2(ahead[k] + row * D);
+    const V dl = V::load(delta + row * D);
+    const V uu = V::load(u + row * D);
+    dlbuf[i] = dl;
+    uubuf[i] = uu;
     const V du = dl * uu;
-    const T* Bt = p.Bm + row * N;
-    const T* Ct = p.Cm + row * N;
-    const V* hp = s.hbuf.data() + size_t(i) * N;
-    V* hn = s.hbuf.data() + size_t(i + 1) * N;
-    V* an = s.abuf.data() + size_t(i) * N;
+    const T* Bt = Bm + row * N;
+    const T* Ct = Cm + row * N;
+    const V* hp = hbuf + size_t(i) * N;
+    V* hn = hbuf + size_t(i + 1) * N;
+    V* an = abuf + size_t(i) * N;
+    V* accCi = kDcPerChunk<V> ? accC + size_t(i) * N : nullptr;
     V sCloc[NC ? NC : 1];
     V* sC = NC ? sCloc : s.sC.data();
-    const V dy = s.dybuf[i];
+    const V dy = dybuf[i];
     V y0 = Dv * uu, y1 = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < N; ++n) {
       const V a = DecayExp<V, Fast>::exp(dl * At[n]);
-      const V ahp = a * hp[n];
-      const V h = ahp + du * V::set1(Bt[n]);
+      const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
       an[n] = a;
       hn[n] = h;
-      sC[n] = dy * h;
+      if constexpr (kDcPerChunk<V>)
+        accCi[n] = V::fma(dy, h, accCi[n]);
+      else
+        sC[n] = dy * h;
       if (n & 1)
         y1 = V::fma(h, V::set1(Ct[n]), y1);
       else
         y0 = V::fma(h, V::set1(Ct[n]), y0);
     }
-    s.ybuf[i] = y0 + y1;
-    V::add_reduced(sC, N, dC_part + row * N);
+    ybuf[i] = y0 + y1;
+    if constexpr (!kDcPerChunk<V>) V::add_reduced(sC, N, dC_part + row * N);
   }
 }
 
 // The backward of one lane (channels d0..d0+W) over one chunk, in four
 // parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
 // s.dybuf (s.gzbuf) before recompute_chunk, which adds each step's dC terms
-// dy h, reduced across the vector, to the thread's partial sums as it
-// recomputes h; reverse_chunk then runs the states in register groups
-// (reverse_states), each walking the chunk backwards and adding its share of
-// sum_n ga A_n and sum_n dh B_n into s.ddlbuf, s.dhBbuf, and last stores
-// ddelta, du and dz of every step.
+// dy h (into s.accC or the thread's partial sums) as it recomputes h; reverse_chunk then runs the states in
+// register groups (reverse_states), each walking the chunk backwards and
+// adding its share of sum_n ga A_n and sum_n dh B_n into s.ddlbuf, s.dhBbuf;
+// the last group completes the sums and stores ddelta, du and dz.
 template <class V>
 void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
                    const typename V::elem* dout, int k, BwdScratch<V>& s) {
@@ -738,9 +762,20 @@ void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0
 
 // States n0..n0+G (G = 0: all N, in memory) of lane k over the chunk,
 // backwards. carry (a_{t+1} dh_{t+1}) stays in registers for the chunk.
-template <class V, int G, bool Fast>
+// The last group of the chunk (Last) has the whole sums over n of each step
+// as soon as it has added its own, and writes that step's ddelta, du and dz
+// at once: no separate pass over the step buffers, and the strided stores
+// overlap with the arithmetic of the next steps.
+template <class V>
+struct ChunkGradOut {
+  typename V::elem *ddelta, *du, *dz;  // the chunk's first row at the lane; dz null without z
+  size_t stride;                       // elements between consecutive steps (D)
+  V Dv;                                // the lane's D skip (0 without one)
+};
+
+template <class V, int G, bool Fast, bool Last>
 void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int N, int n0,
-                    int n_steps, int k, BwdScratch<V>& s) {
+                    int n_steps, int k, BwdScratch<V>& s, const ChunkGradOut<V>& out) {
   const int NG = G ? G : N;
   const V* At = s.At.data() + size_t(k) * N + n0;
   V* dA = s.dA.data() + size_t(k) * N + n0;
@@ -751,14 +786,22 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
 #pragma GCC unroll 64
     for (int n = 0; n < G; ++n) cloc[n] = cmem[n];
   }
+  const V* __restrict dlbuf = s.dlbuf.data();
+  const V* __restrict dybuf = s.dybuf.data();
+  const V* __restrict uubuf = s.uubuf.data();
+  const V* __restrict hbuf = s.hbuf.data();
+  const V* __restrict abuf = s.abuf.data();
+  V* __restrict accBbuf = s.accB.data();
+  V* __restrict ddlbuf = s.ddlbuf.data();
+  V* __restrict dhBbuf = s.dhBbuf.data();
   for (int i = n_steps - 1; i >= 0; --i) {
-    const V dl = s.dlbuf[i], dy = s.dybuf[i];
-    const V du = dl * s.uubuf[i];
+    const V dl = dlbuf[i], dy = dybuf[i];
+    const V du = dl * uubuf[i];
     const auto* Bi = Bt + size_t(i) * N + n0;
     const auto* Ci = Ct + size_t(i) * N + n0;
-    const V* hprev = s.hbuf.data() + size_t(i) * N + n0;  // h_{t-1} (recompute_chunk)
-    const V* an = s.abuf.data() + size_t(i) * N + n0;
-    V* accB = s.accB.data() + size_t(i) * N + n0;
+    const V* hprev = hbuf + size_t(i) * N + n0;  // h_{t-1} (recompute_chunk)
+    const V* an = abuf + size_t(i) * N + n0;
+    V* accB = accBbuf + size_t(i) * N + n0;
     V ddl = V::zero(), dhB = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < NG; ++n) {
@@ -774,8 +817,17 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
       dhB = V::fma(dh, V::set1(Bi[n]), dhB);
       accB[n] = V::fma(dh, du, accB[n]);
     }
-    s.ddlbuf[i] = s.ddlbuf[i] + ddl;
-    s.dhBbuf[i] = s.dhBbuf[i] + dhB;
+    ddl = ddlbuf[i] + ddl;
+    dhB = dhBbuf[i] + dhB;
+    if constexpr (Last) {
+      const size_t off = size_t(i) * out.stride;
+      if (out.dz) (s.gzbuf[i] * s.ybuf[i]).store(out.dz + off);
+      V::fma(dhB, uubuf[i], DecayExp<V, Fast>::unscale(ddl)).store(out.ddelta + off);
+      V::fma(dhB, dl, dy * out.Dv).store(out.du + off);
+    } else {
+      ddlbuf[i] = ddl;
+      dhBbuf[i] = dhB;
+    }
   }
   if constexpr (G > 0) {
 #pragma GCC unroll 64
@@ -799,20 +851,16 @@ void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
   const auto* Bt = p.Bm + (size_t(b) * L + t0) * N;
   const auto* Ct = p.Cm + (size_t(b) * L + t0) * N;
+  const size_t off = (size_t(b) * L + t0) * D + d0;
+  const ChunkGradOut<V> out{g.ddelta + off, g.du + off, p.z ? g.dz + off : nullptr, size_t(D),
+                            p.Dskip ? V::load(p.Dskip + d0) : V::zero()};
   constexpr int G = reverse_group<V, NC>();
   if constexpr (G == 0) {
-    reverse_states<V, 0, Fast>(Bt, Ct, N, 0, t1 - t0, k, s);
+    reverse_states<V, 0, Fast, true>(Bt, Ct, N, 0, t1 - t0, k, s, out);
   } else {
-    for (int n0 = 0; n0 < N; n0 += G) reverse_states<V, G, Fast>(Bt, Ct, N, n0, t1 - t0, k, s);
-  }
-  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
-  for (int t = t0; t < t1; ++t) {
-    const int i = t - t0;
-    const size_t off = (size_t(b) * L + t) * D + d0;
-    const V dl = s.dlbuf[i], uu = s.uubuf[i], dhB = s.dhBbuf[i];
-    if (p.z) (s.gzbuf[i] * s.ybuf[i]).store(g.dz + off);
-    V::fma(dhB, uu, DecayExp<V, Fast>::unscale(s.ddlbuf[i])).store(g.ddelta + off);
-    V::fma(dhB, dl, s.dybuf[i] * Dv).store(g.du + off);
+    for (int n0 = 0; n0 + G < N; n0 += G)
+      reverse_states<V, G, Fast, false>(Bt, Ct, N, n0, t1 - t0, k, s, out);
+    reverse_states<V, G, Fast, true>(Bt, Ct, N, N - G, t1 - t0, k, s, out);
   }
 }
 
@@ -849,6 +897,10 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
         const size_t row = size_t(b) * L + t, i = size_t(t - t0) * N;
         V::add_reduced(s.accB.data() + i, N, dB_part + row * N);
         std::fill(s.accB.begin() + i, s.accB.begin() + i + N, V::zero());
+        if constexpr (kDcPerChunk<V>) {
+          V::add_reduced(s.accC.data() + i, N, dC_part + row * N);
+          std::fill(s.accC.begin() + i, s.accC.begin() + i + N, V::zero());
+        }
       }
     }
   }
