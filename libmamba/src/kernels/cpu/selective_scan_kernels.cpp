@@ -98,8 +98,9 @@ constexpr size_t kParallelMinWork = kScanParallelMinWork;
 constexpr int kAvx2StateGroup = MK_AVX2_STATE_GROUP;
 #ifndef MK_AVX2_REVERSE_GROUP
 #define MK_AVX2_REVERSE_GROUP 8
+#endif
+#ifndef MK_AVX512_REVERSE_GROUP
 #define MK_AVX512_REVERSE_GROUP 16
-
 #endif
 constexpr int kAvx2ReverseGroup = MK_AVX2_REVERSE_GROUP;
 
@@ -486,12 +487,16 @@ void forward_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
 #pragma GCC unroll 64
     for (int n = 0; n < G; ++n) hloc[n] = hmem[n0 + n];
   }
+  // V stores are may_alias: locals keep GCC from reloading the pointers.
+  const V* __restrict dlbuf = buf.dl.data();
+  const V* __restrict dubuf = buf.du.data();
+  V* __restrict ybuf = buf.y.data();
   for (int i = 0; i < n_steps; ++i) {
-    const V dl = buf.dl[i], du = buf.du[i];
+    const V dl = dlbuf[i], du = dubuf[i];
     const auto* Bi = Bt + size_t(i) * N + n0;
     const auto* Ci = Ct + size_t(i) * N + n0;
     // Two accumulators halve the length of the dependent FMA chain over n.
-    V y0 = buf.y[i], y1 = V::zero();
+    V y0 = ybuf[i], y1 = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < NG; ++n) {
       const V a = DecayExp<V, Fast>::exp(dl * At[n0 + n]);
@@ -501,7 +506,7 @@ void forward_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
       else
         y0 = V::fma(h[n], V::set1(Ci[n]), y0);
     }
-    buf.y[i] = y0 + y1;
+    ybuf[i] = y0 + y1;
   }
   if constexpr (G > 0) {
 #pragma GCC unroll 64
