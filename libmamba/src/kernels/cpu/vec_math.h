@@ -43,13 +43,16 @@ static inline float exp_f(float x) {
   constexpr float kShift = 12582912.f;
   const float n = (xc * 1.44269504088896341f + kShift) - kShift;
   const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3333451907e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
+  // The polynomial in Estrin's order (pairs, then powers of r^2): a chain of
+  // 6 dependent operations instead of Horner's 10, so that a vector loop
+  // has more of its iterations in flight (the chain, not the number of
+  // operations, bounds the softplus and SiLU loops).
+  const float r2 = r * r;
+  const float p01 = 1.6666665459e-1f * r + 5.0000001201e-1f;
+  const float p23 = 8.3333451907e-3f * r + 4.1665795894e-2f;
+  const float p45 = 1.9875691500e-4f * r + 1.3981999507e-3f;
+  float p = (p45 * r2 + p23) * r2 + p01;
+  p = p * r2 + r + 1.f;
   const int32_t k = int32_t(n), k1 = k / 2;
   const float y = p * pow2i(k1) * pow2i(k - k1);
   return x == x ? y : x;
@@ -60,13 +63,12 @@ static inline float exp_f(float x) {
 // float precision at s = 1/3, and small t keeps full relative accuracy.
 static inline float log1p_unit_f(float t) {
   const float s = t / (2.f + t), z = s * s;
-  float q = 1.f / 15.f;
-  q = q * z + 1.f / 13.f;
-  q = q * z + 1.f / 11.f;
-  q = q * z + 1.f / 9.f;
-  q = q * z + 1.f / 7.f;
-  q = q * z + 1.f / 5.f;
-  q = q * z + 1.f / 3.f;
+  // Estrin's order, as in exp_f.
+  const float z2 = z * z;
+  const float q01 = (1.f / 5.f) * z + 1.f / 3.f;
+  const float q23 = (1.f / 9.f) * z + 1.f / 7.f;
+  const float q45 = (1.f / 13.f) * z + 1.f / 11.f;
+  const float q = ((1.f / 15.f) * z2 + q45) * (z2 * z2) + (q23 * z2 + q01);
   return 2.f * s + 2.f * s * (q * z);
 }
 
