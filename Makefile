@@ -60,11 +60,14 @@ demo: build data
 	$(MAMBAKIT) train experiments/quickstart.yaml --set output.overwrite=true
 	$(MAMBAKIT) generate runs/quickstart --prompt "And God said" --tokens 300 --temperature 0.8 --seed 1
 
-# The scan on every ISA this CPU runs (with the plain-loop baseline), and
-# training tokens/s at one thread and at all of them: the quickstart model,
-# then the selective-copying Mamba (experiments/selective_copying_mamba.yaml).
+# The scan on every ISA this CPU runs (with the plain-loop baseline), the
+# activation loops and matrix products of a small Mamba's training step
+# (bench_step_ops), and training tokens/s at one thread and at all of them:
+# the quickstart model, then the selective-copying Mamba
+# (experiments/selective_copying_mamba.yaml).
 bench: build
 	$(BUILD)/bench/bench_selective_scan
+	$(BUILD)/bench/bench_step_ops
 	$(MAMBAKIT) bench scan --isa all --threads $(JOBS)
 	$(MAMBAKIT) bench train --compare-threads 1,$(JOBS)
 	$(MAMBAKIT) bench train --d-model 64 --n-layer 2 --d-state 64 --batch 32 --compare-threads 1,$(JOBS)

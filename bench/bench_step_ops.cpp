@@ -1,0 +1,142 @@
+// Google Benchmark: the non-scan work of a Mamba training step, at the size
+// of the model tools/reference/bench_vs_transformers.py trains (d_model 256,
+// 4 layers, d_inner 512, d_state 16, dt_rank 16, vocab 256, batch 8 x 256
+// tokens = 2048 rows):
+//   - the four activation loops (softplus and SiLU, forward and backward)
+//     over 2048 x 512 x 4 floats, every layer's worth at once;
+//   - every matrix product of the step, as Linear calls it: the forward,
+//     and the backward's dx and dW products (linear_backward), per layer
+//     shape. FLOP/s is 2 x rows x in x out per product.
+// The products' times summed over the step (x 4 layers, lm_head once) are
+// the floor of a training step that any kernel work elsewhere cannot go
+// below; bench/README.md records them. Threads: OMP_NUM_THREADS (the
+// products split their output over the OpenMP threads, one single-threaded
+// BLAS call per block, as in training).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "mambakit/ops/activations.h"
+#include "mambakit/ops/matmul.h"
+
+namespace {
+
+constexpr int kRows = 8 * 256;  // batch x tokens
+constexpr size_t kActElems = size_t(kRows) * 512 * 4;
+
+std::vector<float> random_floats(size_t n, float scale, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = normal(rng);
+  return v;
+}
+
+// Arguments of the activations spread over where the exp and log1p
+// branches of both functions matter (|x| up to about 10).
+struct ActData {
+  std::vector<float> x = random_floats(kActElems, 3.f, 1), dy = random_floats(kActElems, 1.f, 2),
+                     out = std::vector<float>(kActElems);
+};
+ActData& act_data() {
+  static ActData d;
+  return d;
+}
+
+template <class F>
+void run_activation(benchmark::State& state, F f) {
+  auto& d = act_data();
+  for (auto _ : state) {
+    f(d);
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(kActElems));
+}
+
+void BM_SoftplusForward(benchmark::State& s) {
+  run_activation(s, [](ActData& d) { mk::ops::softplus_forward(d.x.data(), d.out.data(), kActElems); });
+}
+void BM_SoftplusBackward(benchmark::State& s) {
+  run_activation(s, [](ActData& d) {
+    mk::ops::softplus_backward(d.dy.data(), d.x.data(), d.out.data(), kActElems);
+  });
+}
+void BM_SiluForward(benchmark::State& s) {
+  run_activation(s, [](ActData& d) { mk::ops::silu_forward(d.x.data(), d.out.data(), kActElems); });
+}
+void BM_SiluBackward(benchmark::State& s) {
+  run_activation(s, [](ActData& d) {
+    mk::ops::silu_backward(d.dy.data(), d.x.data(), d.out.data(), kActElems);
+  });
+}
+BENCHMARK(BM_SoftplusForward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SoftplusBackward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SiluForward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SiluBackward)->Unit(benchmark::kMillisecond);
+
+// One Linear of the model: y = x W^T (+ b) over kRows rows.
+struct LinearData {
+  int in, out;
+  bool bias;
+  std::vector<float> x, W, b, y, dy, dx, dW, db;
+  LinearData(int in_, int out_, bool bias_)
+      : in(in_),
+        out(out_),
+        bias(bias_),
+        x(random_floats(size_t(kRows) * in_, 1.f, 3)),
+        W(random_floats(size_t(out_) * in_, 0.05f, 4)),
+        b(size_t(out_), 0.f),
+        y(size_t(kRows) * out_),
+        dy(random_floats(size_t(kRows) * out_, 1.f, 5)),
+        dx(size_t(kRows) * in_),
+        dW(size_t(out_) * in_),
+        db(size_t(out_)) {}
+};
+
+void set_flops(benchmark::State& state, const LinearData& d, int products) {
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * kRows * d.in * d.out * products * double(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
+// range(0), range(1), range(2): in and out features, whether it has a bias.
+void BM_LinearForward(benchmark::State& state) {
+  LinearData d(int(state.range(0)), int(state.range(1)), state.range(2) != 0);
+  for (auto _ : state) {
+    mk::ops::linear_forward(d.x.data(), d.W.data(), d.bias ? d.b.data() : nullptr, d.y.data(),
+                            kRows, d.in, d.out);
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, d, 1);
+}
+// dx and dW (and db), as a layer's backward calls it.
+void BM_LinearBackward(benchmark::State& state) {
+  LinearData d(int(state.range(0)), int(state.range(1)), state.range(2) != 0);
+  for (auto _ : state) {
+    mk::ops::linear_backward(d.dy.data(), d.x.data(), d.W.data(), d.dx.data(), d.dW.data(),
+                             d.bias ? d.db.data() : nullptr, kRows, d.in, d.out);
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, d, 2);
+}
+
+// in_proj (256 -> 2 x 512), x_proj (512 -> 16 + 2 x 16), dt_proj (16 -> 512,
+// the only one with a bias), out_proj (512 -> 256), lm_head (256 -> 256
+// vocabulary).
+void model_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"in", "out", "bias"});
+  b->Args({256, 1024, 0});
+  b->Args({512, 48, 0});
+  b->Args({16, 512, 1});
+  b->Args({512, 256, 0});
+  b->Args({256, 256, 0});
+  b->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_LinearForward)->Apply(model_shapes);
+BENCHMARK(BM_LinearBackward)->Apply(model_shapes);
+
+}  // namespace
+
+BENCHMARK_MAIN();
