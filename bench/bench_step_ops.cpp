@@ -56,7 +56,9 @@ void run_activation(benchmark::State& state, F f) {
 }
 
 void BM_SoftplusForward(benchmark::State& s) {
-  run_activation(s, [](ActData& d) { mk::ops::softplus_forward(d.x.data(), d.out.data(), kActElems); });
+  run_activation(s, [](ActData& d) {
+    mk::ops::softplus_forward(d.x.data(), d.out.data(), kActElems);
+  });
 }
 void BM_SoftplusBackward(benchmark::State& s) {
   run_activation(s, [](ActData& d) {

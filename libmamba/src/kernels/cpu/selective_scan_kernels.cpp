@@ -660,10 +660,10 @@ struct BwdScratch {
 // terms dy h into s.accC (kDcPerChunk) or, reduced across the vector, into
 // the thread's partial sums dC_part, and copy the chunk's delta and u into
 // s.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
-// exactly as the forward forms it, so the recomputed states are the
-// forward's bit for bit. The same rows of the next cache line's lanes (read and
-// written by the lanes that follow in this chunk) are prefetched into L2,
-// as in the forward's gather_chunk.
+// by the forward's expression, so the recomputed states are the forward's.
+// The same rows of the next cache line's lanes (read and written by the
+// lanes that follow in this chunk) are prefetched into L2, as in the
+// forward's gather_chunk.
 template <class V, int NC, bool Fast>
 void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
                      int t1, const V* At, const typename V::elem* dout,
@@ -735,10 +735,11 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
 // The backward of one lane (channels d0..d0+W) over one chunk, in four
 // parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
 // s.dybuf (s.gzbuf) before recompute_chunk, which adds each step's dC terms
-// dy h (into s.accC or the thread's partial sums) as it recomputes h; reverse_chunk then runs the states in
-// register groups (reverse_states), each walking the chunk backwards and
-// adding its share of sum_n ga A_n and sum_n dh B_n into s.ddlbuf, s.dhBbuf;
-// the last group completes the sums and stores ddelta, du and dz.
+// dy h (into s.accC or the thread's partial sums) as it recomputes h;
+// reverse_chunk then runs the states in register groups (reverse_states),
+// each walking the chunk backwards and adding its share of sum_n ga A_n and
+// sum_n dh B_n into s.ddlbuf, s.dhBbuf; the last group completes the sums
+// and stores ddelta, du and dz.
 template <class V>
 void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
                    const typename V::elem* dout, int k, BwdScratch<V>& s) {
@@ -765,12 +766,7 @@ void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0
   s.dD[k] = dD;
 }
 
-// States n0..n0+G (G = 0: all N, in memory) of lane k over the chunk,
-// backwards. carry (a_{t+1} dh_{t+1}) stays in registers for the chunk.
-// The last group of the chunk (Last) has the whole sums over n of each step
-// as soon as it has added its own, and writes that step's ddelta, du and dz
-// at once: no separate pass over the step buffers, and the strided stores
-// overlap with the arithmetic of the next steps.
+// Where the last state group of a chunk writes ddelta, du and dz.
 template <class V>
 struct ChunkGradOut {
   typename V::elem *ddelta, *du, *dz;  // the chunk's first row at the lane; dz null without z
@@ -778,6 +774,12 @@ struct ChunkGradOut {
   V Dv;                                // the lane's D skip (0 without one)
 };
 
+// States n0..n0+G (G = 0: all N, in memory) of lane k over the chunk,
+// backwards. carry (a_{t+1} dh_{t+1}) stays in registers for the chunk.
+// The last group of the chunk (Last) has the whole sums over n of each step
+// as soon as it has added its own, and writes that step's ddelta, du and dz
+// at once: no separate pass over the step buffers, and the strided stores
+// overlap with the arithmetic of the next steps.
 template <class V, int G, bool Fast, bool Last>
 void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int N, int n0,
                     int n_steps, int k, BwdScratch<V>& s, const ChunkGradOut<V>& out) {
