@@ -347,6 +347,9 @@ TEST_P(SelectiveScanIsa, StepMatchesForward) {
   step_matches_forward<float>({2, 150, 37, 16, true, true}, 1e-5);
   step_matches_forward<float>({1, 20, 5, 4, false, false}, 1e-5);
   step_matches_forward<float>({1, 30, 9, 21, true, true}, 1e-5);  // SIMD states and a tail
+  // B*D*N = 67,200 state updates per step: the step's threaded path (from
+  // kScanParallelMinWork on), with more than one OpenMP thread.
+  step_matches_forward<float>({2, 6, 2100, 16, true, true}, 1e-5);
   step_matches_forward<double>({2, 70, 19, 16, true, true}, 1e-12);
   step_matches_forward<double>({1, 1, 3, 64, true, false}, 1e-12);
 }
@@ -416,7 +419,9 @@ TEST_P(SelectiveScanIsa, NonFiniteAMatchesNaive) {
     if (d == 3) {
       // NaN * h_{-1} = NaN * 0 is NaN in the fused kernels; the reference
       // skips that product at t = 0, so only later steps are compared.
-      if (t > 0) ASSERT_TRUE(std::isnan(out[i]) && std::isnan(ref[i])) << "i=" << i;
+      if (t > 0) {
+        ASSERT_TRUE(std::isnan(out[i]) && std::isnan(ref[i])) << "i=" << i;
+      }
     } else {
       ASSERT_NEAR(out[i], ref[i], 1e-4 * std::max(1.0f, std::fabs(ref[i]))) << "i=" << i;
     }

@@ -1071,13 +1071,17 @@ size_t backward_workspace_bytes(int batch, int len, int dim, int dstate, int thr
 // last multiple of W, the scalar path and double run one at a time. (With
 // glibc's scalar expf the step was half of a 4-layer model's generation
 // time.)
+// Threads only from kParallelMinWork state updates on, as the fused
+// kernels: one token of a batch-1 model is a few microseconds of work, less
+// than waking a team (with 4096 as the bound, generation at batch 1 was
+// slower on two threads than on one).
 template <typename T>
 void step(int batch, int dim, int dstate, const T* u_t, const T* delta_t, const T* A,
           const T* B_t, const T* C_t, const T* Dskip, const T* z_t, T* state, T* out_t) {
   using V = typename FastVec<T>::type;
   const int N = dstate;
   const int n_vec = V::W > 1 ? N / V::W * V::W : 0;
-#pragma omp parallel for collapse(2) schedule(static) if (size_t(batch) * dim * N > 4096)
+#pragma omp parallel for collapse(2) schedule(static) if (size_t(batch) * dim * N >= kParallelMinWork)
   for (int b = 0; b < batch; ++b)
     for (int d = 0; d < dim; ++d) {
       const size_t bd = size_t(b) * dim + d;
