@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "mambakit/cpu_isa.h"
+#include "mambakit/ops/elementwise.h"
 #include "test_util.h"
 
 using namespace mk;
@@ -105,17 +106,18 @@ std::vector<float> float_inputs() {
 }
 
 struct FloatActivations {
-  std::vector<float> silu, softplus, dsilu, dsoftplus;
+  std::vector<float> silu, softplus, dsilu, dsoftplus, negexp;
 };
 
 FloatActivations run_float(const std::vector<float>& x, const std::vector<float>& dy) {
   const size_t n = x.size();
   FloatActivations r{std::vector<float>(n), std::vector<float>(n), std::vector<float>(n),
-                     std::vector<float>(n)};
+                     std::vector<float>(n), std::vector<float>(n)};
   ops::silu_forward<float>(x.data(), r.silu.data(), n);
   ops::softplus_forward<float>(x.data(), r.softplus.data(), n);
   ops::silu_backward<float>(dy.data(), x.data(), r.dsilu.data(), n);
   ops::softplus_backward<float>(dy.data(), x.data(), r.dsoftplus.data(), n);
+  ops::neg_exp<float>(x.data(), r.negexp.data(), n);  // the same per-ISA loops' exp
   return r;
 }
 
@@ -129,9 +131,10 @@ TEST(Activations, FloatMatchesDoubleReferenceOnAnyThreadCount) {
   const std::vector<float> x = float_inputs();
   const std::vector<float> dy = randn<float>(x.size(), 12);
   const size_t n = x.size();
-  std::vector<double> silu(n), softplus(n), dsilu(n), dsoftplus(n);
+  std::vector<double> silu(n), softplus(n), dsilu(n), dsoftplus(n), negexp(n);
   for (size_t i = 0; i < n; ++i) {
     const double v = x[i], s = 1 / (1 + std::exp(-v));
+    negexp[i] = -std::exp(v);
     silu[i] = v * s;
     softplus[i] = v > 20 ? v : std::log1p(std::exp(v));
     dsilu[i] = dy[i] * s * (1 + v * (1 - s));
@@ -146,6 +149,13 @@ TEST(Activations, FloatMatchesDoubleReferenceOnAnyThreadCount) {
   omp_set_num_threads(saved);
   const FloatActivations& r = runs[0];
   EXPECT_TRUE(all_close(r.softplus, softplus, 1e-44, 1e-6));
+  for (size_t i = 0; i < n; ++i) {
+    // -exp(x): inf beyond float's range, within a few ulps (relative) below.
+    if (std::fabs(negexp[i]) > std::numeric_limits<float>::max())
+      ASSERT_EQ(r.negexp[i], -std::numeric_limits<float>::infinity()) << "x=" << x[i];
+    else
+      ASSERT_NEAR(r.negexp[i], negexp[i], 1e-44 + 1e-6 * std::fabs(negexp[i])) << "x=" << x[i];
+  }
   for (size_t i = 0; i < n; ++i) {
     const double v = x[i], s = 1 / (1 + std::exp(-v));
     // Below x = -87 exp(-x) passes float's largest value, so sigmoid (and
@@ -166,6 +176,7 @@ TEST(Activations, FloatMatchesDoubleReferenceOnAnyThreadCount) {
     ASSERT_EQ(runs[1].softplus[i], r.softplus[i]) << i;
     ASSERT_EQ(runs[1].dsilu[i], r.dsilu[i]) << i;
     ASSERT_EQ(runs[1].dsoftplus[i], r.dsoftplus[i]) << i;
+    ASSERT_EQ(runs[1].negexp[i], r.negexp[i]) << i;
   }
 }
 
@@ -200,6 +211,7 @@ TEST(Activations, FloatSameBitsOnEveryIsa) {
       ASSERT_TRUE(same_bits(r.softplus[i], ref.softplus[i])) << isa_name(isa) << " x=" << x[i];
       ASSERT_TRUE(same_bits(r.dsilu[i], ref.dsilu[i])) << isa_name(isa) << " x=" << x[i];
       ASSERT_TRUE(same_bits(r.dsoftplus[i], ref.dsoftplus[i])) << isa_name(isa) << " x=" << x[i];
+      ASSERT_TRUE(same_bits(r.negexp[i], ref.negexp[i])) << isa_name(isa) << " x=" << x[i];
     }
   }
 }

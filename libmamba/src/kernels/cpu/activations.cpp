@@ -17,10 +17,7 @@ namespace {
 
 constexpr size_t kParallelMin = size_t(1) << 16;
 
-const ActivationKernels& float_kernels() {
-  return active_isa_table(act_scalar::activation_kernels_f32, act_avx2::activation_kernels_f32,
-                          act_avx512::activation_kernels_f32);
-}
+const ActivationKernels& float_kernels() { return active_activation_kernels(); }
 
 inline float sigmoid_i(float x) { return act_math::sigmoid_f(x); }
 inline double sigmoid_i(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -30,6 +27,11 @@ inline float softplus_i(float x) { return act_math::softplus_f(x); }
 inline double softplus_i(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
 
 }  // namespace
+
+const ActivationKernels& active_activation_kernels() {
+  return active_isa_table(act_scalar::activation_kernels_f32, act_avx2::activation_kernels_f32,
+                          act_avx512::activation_kernels_f32);
+}
 
 template <typename T> T sigmoid(T x) { return sigmoid_i(x); }
 template <typename T> T silu(T x) { return x * sigmoid_i(x); }

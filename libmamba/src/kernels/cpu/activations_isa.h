@@ -1,6 +1,6 @@
 // Internal: the per-ISA copies of the float activation loops
 // (activation_kernels.cpp compiled three times, see libmamba/CMakeLists.txt)
-// and the table activations.cpp dispatches through.
+// and the table activations.cpp and elementwise.cpp dispatch through.
 #pragma once
 #include <cstddef>
 
@@ -12,7 +12,13 @@ struct ActivationKernels {
   void (*silu_backward)(const float* dy, const float* x, float* dx, size_t n);
   void (*softplus_forward)(const float* x, float* y, size_t n);
   void (*softplus_backward)(const float* dy, const float* x, float* dx, size_t n);
+  // y = -exp(x): a Mamba layer's A from A_log (ops::neg_exp), formed at
+  // every token of generation.
+  void (*neg_exp)(const float* x, float* y, size_t n);
 };
+
+// The copy mk::active_isa() chose (activations.cpp).
+const ActivationKernels& active_activation_kernels();
 
 #define MK_DECLARE_ACT_ISA(ns) \
   namespace ns {               \

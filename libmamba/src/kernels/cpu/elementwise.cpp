@@ -8,8 +8,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "activations_isa.h"
 #include "mambakit/error.h"
-#include "vec_math.h"
 
 namespace mk::ops {
 
@@ -47,17 +47,16 @@ void scale(T alpha, T* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] *= alpha;
 }
 
-// float through vmath::exp_f (within 1 ulp), which vectorises: a Mamba
+// float through the per-ISA loop over vmath::exp_f (within 1 ulp): a Mamba
 // layer's recurrent step forms A = -exp(A_log), D x N values, at every
 // token, and with glibc's scalar expf that was 30% of generation time.
 template <typename T>
 void neg_exp(const T* x, T* y, size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    active_activation_kernels().neg_exp(x, y, n);
+  } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (size_t i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<T, float>)
-      y[i] = -vmath::exp_f(x[i]);
-    else
-      y[i] = -std::exp(x[i]);
+    for (size_t i = 0; i < n; ++i) y[i] = -std::exp(x[i]);
   }
 }
 
