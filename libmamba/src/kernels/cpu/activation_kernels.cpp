@@ -2,8 +2,9 @@
 // compiled once per ISA (libmamba/CMakeLists.txt; MK_ACT_NS names the
 // copy's namespace). They are plain loops over the formulas of
 // activation_math.h, which GCC vectorises: four lanes with the x86-64
-// baseline, eight with AVX2, sixteen with AVX-512. In a small Mamba's training step these four loops took about
-// a tenth of the time with four lanes. The copies compute the same bits
+// baseline, eight with AVX2, sixteen with AVX-512. In a small Mamba's
+// training step the four activation loops took about a tenth of the time
+// with four lanes. The copies compute the same bits
 // (no FP contraction, see activation_math.h); only their width differs.
 // As in selective_scan_kernels.cpp, nothing here may define a symbol that
 // another object defines too: helpers are static or in the anonymous
