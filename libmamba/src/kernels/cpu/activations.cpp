@@ -17,8 +17,6 @@ namespace {
 
 constexpr size_t kParallelMin = size_t(1) << 16;
 
-const ActivationKernels& float_kernels() { return active_activation_kernels(); }
-
 inline float sigmoid_i(float x) { return act_math::sigmoid_f(x); }
 inline double sigmoid_i(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline float softplus_i(float x) { return act_math::softplus_f(x); }
@@ -40,7 +38,7 @@ template <typename T> T softplus(T x) { return softplus_i(x); }
 template <typename T>
 void silu_forward(const T* x, T* y, size_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    float_kernels().silu_forward(x, y, n);
+    active_activation_kernels().silu_forward(x, y, n);
   } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
     for (size_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid_i(x[i]);
@@ -51,7 +49,7 @@ void silu_forward(const T* x, T* y, size_t n) {
 template <typename T>
 void silu_backward(const T* dy, const T* x, T* dx, size_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    float_kernels().silu_backward(dy, x, dx, n);
+    active_activation_kernels().silu_backward(dy, x, dx, n);
   } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
     for (size_t i = 0; i < n; ++i) {
@@ -64,7 +62,7 @@ void silu_backward(const T* dy, const T* x, T* dx, size_t n) {
 template <typename T>
 void softplus_forward(const T* x, T* y, size_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    float_kernels().softplus_forward(x, y, n);
+    active_activation_kernels().softplus_forward(x, y, n);
   } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
     for (size_t i = 0; i < n; ++i) y[i] = softplus_i(x[i]);
@@ -76,7 +74,7 @@ void softplus_forward(const T* x, T* y, size_t n) {
 template <typename T>
 void softplus_backward(const T* dy, const T* x, T* dx, size_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    float_kernels().softplus_backward(dy, x, dx, n);
+    active_activation_kernels().softplus_backward(dy, x, dx, n);
   } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
     for (size_t i = 0; i < n; ++i) dx[i] = x[i] > T(20) ? dy[i] : dy[i] * sigmoid_i(x[i]);

@@ -801,6 +801,8 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
   V* __restrict accBbuf = s.accB.data();
   V* __restrict ddlbuf = s.ddlbuf.data();
   V* __restrict dhBbuf = s.dhBbuf.data();
+  const V* __restrict gzbuf = s.gzbuf.data();
+  const V* __restrict ybuf = s.ybuf.data();
   for (int i = n_steps - 1; i >= 0; --i) {
     const V dl = dlbuf[i], dy = dybuf[i];
     const V du = dl * uubuf[i];
@@ -828,7 +830,7 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
     dhB = dhBbuf[i] + dhB;
     if constexpr (Last) {
       const size_t off = size_t(i) * out.stride;
-      if (out.dz) (s.gzbuf[i] * s.ybuf[i]).store(out.dz + off);
+      if (out.dz) (gzbuf[i] * ybuf[i]).store(out.dz + off);
       V::fma(dhB, uubuf[i], DecayExp<V, Fast>::unscale(ddl)).store(out.ddelta + off);
       V::fma(dhB, dl, dy * out.Dv).store(out.du + off);
     } else {
