@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "mambakit/backend.h"
+#include "mambakit/blas_core.h"
+#include "mambakit/cpu_isa.h"
 #include "mambakit/dist/communicator.h"
 #include "mambakit/dist/grad_reducer.h"
 #include "mambakit/error.h"
@@ -188,6 +190,8 @@ nlohmann::json TrainBenchResult::to_json() const {
                         {"seq_len", c.seq_len},
                         {"device", c.device},
                         {"threads", threads},
+                        {"cpu_isa", isa_name(active_isa())},
+                        {"blas_core", blas_core_name()},
                         {"params", params},
                         {"warmup_steps", c.warmup},
                         {"steps", steps},
@@ -206,10 +210,11 @@ std::string TrainBenchResult::to_text() const {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "mambakit bench train: %s x %d layers, d_model %d, %zu parameters, batch %d x %d tokens, "
-                "%s, %d thread%s\n"
+                "%s, %d thread%s (%s kernels, OpenBLAS %s)\n"
                 "  %d timed steps after %d warm-up: %.1f ms/step, %.0f tokens/s; peak RSS %.1f MiB\n",
                 c.mixer.c_str(), c.n_layer, c.d_model, params, c.batch, c.seq_len, c.device.c_str(),
-                threads, threads == 1 ? "" : "s", steps, c.warmup, ms_per_step, tokens_per_s,
+                threads, threads == 1 ? "" : "s", isa_name(active_isa()),
+                blas_core_name().empty() ? "not linked" : blas_core_name().c_str(), steps, c.warmup, ms_per_step, tokens_per_s,
                 double(peak_rss_bytes) / (1024.0 * 1024.0));
   std::string s = buf;
   if (ranks > 1) {

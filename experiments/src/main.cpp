@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "mambakit/blas_core.h"
 #include "mambakit/cpu_isa.h"
 #include "mambakit/dist/communicator.h"
 #include "mambakit/error.h"
@@ -910,6 +911,13 @@ int cmd_generate(const std::vector<std::string>& args) {
   return generate_lm(mdir, vm, from_run, prompt, so, tokens, seed, dev, out);
 }
 
+// OpenBLAS's kernel set and where it came from, for info --system and
+// --version ("not OpenBLAS" for another BLAS).
+std::string blas_core_text() {
+  const std::string core = mk::blas_core_name();
+  return core.empty() ? mk::blas_core_origin() : core + " (" + mk::blas_core_origin() + ")";
+}
+
 int cmd_info(const std::vector<std::string>& args) {
   std::string path;
   bool as_json = false, system = false;
@@ -918,7 +926,8 @@ int cmd_info(const std::vector<std::string>& args) {
       "mambakit info --system [--json]\n"
       "Parameters, tensor shapes and the model config of a checkpoint; for a run\n"
       "directory also its step, checkpoints and resolved config. With --system:\n"
-      "the CPU's instruction sets and the one the CPU kernels use.\n\n"
+      "the CPU's instruction sets, the one the CPU kernels use, and OpenBLAS's\n"
+      "kernel set (OPENBLAS_CORETYPE chooses one).\n\n"
       "Examples:\n"
       "  mambakit info runs/quickstart\n"
       "  MAMBAKIT_ISA=avx2 mambakit info --system\n"
@@ -936,12 +945,16 @@ int cmd_info(const std::vector<std::string>& args) {
     json isas = json::array();
     for (mk::Isa i : mk::supported_isas()) isas.push_back(mk::isa_name(i));
     const char* forced = std::getenv("MAMBAKIT_ISA");
-    const json sys{{"cpu_isas", isas}, {"isa", mk::isa_name(mk::active_isa())},
-                   {"forced_by_MAMBAKIT_ISA", forced && *forced}};
+    const json sys{{"cpu_isas", isas},
+                   {"isa", mk::isa_name(mk::active_isa())},
+                   {"forced_by_MAMBAKIT_ISA", forced && *forced},
+                   {"blas_core", mk::blas_core_name()},
+                   {"blas_core_origin", mk::blas_core_origin()}};
     if (as_json) std::cout << sys.dump() << "\n";
     else
       std::cout << "cpu isas: " << isas.dump() << "\nisa: " << sys["isa"].get<std::string>()
-                << (forced && *forced ? " (MAMBAKIT_ISA)" : " (widest supported)") << "\n";
+                << (forced && *forced ? " (MAMBAKIT_ISA)" : " (widest supported)") << "\n"
+                << "blas core: " << blas_core_text() << "\n";
     return 0;
   }
   if (path.empty()) throw mk::Error("give a run directory, model directory or .safetensors file (or --system)");
@@ -1328,6 +1341,7 @@ std::string version_text() {
   } catch (const std::exception& e) {  // a bad MAMBAKIT_ISA: say so, still list the rest
     s += "cpu isa: none chosen: " + std::string(e.what()) + "\n";
   }
+  s += "blas core: " + blas_core_text() + "\n";
 #ifdef MAMBAKIT_HAVE_CUDA
   s += "cuda: built\n";
 #else
@@ -1367,6 +1381,9 @@ struct WorldGuard {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: OpenBLAS picked its kernels as it loaded, and a
+  // pre-AVX2 set on an AVX2 or AVX-512 CPU means one exec with better ones.
+  mk::restart_with_better_blas_core(argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << top_help();

@@ -20,6 +20,8 @@
 #include <random>
 #include <regex>
 
+#include "mambakit/blas_core.h"
+#include "mambakit/cpu_isa.h"
 #include "mambakit/experiments/config.h"
 #include "mambakit/experiments/memory_estimate.h"
 #include "mambakit/models/flops.h"
@@ -201,12 +203,16 @@ TEST(HostileInputs, EveryRowEndsInItsCodeWithOneLine) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_LT(r.code, 128) << r.output;
     EXPECT_EQ(r.code, row.code) << r.output;
-    if (!row.needle.empty()) EXPECT_NE(r.output.find(row.needle), std::string::npos) << r.output;
+    if (!row.needle.empty()) {
+      EXPECT_NE(r.output.find(row.needle), std::string::npos) << r.output;
+    }
     if (row.code != 0) {
       EXPECT_EQ(lines(r.output), 1u) << r.output;
       EXPECT_EQ(r.output.find("std::"), std::string::npos) << r.output;
     }
-    if (!row.absent.empty()) EXPECT_FALSE(fs::exists(expand(row.absent, vars))) << expand(row.absent, vars);
+    if (!row.absent.empty()) {
+      EXPECT_FALSE(fs::exists(expand(row.absent, vars))) << expand(row.absent, vars);
+    }
     EXPECT_LT(secs, 20) << "slow row";
   }
   ::close(lock_fd);
@@ -265,6 +271,29 @@ TEST(HostileInputs, VersionNamesTheBuild) {
   EXPECT_TRUE(std::regex_search(r.output, std::regex("\nnccl: (built, nccl|not built)"))) << r.output;
   const auto forced = run_cli("--version", "MAMBAKIT_ISA=scalar");
   EXPECT_NE(forced.output.find("cpu isa: scalar (forced by MAMBAKIT_ISA)"), std::string::npos) << forced.output;
+}
+
+// OpenBLAS's kernel set: never a pre-AVX2 one on a CPU with AVX2 (mambakit
+// restarts itself with OPENBLAS_CORETYPE set where OpenBLAS does not know the
+// CPU, blas_core.h), and the user's OPENBLAS_CORETYPE is kept as given.
+TEST(HostileInputs, SystemInfoNamesABlasCoreWithAvx2Kernels) {
+  const std::string clean = "env -u OPENBLAS_CORETYPE -u MAMBAKIT_BLAS_CORE_REPLACED";
+  const auto r = run_cli("info --system --json", clean, true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  const std::string core = j.at("blas_core").get<std::string>();
+  if (core.empty()) GTEST_SKIP() << "the BLAS linked is not OpenBLAS: " << r.output;
+  EXPECT_EQ(mk::better_blas_core(core, mk::supported_isas().back()), "") << r.output;
+  const std::string origin = j.at("blas_core_origin").get<std::string>();
+  EXPECT_TRUE(origin == "OpenBLAS's choice" || origin.find("set by mambakit") != std::string::npos) << origin;
+
+  const auto user = run_cli("info --system --json", clean + " OPENBLAS_CORETYPE=Prescott", true);
+  ASSERT_EQ(user.code, 0) << user.output;
+  const auto u = nlohmann::json::parse(user.output);
+  EXPECT_EQ(u.at("blas_core").get<std::string>(), "Prescott") << user.output;
+  EXPECT_EQ(u.at("blas_core_origin").get<std::string>(), "OPENBLAS_CORETYPE=Prescott (the environment)")
+      << user.output;
+  EXPECT_NE(run_cli("--version", clean).output.find("\nblas core: " + core + " ("), std::string::npos);
 }
 
 // --- the memory estimate -----------------------------------------------------------

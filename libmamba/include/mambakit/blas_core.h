@@ -1,0 +1,49 @@
+// Which kernel set ("core") OpenBLAS runs the matrix products with, and the
+// remedy for a CPU newer than the installed OpenBLAS.
+//
+// Debian's OpenBLAS is built with DYNAMIC_ARCH: as it loads, it reads the
+// CPU model and picks one of its kernel sets. A model it does not know can
+// get its SSE3 kernels: OpenBLAS 0.3.21 (Debian 12) runs "Prescott" on an
+// Emerald Rapids Xeon (family 6, model 0xCF, AVX-512), where every product
+// of a training step was then 5x slower (43 against 214 GFLOP/s,
+// bench_step_ops). OpenBLAS makes that choice in its load-time constructor,
+// before main, from the environment variable OPENBLAS_CORETYPE when set;
+// nothing can change it afterwards. So the programs (the mambakit CLI, the
+// benchmarks) call restart_with_better_blas_core(argv) first thing: when
+// OpenBLAS runs kernels older than the CPU's AVX2 and the user has not set
+// OPENBLAS_CORETYPE, the program executes itself again, once, with it set.
+#pragma once
+#include <string>
+
+#include "mambakit/cpu_isa.h"
+
+namespace mk {
+
+// The kernel set OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...), or
+// "" when the BLAS linked is not OpenBLAS.
+std::string blas_core_name();
+
+// The OPENBLAS_CORETYPE value that gives a CPU whose widest ISA is `widest`
+// faster kernels than `core` (OpenBLAS's own choice): "SkylakeX" with
+// AVX-512, "Haswell" with AVX2. "" when `core` already has AVX2 or AVX-512
+// kernels, when it is "" (not OpenBLAS) or when the CPU has no AVX2. Only a
+// pre-AVX2 kernel set is replaced: among the AVX2 and AVX-512 sets
+// OpenBLAS's choice is its own (it gives some AMD CPUs with AVX-512 its Zen
+// kernels on purpose).
+std::string better_blas_core(const std::string& core, Isa widest);
+
+// Call first in a program's main. When better_blas_core(blas_core_name(),
+// widest supported ISA) is not "" and OPENBLAS_CORETYPE is unset, sets it
+// (and MAMBAKIT_BLAS_CORE_REPLACED to OpenBLAS's own choice, for
+// blas_core_origin) and executes /proc/self/exe with the same arguments.
+// Returns when no restart is needed; also when the program runs under
+// valgrind (a restarted program would leave it) or the exec fails, then
+// with one note on stderr saying what to set.
+void restart_with_better_blas_core(char** argv);
+
+// Where the kernel set came from, for `mambakit info --system` and
+// --version: "OpenBLAS's choice", "OPENBLAS_CORETYPE" (the user's), or
+// "set by mambakit: OpenBLAS chose Prescott, a pre-AVX2 set".
+std::string blas_core_origin();
+
+}  // namespace mk
