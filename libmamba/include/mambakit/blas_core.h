@@ -35,7 +35,8 @@ std::string better_blas_core(const std::string& core, Isa widest);
 // Call first in a program's main. When better_blas_core(blas_core_name(),
 // widest supported ISA) is not "" and OPENBLAS_CORETYPE is unset, sets it
 // (and MAMBAKIT_BLAS_CORE_REPLACED to OpenBLAS's own choice, for
-// blas_core_origin) and executes /proc/self/exe with the same arguments.
+// blas_core_origin) and executes the program's own file (the target of
+// /proc/self/exe) with the same arguments.
 // Returns when no restart is needed; also when the program runs under
 // valgrind (a restarted program would leave it) or the exec fails, then
 // with one note on stderr saying what to set.

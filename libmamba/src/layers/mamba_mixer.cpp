@@ -156,9 +156,11 @@ void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
   be.copy_cols(ddtin_.data(), rows, r_, 0, r_, dxdbl.data(), wx, 0);
   be.copy_cols(dB_.data(), rows, n_, 0, n_, dxdbl.data(), wx, r_);
   be.copy_cols(dC_.data(), rows, n_, 0, n_, dxdbl.data(), wx, r_ + n_);
-  // ddelta_ is reused: the input gradient of x_proj
-  x_proj_.backward(ps, dxdbl.data(), u_.data(), ddelta_.data(), rows);
-  be.axpy(T(1), ddelta_.data(), du_.data(), nd);
+  // x_proj's weight gradient; its input gradient is added into du by the
+  // product itself (beta = 1: no temporary, no separate pass adding it).
+  x_proj_.backward(ps, dxdbl.data(), u_.data(), nullptr, rows);
+  be.gemm(false, false, rows, di_, wx, T(1), dxdbl.data(), wx, ps.data() + x_proj_.w, di_, T(1),
+          du_.data(), di_);
 
   // SiLU, conv
   be.silu_backward(du_.data(), xc_.data(), ddelta_.data(), nd);  // d conv out

@@ -64,11 +64,18 @@ void restart_with_better_blas_core(char** argv) {
   const std::string core = blas_core_name();
   const std::string better = better_blas_core(core, supported_isas().back());
   if (better.empty() || under_valgrind()) return;
-  setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
-  setenv(kReplacedVar, core.c_str(), 1);
-  execv("/proc/self/exe", argv);
+  // The program's own path, not /proc/self/exe itself: exec names the
+  // process after the file (ps and top would show "exe").
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len > 0) {
+    self[len] = '\0';
+    setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
+    setenv(kReplacedVar, core.c_str(), 1);
+    execv(self, argv);
+  }
   // Still here: the exec failed. Go on with OpenBLAS's kernels, and say so.
-  const int err = errno;
+  const int err = errno;  // from readlink or execv
   unsetenv("OPENBLAS_CORETYPE");
   unsetenv(kReplacedVar);
   std::fprintf(stderr,

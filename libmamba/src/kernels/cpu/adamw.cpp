@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "interleaved_sum.h"
 #include "mambakit/error.h"
 
 namespace mk::ops {
@@ -44,9 +45,8 @@ double global_norm(const T* g, size_t n) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (size_t b = 0; b < n_blocks; ++b) {
     const size_t end = std::min(n, (b + 1) * kBlock);
-    double s = 0;
-    for (size_t i = b * kBlock; i < end; ++i) s += double(g[i]) * double(g[i]);
-    part[b] = s;
+    const T* gb = g + b * kBlock;
+    part[b] = interleaved_sum(end - b * kBlock, [gb](size_t i) { return double(gb[i]) * gb[i]; });
   }
   double total = 0;
   for (double s : part) total += s;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "interleaved_sum.h"
+
 namespace mk::ops {
 
 template <typename T>
@@ -13,8 +15,7 @@ void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int rows, int dim, T
   for (int r = 0; r < rows; ++r) {
     const T* xr = x + size_t(r) * dim;
     T* yr = y + size_t(r) * dim;
-    double ss = 0;  // sum of squares in double: dim can be thousands
-    for (int j = 0; j < dim; ++j) ss += double(xr[j]) * xr[j];
+    const double ss = interleaved_sum(dim, [xr](int j) { return double(xr[j]) * xr[j]; });
     const T rs = T(1.0 / std::sqrt(ss / dim + double(eps)));
     rstd[r] = rs;
     for (int j = 0; j < dim; ++j) yr[j] = xr[j] * rs * w[j];
@@ -38,8 +39,8 @@ void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx,
       const T* dyr = dy + size_t(r) * dim;
       T* dxr = dx + size_t(r) * dim;
       const T rs = rstd[r];
-      double c = 0;
-      for (int j = 0; j < dim; ++j) c += double(dyr[j]) * w[j] * xr[j];
+      const double c =
+          interleaved_sum(dim, [=](int j) { return double(dyr[j]) * w[j] * xr[j]; });
       const T k = T(double(rs) * rs * rs * c / dim);
       for (int j = 0; j < dim; ++j) dxr[j] = rs * w[j] * dyr[j] - k * xr[j];
     }
