@@ -13,6 +13,8 @@
 #include <random>
 #include <set>
 
+#include "mambakit/blas_core.h"
+#include "mambakit/cpu_isa.h"
 #include "mambakit/datasets/tokenizer.h"
 #include "mambakit/error.h"
 #include "mambakit/evaluation/perplexity.h"
@@ -685,6 +687,9 @@ json Trainer::summary(double wall) const {
          {"parameters", model_->num_params()},
          {"train_flops", flops_per_token * tokens_},
          {"train_flops_per_token", flops_per_token},
+         // What the CPU work ran with, for reading the throughput figures.
+         {"cpu_isa", isa_name(active_isa())},
+         {"blas_core", blas_core_name()},
          {"task", task_->name()},
          {"final", last_eval_},
          {"final_step", last_eval_step_},

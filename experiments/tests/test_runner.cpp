@@ -12,6 +12,7 @@
 #include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "mambakit/blas_core.h"
 #include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 #include "mambakit/experiments/plot.h"
@@ -494,6 +495,12 @@ TEST(Summary, SteadyStateTokensPerSecond) {
   for (const char* k : {"steady_tokens_per_second", "train_seconds", "wall_seconds", "tokens_per_second"})
     ASSERT_TRUE(s.contains(k) && s[k].is_number()) << k << " in " << s.dump();
   EXPECT_EQ(s["steady_steps"], 12 - 3);  // the first 3 steps are warm-up
+  // What the throughput was measured with.
+  EXPECT_EQ(s.value("cpu_isa", ""), mk::isa_name(mk::active_isa())) << s.dump();
+  // (The CLI may have restarted with another OpenBLAS kernel set than this
+  // test process runs, blas_core.h: only its presence is compared.)
+  ASSERT_TRUE(s.contains("blas_core") && s["blas_core"].is_string()) << s.dump();
+  EXPECT_EQ(s["blas_core"].get<std::string>().empty(), mk::blas_core_name().empty()) << s.dump();
   const double steady = s["steady_tokens_per_second"].get<double>();
   EXPECT_GT(steady, 0);
   EXPECT_GT(s["train_seconds"].get<double>(), 0);
