@@ -207,14 +207,16 @@ nlohmann::json TrainBenchResult::to_json() const {
 
 std::string TrainBenchResult::to_text() const {
   const auto& c = config;
+  const std::string core = blas_core_name();
+  const std::string blas = core.empty() ? "a BLAS other than OpenBLAS" : "OpenBLAS " + core;
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "mambakit bench train: %s x %d layers, d_model %d, %zu parameters, batch %d x %d tokens, "
-                "%s, %d thread%s (%s kernels, OpenBLAS %s)\n"
+                "%s, %d thread%s (%s kernels, %s)\n"
                 "  %d timed steps after %d warm-up: %.1f ms/step, %.0f tokens/s; peak RSS %.1f MiB\n",
                 c.mixer.c_str(), c.n_layer, c.d_model, params, c.batch, c.seq_len, c.device.c_str(),
-                threads, threads == 1 ? "" : "s", isa_name(active_isa()),
-                blas_core_name().empty() ? "not linked" : blas_core_name().c_str(), steps, c.warmup, ms_per_step, tokens_per_s,
+                threads, threads == 1 ? "" : "s", isa_name(active_isa()), blas.c_str(), steps,
+                c.warmup, ms_per_step, tokens_per_s,
                 double(peak_rss_bytes) / (1024.0 * 1024.0));
   std::string s = buf;
   if (ranks > 1) {

@@ -294,6 +294,16 @@ TEST(HostileInputs, SystemInfoNamesABlasCoreWithAvx2Kernels) {
   EXPECT_EQ(u.at("blas_core_origin").get<std::string>(), "OPENBLAS_CORETYPE=Prescott (the environment)")
       << user.output;
   EXPECT_NE(run_cli("--version", clean).output.find("\nblas core: " + core + " ("), std::string::npos);
+
+  // A restarted program that still runs a pre-AVX2 set (an OpenBLAS that
+  // ignores OPENBLAS_CORETYPE) says so.
+  if (mk::better_blas_core("Prescott", mk::supported_isas().back()).empty()) return;  // no AVX2
+  const auto ignored = run_cli("info --system --json",
+                               clean + " OPENBLAS_CORETYPE=Prescott MAMBAKIT_BLAS_CORE_REPLACED=Prescott", true);
+  ASSERT_EQ(ignored.code, 0) << ignored.output;
+  const std::string why = nlohmann::json::parse(ignored.output).at("blas_core_origin").get<std::string>();
+  EXPECT_NE(why.find("set by mambakit: OpenBLAS chose Prescott"), std::string::npos) << why;
+  EXPECT_NE(why.find("but this OpenBLAS ignored it"), std::string::npos) << why;
 }
 
 // --- the memory estimate -----------------------------------------------------------

@@ -27,9 +27,8 @@ std::string blas_core_name();
 // faster kernels than `core` (OpenBLAS's own choice): "SkylakeX" with
 // AVX-512, "Haswell" with AVX2. "" when `core` already has AVX2 or AVX-512
 // kernels, when it is "" (not OpenBLAS) or when the CPU has no AVX2. Only a
-// pre-AVX2 kernel set is replaced: among the AVX2 and AVX-512 sets
-// OpenBLAS's choice is its own (it gives some AMD CPUs with AVX-512 its Zen
-// kernels on purpose).
+// pre-AVX2 kernel set is replaced: a choice among its AVX2 and AVX-512 sets
+// is one OpenBLAS made for a CPU it knows, and stands.
 std::string better_blas_core(const std::string& core, Isa widest);
 
 // Call first in a program's main. When better_blas_core(blas_core_name(),
@@ -43,8 +42,11 @@ std::string better_blas_core(const std::string& core, Isa widest);
 void restart_with_better_blas_core(char** argv);
 
 // Where the kernel set came from, for `mambakit info --system` and
-// --version: "OpenBLAS's choice", "OPENBLAS_CORETYPE" (the user's), or
-// "set by mambakit: OpenBLAS chose Prescott, a pre-AVX2 set".
+// --version: "OpenBLAS's choice"; "OPENBLAS_CORETYPE=X (the environment)";
+// "OPENBLAS_CORETYPE=X, set by mambakit: OpenBLAS chose Prescott (no AVX2
+// kernels) on this avx512 CPU"; the same with "but this OpenBLAS ignored it"
+// when the set is still a pre-AVX2 one (an OpenBLAS built for one target,
+// without DYNAMIC_ARCH); "not OpenBLAS".
 std::string blas_core_origin();
 
 }  // namespace mk

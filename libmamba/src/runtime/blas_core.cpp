@@ -86,14 +86,17 @@ void restart_with_better_blas_core(char** argv) {
 }
 
 std::string blas_core_origin() {
-  if (blas_core_name().empty()) return "not OpenBLAS";
+  const std::string core = blas_core_name();
+  if (core.empty()) return "not OpenBLAS";
   const char* set = std::getenv("OPENBLAS_CORETYPE");
   if (!set) return "OpenBLAS's choice";
   const char* replaced = std::getenv(kReplacedVar);
-  if (replaced && *replaced)
-    return std::string("OPENBLAS_CORETYPE=") + set + ", set by mambakit: OpenBLAS chose " +
-           replaced + " (no AVX2 kernels) on this " + isa_name(supported_isas().back()) + " CPU";
-  return std::string("OPENBLAS_CORETYPE=") + set + " (the environment)";
+  if (!replaced || !*replaced) return std::string("OPENBLAS_CORETYPE=") + set + " (the environment)";
+  const Isa widest = supported_isas().back();
+  std::string s = std::string("OPENBLAS_CORETYPE=") + set + ", set by mambakit: OpenBLAS chose " +
+                  replaced + " (no AVX2 kernels) on this " + isa_name(widest) + " CPU";
+  if (!better_blas_core(core, widest).empty()) s += ", but this OpenBLAS ignored it";
+  return s;
 }
 
 }  // namespace mk
