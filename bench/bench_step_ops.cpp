@@ -15,7 +15,6 @@
 #include <benchmark/benchmark.h>
 
 #include <random>
-#include <string>
 #include <vector>
 
 #include "mambakit/blas_core.h"
@@ -150,10 +149,7 @@ int main(int argc, char** argv) {
   mk::restart_with_better_blas_core(argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::string core = mk::blas_core_name();
-  benchmark::AddCustomContext("blas_core",
-                              core.empty() ? mk::blas_core_origin()
-                                           : core + " (" + mk::blas_core_origin() + ")");
+  benchmark::AddCustomContext("blas_core", mk::blas_core_description());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

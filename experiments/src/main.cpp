@@ -911,13 +911,6 @@ int cmd_generate(const std::vector<std::string>& args) {
   return generate_lm(mdir, vm, from_run, prompt, so, tokens, seed, dev, out);
 }
 
-// OpenBLAS's kernel set and where it came from, for info --system and
-// --version ("not OpenBLAS" for another BLAS).
-std::string blas_core_text() {
-  const std::string core = mk::blas_core_name();
-  return core.empty() ? mk::blas_core_origin() : core + " (" + mk::blas_core_origin() + ")";
-}
-
 int cmd_info(const std::vector<std::string>& args) {
   std::string path;
   bool as_json = false, system = false;
@@ -954,7 +947,7 @@ int cmd_info(const std::vector<std::string>& args) {
     else
       std::cout << "cpu isas: " << isas.dump() << "\nisa: " << sys["isa"].get<std::string>()
                 << (forced && *forced ? " (MAMBAKIT_ISA)" : " (widest supported)") << "\n"
-                << "blas core: " << blas_core_text() << "\n";
+                << "blas core: " << mk::blas_core_description() << "\n";
     return 0;
   }
   if (path.empty()) throw mk::Error("give a run directory, model directory or .safetensors file (or --system)");
@@ -1341,7 +1334,7 @@ std::string version_text() {
   } catch (const std::exception& e) {  // a bad MAMBAKIT_ISA: say so, still list the rest
     s += "cpu isa: none chosen: " + std::string(e.what()) + "\n";
   }
-  s += "blas core: " + blas_core_text() + "\n";
+  s += "blas core: " + mk::blas_core_description() + "\n";
 #ifdef MAMBAKIT_HAVE_CUDA
   s += "cuda: built\n";
 #else

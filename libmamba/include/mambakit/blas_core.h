@@ -49,4 +49,9 @@ void restart_with_better_blas_core(char** argv);
 // without DYNAMIC_ARCH); "not OpenBLAS".
 std::string blas_core_origin();
 
+// "SkylakeX (OpenBLAS's choice)": the set and its origin in one line, as
+// --version, info --system and bench_step_ops print it ("not OpenBLAS"
+// alone for another BLAS).
+std::string blas_core_description();
+
 }  // namespace mk

@@ -47,15 +47,8 @@ std::string blas_core_name() {
 
 std::string better_blas_core(const std::string& core, Isa widest) {
   if (core.empty() || !pre_avx2_core(core)) return "";
-  switch (widest) {
-    case Isa::avx512:
-      return "SkylakeX";
-    case Isa::avx2:
-      return "Haswell";
-    case Isa::scalar:
-      break;
-  }
-  return "";
+  if (widest == Isa::avx512) return "SkylakeX";
+  return widest == Isa::avx2 ? "Haswell" : "";
 }
 
 void restart_with_better_blas_core(char** argv) {
@@ -97,6 +90,11 @@ std::string blas_core_origin() {
                   replaced + " (no AVX2 kernels) on this " + isa_name(widest) + " CPU";
   if (!better_blas_core(core, widest).empty()) s += ", but this OpenBLAS ignored it";
   return s;
+}
+
+std::string blas_core_description() {
+  const std::string core = blas_core_name();
+  return core.empty() ? blas_core_origin() : core + " (" + blas_core_origin() + ")";
 }
 
 }  // namespace mk
