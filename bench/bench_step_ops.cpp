@@ -4,6 +4,9 @@
 // tokens = 2048 rows):
 //   - the four activation loops (softplus and SiLU, forward and backward)
 //     over 2048 x 512 x 4 floats, every layer's worth at once;
+//   - the causal conv and its SiLU, forward and backward, fused (what a
+//     Mamba layer runs) and as the two ops apart, for all four layers
+//     (each layer's (8, 256, 512) input is its own, as in training);
 //   - every matrix product of the step, as Linear calls it: the forward,
 //     and the backward's dx and dW products (linear_backward), per layer
 //     shape. FLOP/s is 2 x rows x in x out per product.
@@ -19,6 +22,7 @@
 
 #include "mambakit/blas_core.h"
 #include "mambakit/ops/activations.h"
+#include "mambakit/ops/conv1d.h"
 #include "mambakit/ops/matmul.h"
 
 namespace {
@@ -74,6 +78,65 @@ void BM_SiluBackward(benchmark::State& s) {
     mk::ops::silu_backward(d.dy.data(), d.x.data(), d.out.data(), kActElems);
   });
 }
+// Four layers' conv inputs, weights and gradients (B 8, L 256, D 512, K 4).
+struct ConvData {
+  static constexpr int kLayers = 4;
+  const mk::ops::Conv1dShape shape{8, 256, 512, 4};
+  const size_t n = size_t(kRows) * 512;
+  std::vector<float> x = random_floats(n * kLayers, 1.f, 3), dy = random_floats(n * kLayers, 1.f, 4),
+                     w = random_floats(512 * 4, 0.5f, 5), bias = random_floats(512, 0.5f, 6),
+                     y = std::vector<float>(n * kLayers), pre = std::vector<float>(n * kLayers),
+                     dx = std::vector<float>(n * kLayers), dw = std::vector<float>(512 * 4),
+                     db = std::vector<float>(512);
+};
+ConvData& conv_data() {
+  static ConvData d;
+  return d;
+}
+
+template <class F>
+void run_conv(benchmark::State& state, F f) {
+  auto& d = conv_data();
+  for (auto _ : state) {
+    for (int l = 0; l < ConvData::kLayers; ++l) f(d, l * d.n);
+    benchmark::DoNotOptimize(d.y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(d.n) * ConvData::kLayers);
+}
+
+void BM_ConvSiluFusedForward(benchmark::State& s) {
+  run_conv(s, [](ConvData& d, size_t o) {
+    mk::ops::conv1d_silu_forward(d.shape, d.x.data() + o, d.w.data(), d.bias.data(), d.y.data() + o);
+  });
+}
+void BM_ConvSiluApartForward(benchmark::State& s) {
+  run_conv(s, [](ConvData& d, size_t o) {
+    mk::ops::conv1d_causal_forward(d.shape, d.x.data() + o, d.w.data(), d.bias.data(),
+                                   d.pre.data() + o);
+    mk::ops::silu_forward(d.pre.data() + o, d.y.data() + o, d.n);
+  });
+}
+void BM_ConvSiluFusedBackward(benchmark::State& s) {
+  run_conv(s, [](ConvData& d, size_t o) {
+    mk::ops::conv1d_silu_backward(d.shape, d.dy.data() + o, d.x.data() + o, d.w.data(),
+                                  d.bias.data(), d.dx.data() + o, d.dw.data(), d.db.data());
+  });
+}
+// Apart, the backward reads the saved pre-activation (the fused one
+// recomputes it).
+void BM_ConvSiluApartBackward(benchmark::State& s) {
+  run_conv(s, [](ConvData& d, size_t o) {
+    mk::ops::silu_backward(d.dy.data() + o, d.pre.data() + o, d.y.data() + o, d.n);
+    mk::ops::conv1d_causal_backward(d.shape, d.y.data() + o, d.x.data() + o, d.w.data(),
+                                    d.dx.data() + o, d.dw.data(), d.db.data());
+  });
+}
+BENCHMARK(BM_ConvSiluFusedForward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvSiluApartForward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvSiluFusedBackward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvSiluApartBackward)->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_SoftplusForward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SoftplusBackward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SiluForward)->Unit(benchmark::kMillisecond);

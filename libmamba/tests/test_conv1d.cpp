@@ -1,8 +1,14 @@
 // Causal depthwise conv1d: forward against the defining sum, backward by
-// finite differences, and the recurrent step against the full forward.
+// finite differences, and the recurrent step against the full forward; the
+// conv fused with its SiLU against the two run apart.
 #include "mambakit/ops/conv1d.h"
 
 #include <omp.h>
+
+#include <cmath>
+
+#include "mambakit/cpu_isa.h"
+#include "mambakit/ops/activations.h"
 
 #include "test_util.h"
 
@@ -136,5 +142,171 @@ TEST(Conv1d, BackwardSameOnAnyThreadCount) {
       EXPECT_TRUE(all_close(dws[i], dws[0], 0)) << "B=" << c.B << " L=" << c.L;
       EXPECT_TRUE(all_close(dbs[i], dbs[0], 0)) << "B=" << c.B << " L=" << c.L;
     }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The conv fused with its SiLU (the Mamba block's conv): forward and
+// backward against the conv and the SiLU run one after the other in double,
+// on every ISA this machine has; the backward also by finite differences.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+double silu_d(double v) { return v / (1 + std::exp(-v)); }
+
+// Shapes for the fused kernels: every K they are built for and one they
+// fall back for; L < K; channels not a multiple of the vector; sequences
+// that start and end inside a block of rows; the threaded path.
+const Case kSiluCases[] = {{2, 9, 5, 4},    {2, 7, 3, 1},    {1, 6, 4, 3},    {3, 2, 4, 4},
+                           {2, 5, 17, 2},   {2, 40, 70, 4},  {5, 53, 67, 4},  {2, 64, 130, 4},
+                           {3, 100, 33, 3}, {1, 3, 3, 4},    {2, 12, 9, 6} /* K > 4 */};
+
+// y = silu(conv(x)) and, for the loss sum(y r), dx, dw and dbias, in double
+// through the unfused ops.
+struct SiluRef {
+  std::vector<double> y, dx, dw, db;
+};
+SiluRef silu_ref(const ops::Conv1dShape& s, const std::vector<double>& x,
+                 const std::vector<double>& w, const std::vector<double>& bias,
+                 const std::vector<double>& r) {
+  const size_t n = x.size();
+  SiluRef out;
+  std::vector<double> pre = conv_ref(s, x, w, bias), g(n);
+  out.y.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.y[i] = silu_d(pre[i]);
+    const double sg = 1 / (1 + std::exp(-pre[i]));
+    g[i] = r[i] * sg * (1 + pre[i] * (1 - sg));
+  }
+  out.dx.assign(n, 0.0);
+  out.dw.assign(w.size(), 0.0);
+  out.db.assign(bias.size(), 0.0);
+  ops::conv1d_causal_backward<double>(s, g.data(), x.data(), w.data(), out.dx.data(),
+                                      out.dw.data(), out.db.data());
+  return out;
+}
+
+}  // namespace
+
+TEST(Conv1dSilu, DoubleMatchesConvThenSilu) {
+  for (const Case& c : kSiluCases) {
+    ops::Conv1dShape s{c.B, c.L, c.D, c.K};
+    const size_t n = size_t(c.B) * c.L * c.D;
+    auto x = randn<double>(n, 31), w = randn<double>(c.D * c.K, 32), bias = randn<double>(c.D, 33),
+         r = randn<double>(n, 34);
+    const SiluRef ref = silu_ref(s, x, w, bias, r);
+    std::vector<double> y(n, NAN), dx(n, NAN), dw(w.size(), 0.0), db(c.D, 0.0);
+    ops::conv1d_silu_forward<double>(s, x.data(), w.data(), bias.data(), y.data());
+    ops::conv1d_silu_backward<double>(s, r.data(), x.data(), w.data(), bias.data(), dx.data(),
+                                      dw.data(), db.data());
+    EXPECT_TRUE(all_close(y, ref.y, 1e-13)) << "K=" << c.K << " L=" << c.L;
+    EXPECT_TRUE(all_close(dx, ref.dx, 1e-12)) << "K=" << c.K << " L=" << c.L;
+    EXPECT_TRUE(all_close(dw, ref.dw, 1e-12)) << "K=" << c.K << " L=" << c.L;
+    EXPECT_TRUE(all_close(db, ref.db, 1e-12)) << "K=" << c.K << " L=" << c.L;
+  }
+}
+
+TEST(Conv1dSilu, BackwardFiniteDifferences) {
+  for (const Case& c : {Case{2, 9, 5, 4}, Case{1, 6, 4, 3}, Case{3, 2, 4, 4}}) {
+    ops::Conv1dShape s{c.B, c.L, c.D, c.K};
+    const size_t n = size_t(c.B) * c.L * c.D;
+    auto x = randn<double>(n, 41), w = randn<double>(c.D * c.K, 42), bias = randn<double>(c.D, 43),
+         r = randn<double>(n, 44);
+    auto loss = [&]() {
+      std::vector<double> y(n);
+      ops::conv1d_silu_forward<double>(s, x.data(), w.data(), bias.data(), y.data());
+      double acc = 0;
+      for (size_t i = 0; i < n; ++i) acc += y[i] * r[i];
+      return acc;
+    };
+    std::vector<double> dx(n, NAN), dw(c.D * c.K, 0.0), db(c.D, 0.0);
+    ops::conv1d_silu_backward<double>(s, r.data(), x.data(), w.data(), bias.data(), dx.data(),
+                                      dw.data(), db.data());
+    EXPECT_TRUE(grad_check("dx K=" + std::to_string(c.K), x, dx, loss));
+    EXPECT_TRUE(grad_check("dw K=" + std::to_string(c.K), w, dw, loss));
+    EXPECT_TRUE(grad_check("dbias K=" + std::to_string(c.K), bias, db, loss));
+  }
+}
+
+// float, on every ISA the machine has, against the double reference; dw
+// and dbias accumulate onto what they hold; a null bias and dbias work.
+TEST(Conv1dSilu, FloatMatchesReferenceOnEveryIsa) {
+  for (Isa isa : supported_isas()) {
+    ScopedIsa scoped(isa);
+    for (const Case& c : kSiluCases) {
+      ops::Conv1dShape s{c.B, c.L, c.D, c.K};
+      const size_t n = size_t(c.B) * c.L * c.D;
+      auto x = randn<double>(n, 51), w = randn<double>(c.D * c.K, 52),
+           bias = randn<double>(c.D, 53), r = randn<double>(n, 54);
+      auto dw0 = randn<double>(c.D * c.K, 55), db0 = randn<double>(c.D, 56);
+      const SiluRef ref = silu_ref(s, x, w, bias, r);
+      auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+      std::vector<float> xf = f(x), wf = f(w), bf = f(bias), rf = f(r), dwf = f(dw0), dbf = f(db0);
+      std::vector<float> y(n, NAN), dx(n, NAN);
+      ops::conv1d_silu_forward<float>(s, xf.data(), wf.data(), bf.data(), y.data());
+      ops::conv1d_silu_backward<float>(s, rf.data(), xf.data(), wf.data(), bf.data(), dx.data(),
+                                       dwf.data(), dbf.data());
+      std::vector<double> dw_want = ref.dw, db_want = ref.db;
+      for (size_t i = 0; i < dw_want.size(); ++i) dw_want[i] += dw0[i];
+      for (size_t i = 0; i < db_want.size(); ++i) db_want[i] += db0[i];
+      const std::string where = std::string(isa_name(isa)) + " B=" + std::to_string(c.B) +
+                                " L=" + std::to_string(c.L) + " D=" + std::to_string(c.D) +
+                                " K=" + std::to_string(c.K);
+      EXPECT_TRUE(all_close(y, ref.y, 1e-5)) << where;
+      EXPECT_TRUE(all_close(dx, ref.dx, 1e-5)) << where;
+      EXPECT_TRUE(all_close(dwf, dw_want, 1e-4)) << where;
+      EXPECT_TRUE(all_close(dbf, db_want, 1e-4)) << where;
+
+      // No bias: the pre-activation is the conv alone; no dbias to fill.
+      const SiluRef nb = silu_ref(s, x, w, std::vector<double>(c.D, 0.0), r);
+      std::vector<float> dw2(wf.size(), 0.f);
+      ops::conv1d_silu_forward<float>(s, xf.data(), wf.data(), nullptr, y.data());
+      ops::conv1d_silu_backward<float>(s, rf.data(), xf.data(), wf.data(), nullptr, dx.data(),
+                                       dw2.data(), nullptr);
+      EXPECT_TRUE(all_close(y, nb.y, 1e-5)) << "no bias, " << where;
+      EXPECT_TRUE(all_close(dx, nb.dx, 1e-5)) << "no bias, " << where;
+      EXPECT_TRUE(all_close(dw2, nb.dw, 1e-4)) << "no bias, " << where;
+    }
+  }
+}
+
+// The fused kernels form every value as the unfused float ops do (the
+// conv, then the SiLU; the SiLU's backward, then the conv's), in the same
+// order, so they give those ops' bits, on every ISA and thread count.
+TEST(Conv1dSilu, FloatSameBitsAsTheOpsApartOnEveryIsaAndThreadCount) {
+  for (const Case& c : {Case{2, 64, 130, 4}, Case{5, 53, 67, 4}, Case{3, 300, 33, 3},
+                        Case{4, 3, 40, 4}}) {
+    ops::Conv1dShape s{c.B, c.L, c.D, c.K};
+    const size_t n = size_t(c.B) * c.L * c.D;
+    const auto x = randn<float>(n, 61), w = randn<float>(c.D * c.K, 62),
+               bias = randn<float>(c.D, 63), dy = randn<float>(n, 64),
+               dw0 = randn<float>(c.D * c.K, 65), db0 = randn<float>(c.D, 66);
+    const int saved = omp_get_max_threads();
+    for (Isa isa : supported_isas()) {
+      ScopedIsa scoped(isa);
+      for (int threads : {1, 2, 3}) {
+        omp_set_num_threads(threads);
+        std::vector<float> pre(n), y_apart(n), g(n), dx_apart(n, NAN), dw_apart = dw0,
+                                                     db_apart = db0;
+        ops::conv1d_causal_forward<float>(s, x.data(), w.data(), bias.data(), pre.data());
+        ops::silu_forward<float>(pre.data(), y_apart.data(), n);
+        ops::silu_backward<float>(dy.data(), pre.data(), g.data(), n);
+        ops::conv1d_causal_backward<float>(s, g.data(), x.data(), w.data(), dx_apart.data(),
+                                           dw_apart.data(), db_apart.data());
+        std::vector<float> y(n, NAN), dx(n, NAN), dw = dw0, db = db0;
+        ops::conv1d_silu_forward<float>(s, x.data(), w.data(), bias.data(), y.data());
+        ops::conv1d_silu_backward<float>(s, dy.data(), x.data(), w.data(), bias.data(),
+                                         dx.data(), dw.data(), db.data());
+        const std::string where = std::string(isa_name(isa)) + " threads=" +
+                                  std::to_string(threads) + " B=" + std::to_string(c.B) +
+                                  " L=" + std::to_string(c.L);
+        EXPECT_TRUE(all_close(y, y_apart, 0)) << where;
+        EXPECT_TRUE(all_close(dx, dx_apart, 0)) << where;
+        EXPECT_TRUE(all_close(dw, dw_apart, 0)) << where;
+        EXPECT_TRUE(all_close(db, db_apart, 0)) << where;
+      }
+    }
+    omp_set_num_threads(saved);
   }
 }

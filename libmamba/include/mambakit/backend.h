@@ -197,6 +197,11 @@ class Backend : public DeviceMemory {
                               T* y) = 0;
   virtual void conv1d_backward(const ops::Conv1dShape& s, const T* dy, const T* x, const T* w,
                                T* dx, T* dw, T* dbias) = 0;
+  // y = silu(conv(x) + bias); the backward recomputes the pre-activation.
+  virtual void conv1d_silu_forward(const ops::Conv1dShape& s, const T* x, const T* w,
+                                   const T* bias, T* y) = 0;
+  virtual void conv1d_silu_backward(const ops::Conv1dShape& s, const T* dy, const T* x,
+                                    const T* w, const T* bias, T* dx, T* dw, T* dbias) = 0;
   virtual void conv1d_step(int B, int D, int K, const T* x_t, T* state, const T* w,
                            const T* bias, T* y_t) = 0;
   // Elements of the chunk-state buffer the forward fills for the backward.

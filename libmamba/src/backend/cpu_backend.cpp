@@ -129,6 +129,18 @@ class CpuBackend final : public Backend<T> {
     count("conv_macs", double(s.B) * s.L * s.D * s.K * ((dx ? 1 : 0) + (dw ? 1 : 0)));
     ops::conv1d_causal_backward(s, dy, x, w, dx, dw, dbias);
   }
+  void conv1d_silu_forward(const ops::Conv1dShape& s, const T* x, const T* w, const T* bias,
+                           T* y) override {
+    count("conv_macs", double(s.B) * s.L * s.D * s.K);
+    ops::conv1d_silu_forward(s, x, w, bias, y);
+  }
+  void conv1d_silu_backward(const ops::Conv1dShape& s, const T* dy, const T* x, const T* w,
+                            const T* bias, T* dx, T* dw, T* dbias) override {
+    // The model's work, the dX and dW products (the recomputed forward is
+    // not counted, as the scan's recompute is not).
+    count("conv_macs", double(s.B) * s.L * s.D * s.K * 2);
+    ops::conv1d_silu_backward(s, dy, x, w, bias, dx, dw, dbias);
+  }
   void conv1d_step(int B, int D, int K, const T* x_t, T* state, const T* w, const T* bias, T* y_t) override {
     ops::conv1d_causal_step(B, D, K, x_t, state, w, bias, y_t);
   }

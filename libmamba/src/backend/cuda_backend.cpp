@@ -150,6 +150,15 @@ class CudaBackend final : public Backend<float> {
                        float* dx, float* dw, float* dbias) override {
     cu::conv1d_causal_backward<float>(s, dy, x, w, dx, dw, dbias);
   }
+  void conv1d_silu_forward(const ops::Conv1dShape& s, const float* x, const float* w,
+                           const float* bias, float* y) override {
+    cu::conv1d_causal_silu_forward<float>(s, x, w, bias, y);
+  }
+  void conv1d_silu_backward(const ops::Conv1dShape& s, const float* dy, const float* x,
+                            const float* w, const float* bias, float* dx, float* dw,
+                            float* dbias) override {
+    cu::conv1d_causal_silu_backward<float>(s, dy, x, w, bias, dx, dw, dbias);
+  }
   void conv1d_step(int B, int D, int K, const float* x_t, float* state, const float* w, const float* bias,
                    float* y_t) override {
     cu::conv1d_causal_step<float>(B, D, K, x_t, state, w, bias, y_t);

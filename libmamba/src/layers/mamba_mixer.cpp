@@ -81,12 +81,11 @@ void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, in
   in_x_.forward(ps, x, x_.data(), rows);
   in_z_.forward(ps, x, z_.data(), rows);
 
-  // causal conv + SiLU -> u
-  xc_.resize(be, nd);
+  // causal conv + SiLU -> u, fused: the pre-activation is not kept (the
+  // backward recomputes it from x_)
   u_.resize(be, nd);
-  be.conv1d_forward(ops::Conv1dShape{batch, len, di_, k_}, x_.data(), ps.data() + conv_w_,
-                    ps.data() + conv_b_, xc_.data());
-  be.silu_forward(xc_.data(), u_.data(), nd);
+  be.conv1d_silu_forward(ops::Conv1dShape{batch, len, di_, k_}, x_.data(), ps.data() + conv_w_,
+                         ps.data() + conv_b_, u_.data());
 
   // x_proj -> dt_in | B | C ; dt_proj + softplus -> delta
   const int wx = r_ + 2 * n_;
@@ -162,14 +161,14 @@ void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
   be.gemm(false, false, rows, di_, wx, T(1), dxdbl.data(), wx, ps.data() + x_proj_.w, di_, T(1),
           du_.data(), di_);
 
-  // SiLU, conv
-  be.silu_backward(du_.data(), xc_.data(), ddelta_.data(), nd);  // d conv out
-  be.conv1d_backward(ops::Conv1dShape{B_, L_, di_, k_}, ddelta_.data(), x_.data(),
-                     ps.data() + conv_w_, du_.data(), g + conv_w_, g + conv_b_);
+  // SiLU and conv in one; d(in_proj's x half) goes to ddelta_, free by now
+  be.conv1d_silu_backward(ops::Conv1dShape{B_, L_, di_, k_}, du_.data(), x_.data(),
+                          ps.data() + conv_w_, ps.data() + conv_b_, ddelta_.data(), g + conv_w_,
+                          g + conv_b_);
 
   // in_proj, as its two halves: dx = du W_x + dz W_z, each weight gradient
   // from its own half (no gather of d(x | z) into one buffer).
-  in_x_.backward(ps, du_.data(), x_in_, dx, rows);
+  in_x_.backward(ps, ddelta_.data(), x_in_, dx, rows);
   in_z_.backward(ps, dz_.data(), x_in_, nullptr, rows);
   be.gemm(false, false, rows, dm_, di_, T(1), dz_.data(), di_, ps.data() + in_z_.w, dm_, T(1),
           dx, dm_);

@@ -43,8 +43,9 @@ void neg_exp(const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = -vmath::exp_f(x[i]);
 }
 
-const ActivationKernels kKernels{silu_forward, silu_backward, softplus_forward,
-                                 softplus_backward, neg_exp};
+const ActivationKernels kKernels{silu_forward,     silu_backward,           softplus_forward,
+                                 softplus_backward, neg_exp,                 conv1d_silu_forward_f32,
+                                 conv1d_silu_backward_f32};
 
 }  // namespace
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstddef>
 
+#include "mambakit/ops/conv1d.h"
+
 namespace mk::ops {
 
 // Plain function pointers only, as ScanKernels (selective_scan_isa.h).
@@ -15,14 +17,40 @@ struct ActivationKernels {
   // y = -exp(x): a Mamba layer's A from A_log (ops::neg_exp), formed at
   // every token of generation.
   void (*neg_exp)(const float* x, float* y, size_t n);
+  // The conv fused with its SiLU (conv1d_silu_kernels.cpp), K <=
+  // kConvSiluMaxK, with the kernel transposed to wt (K, D); the backward's
+  // scratch holds conv1d_silu_scratch_size() floats.
+  void (*conv1d_silu_forward)(const Conv1dShape& s, const float* x, const float* wt,
+                              const float* bias, float* y);
+  void (*conv1d_silu_backward)(const Conv1dShape& s, const float* dy, const float* x,
+                               const float* wt, const float* bias, float* dx, float* dw,
+                               float* dbias, float* scratch);
 };
+
+// Taps the fused conv kernels are built for (Mamba uses 4).
+constexpr int kConvSiluMaxK = 4;
+// Rows per block of the fused kernels: the unit of work of a thread and of
+// the backward's partial sums of dw and dbias (so those do not depend on
+// the thread count).
+constexpr size_t kConvSiluRowBlock = 64;
+// Per block: the partial sums (K + 1 rows of D) and the ring of activation
+// gradients (K rows of D); then the sums over the blocks (K + 1 rows of D).
+inline size_t conv1d_silu_scratch_size(const Conv1dShape& s) {
+  const size_t rows = size_t(s.B) * s.L, blocks = (rows + kConvSiluRowBlock - 1) / kConvSiluRowBlock;
+  return (blocks * size_t(2 * s.K + 1) + size_t(s.K + 1)) * s.D;
+}
 
 // The copy mk::active_isa() chose (activations.cpp).
 const ActivationKernels& active_activation_kernels();
 
-#define MK_DECLARE_ACT_ISA(ns) \
-  namespace ns {               \
-  const ActivationKernels& activation_kernels_f32(); \
+#define MK_DECLARE_ACT_ISA(ns)                                                               \
+  namespace ns {                                                                             \
+  const ActivationKernels& activation_kernels_f32();                                         \
+  void conv1d_silu_forward_f32(const Conv1dShape& s, const float* x, const float* wt,        \
+                               const float* bias, float* y);                                 \
+  void conv1d_silu_backward_f32(const Conv1dShape& s, const float* dy, const float* x,       \
+                                const float* wt, const float* bias, float* dx, float* dw,    \
+                                float* dbias, float* scratch);                               \
   }
 MK_DECLARE_ACT_ISA(act_scalar)
 MK_DECLARE_ACT_ISA(act_avx2)

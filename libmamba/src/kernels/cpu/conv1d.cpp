@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "activations_isa.h"
 #include "mambakit/error.h"
+#include "mambakit/ops/activations.h"
 
 namespace mk::ops {
 
@@ -113,6 +116,41 @@ void conv1d_causal_backward(const Conv1dShape& s, const T* dy, const T* x, const
 }
 
 template <typename T>
+void conv1d_silu_forward(const Conv1dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  check_shape(s, "conv1d_silu_forward");
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.K <= kConvSiluMaxK) {
+      const std::vector<float> wt = transpose_kernel(w, s.D, s.K);
+      return active_activation_kernels().conv1d_silu_forward(s, x, wt.data(), bias, y);
+    }
+  }
+  // The conv writes y, the SiLU overwrites it in place.
+  conv1d_causal_forward(s, x, w, bias, y);
+  silu_forward(y, y, size_t(s.B) * s.L * s.D);
+}
+
+template <typename T>
+void conv1d_silu_backward(const Conv1dShape& s, const T* dy, const T* x, const T* w,
+                          const T* bias, T* dx, T* dw, T* dbias) {
+  check_shape(s, "conv1d_silu_backward");
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.K <= kConvSiluMaxK) {
+      const std::vector<float> wt = transpose_kernel(w, s.D, s.K);
+      std::vector<float> scratch(conv1d_silu_scratch_size(s));
+      return active_activation_kernels().conv1d_silu_backward(s, dy, x, wt.data(), bias, dx, dw,
+                                                              dbias, scratch.data());
+    }
+  }
+  // Recompute the pre-activation, turn it into its gradient in place, then
+  // the conv's backward.
+  const size_t n = size_t(s.B) * s.L * s.D;
+  std::vector<T> g(n);
+  conv1d_causal_forward(s, x, w, bias, g.data());
+  silu_backward(dy, g.data(), g.data(), n);
+  conv1d_causal_backward(s, g.data(), x, w, dx, dw, dbias);
+}
+
+template <typename T>
 void conv1d_causal_step(int B, int D, int K, const T* x_t, T* state, const T* w, const T* bias,
                         T* y_t) {
   for (int b = 0; b < B; ++b)
@@ -131,6 +169,9 @@ void conv1d_causal_step(int B, int D, int K, const T* x_t, T* state, const T* w,
   template void conv1d_causal_forward<T>(const Conv1dShape&, const T*, const T*, const T*, T*); \
   template void conv1d_causal_backward<T>(const Conv1dShape&, const T*, const T*, const T*, T*, \
                                           T*, T*);                                              \
+  template void conv1d_silu_forward<T>(const Conv1dShape&, const T*, const T*, const T*, T*);   \
+  template void conv1d_silu_backward<T>(const Conv1dShape&, const T*, const T*, const T*,       \
+                                        const T*, T*, T*, T*);                                  \
   template void conv1d_causal_step<T>(int, int, int, const T*, T*, const T*, const T*, T*);
 MK_INSTANTIATE(float)
 MK_INSTANTIATE(double)
