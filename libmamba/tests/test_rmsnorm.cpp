@@ -60,9 +60,9 @@ TEST_P(RMSNormSizes, BackwardFiniteDifferences) {
   for (int j = 0; j < dim; ++j) EXPECT_NEAR(dw2[j], 2 * dw[j], 1e-12);
 }
 
-// The threaded backward splits the rows for dx and the columns for dw: dw is
-// each column's in-order sum over the rows, and dx and dw are the same bits
-// on any thread count. dim 200: not a multiple of a thread's run.
+// The threaded backward splits the rows in fixed blocks, for dx and for dw's
+// partial sums, which are added block by block in order: dx and dw are the
+// same bits on any thread count. 301 rows: not a multiple of a block.
 TEST(RMSNorm, BackwardSameOnAnyThreadCount) {
   const int rows = 301, dim = 200;
   const auto x = randn<float>(size_t(rows) * dim, 61), w = randn<float>(dim, 62),

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "mambakit/error.h"
 
@@ -31,9 +32,9 @@ constexpr double kParallelMinMacs = 1 << 18;
 // Fewest rows or columns a thread's block gets.
 constexpr int kMinBlock = 16;
 // Elements (rows x columns) below which the bias copy and sum run on one
-// thread; and the columns per thread's run in the bias sum.
+// thread; and the rows per block of the bias sum.
 constexpr size_t kParallelMinElems = size_t(1) << 16;
-constexpr int kBiasCols = 64;
+constexpr int kBiasRows = 64;
 
 void keep_blas_single_threaded() {
   static const bool done = [] {
@@ -150,17 +151,25 @@ void linear_backward(const T* dy, const T* x, const T* W, T* dx, T* dW, T* db, i
                      int out) {
   if (dx) gemm<T>(false, false, rows, in, out, T(1), dy, out, W, in, T(0), dx, in);
   if (dW) gemm<T>(true, false, out, in, rows, T(1), dy, out, x, in, T(1), dW, in);
-  // db[j] += sum over rows of dy[r, j]. Threads split the columns, each
-  // adding its columns over all rows in order: the sums of one thread.
+  // db[j] += sum over rows of dy[r, j]: summed per block of kBiasRows rows,
+  // then over the blocks in order. One pass over dy (threads that each took
+  // a run of columns over every row read dy once per run, from L3 at
+  // training sizes), and sums that do not depend on the thread count.
   if (db) {
+    const int n_blocks = (rows + kBiasRows - 1) / kBiasRows;
+    std::vector<T> part(size_t(n_blocks) * out);
 #pragma omp parallel for schedule(static) if (size_t(rows) * out > kParallelMinElems)
-    for (int c0 = 0; c0 < out; c0 += kBiasCols) {
-      const int c1 = std::min(out, c0 + kBiasCols);
-      for (int r = 0; r < rows; ++r) {
+    for (int blk = 0; blk < n_blocks; ++blk) {
+      T* pb = part.data() + size_t(blk) * out;
+      for (int r = blk * kBiasRows; r < std::min(rows, (blk + 1) * kBiasRows); ++r) {
         const T* row = dy + size_t(r) * out;
-        for (int j = c0; j < c1; ++j) db[j] += row[j];
+        for (int j = 0; j < out; ++j) pb[j] += row[j];
       }
     }
+    std::vector<T> total(out, T(0));
+    for (int blk = 0; blk < n_blocks; ++blk)
+      for (int j = 0; j < out; ++j) total[j] += part[size_t(blk) * out + j];
+    for (int j = 0; j < out; ++j) db[j] += total[j];
   }
 }
 
