@@ -62,31 +62,48 @@ TEST(Conv1d, ForwardMatchesDefinition) {
   }
 }
 
+// Inputs, a random output gradient r (the loss is sum(y r)) and the
+// gradients `backward` gives for them, checked against finite differences of
+// `forward`; returned for further checks.
+struct GradCase {
+  std::vector<double> x, w, bias, r, dx, dw, db;
+};
+template <class Forward, class Backward>
+GradCase check_grads(const Case& c, unsigned seed, Forward forward, Backward backward) {
+  const ops::Conv1dShape s{c.B, c.L, c.D, c.K};
+  const size_t n = size_t(c.B) * c.L * c.D;
+  GradCase g{randn<double>(n, seed), randn<double>(c.D * c.K, seed + 1),
+             randn<double>(c.D, seed + 2), randn<double>(n, seed + 3), std::vector<double>(n, NAN),
+             std::vector<double>(c.D * c.K, 0.0), std::vector<double>(c.D, 0.0)};
+  auto loss = [&]() {
+    std::vector<double> y(n);
+    forward(s, g.x.data(), g.w.data(), g.bias.data(), y.data());
+    double acc = 0;
+    for (size_t i = 0; i < n; ++i) acc += y[i] * g.r[i];
+    return acc;
+  };
+  backward(s, g.r.data(), g.x.data(), g.w.data(), g.bias.data(), g.dx.data(), g.dw.data(),
+           g.db.data());
+  EXPECT_TRUE(grad_check("dx K=" + std::to_string(c.K), g.x, g.dx, loss));
+  EXPECT_TRUE(grad_check("dw K=" + std::to_string(c.K), g.w, g.dw, loss));
+  EXPECT_TRUE(grad_check("dbias K=" + std::to_string(c.K), g.bias, g.db, loss));
+  return g;
+}
+
 TEST(Conv1d, BackwardFiniteDifferences) {
   for (const Case& c : kCases) {
-    ops::Conv1dShape s{c.B, c.L, c.D, c.K};
-    const size_t n = size_t(c.B) * c.L * c.D;
-    auto x = randn<double>(n, 4), w = randn<double>(c.D * c.K, 5), bias = randn<double>(c.D, 6),
-         r = randn<double>(n, 7);
-    auto loss = [&]() {
-      std::vector<double> y(n);
-      ops::conv1d_causal_forward<double>(s, x.data(), w.data(), bias.data(), y.data());
-      double acc = 0;
-      for (size_t i = 0; i < n; ++i) acc += y[i] * r[i];
-      return acc;
-    };
-    std::vector<double> dx(n, NAN), dw(c.D * c.K, 0.0), db(c.D, 0.0);
-    ops::conv1d_causal_backward<double>(s, r.data(), x.data(), w.data(), dx.data(), dw.data(),
-                                        db.data());
-    EXPECT_TRUE(grad_check("dx K=" + std::to_string(c.K), x, dx, loss));
-    EXPECT_TRUE(grad_check("dw K=" + std::to_string(c.K), w, dw, loss));
-    EXPECT_TRUE(grad_check("dbias K=" + std::to_string(c.K), bias, db, loss));
-
+    const GradCase g = check_grads(
+        c, 4, ops::conv1d_causal_forward<double>,
+        [](const ops::Conv1dShape& s, const double* dy, const double* x, const double* w,
+           const double*, double* dx, double* dw, double* db) {
+          ops::conv1d_causal_backward<double>(s, dy, x, w, dx, dw, db);
+        });
     // dw and dbias accumulate; a null dbias is skipped.
-    std::vector<double> dw2 = dw;
-    ops::conv1d_causal_backward<double>(s, r.data(), x.data(), w.data(), dx.data(), dw2.data(),
-                                        nullptr);
-    for (size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw2[i], 2 * dw[i], 1e-10);
+    const ops::Conv1dShape s{c.B, c.L, c.D, c.K};
+    std::vector<double> dx(g.dx.size()), dw2 = g.dw;
+    ops::conv1d_causal_backward<double>(s, g.r.data(), g.x.data(), g.w.data(), dx.data(),
+                                        dw2.data(), nullptr);
+    for (size_t i = 0; i < g.dw.size(); ++i) EXPECT_NEAR(dw2[i], 2 * g.dw[i], 1e-10);
   }
 }
 
@@ -208,25 +225,8 @@ TEST(Conv1dSilu, DoubleMatchesConvThenSilu) {
 }
 
 TEST(Conv1dSilu, BackwardFiniteDifferences) {
-  for (const Case& c : {Case{2, 9, 5, 4}, Case{1, 6, 4, 3}, Case{3, 2, 4, 4}}) {
-    ops::Conv1dShape s{c.B, c.L, c.D, c.K};
-    const size_t n = size_t(c.B) * c.L * c.D;
-    auto x = randn<double>(n, 41), w = randn<double>(c.D * c.K, 42), bias = randn<double>(c.D, 43),
-         r = randn<double>(n, 44);
-    auto loss = [&]() {
-      std::vector<double> y(n);
-      ops::conv1d_silu_forward<double>(s, x.data(), w.data(), bias.data(), y.data());
-      double acc = 0;
-      for (size_t i = 0; i < n; ++i) acc += y[i] * r[i];
-      return acc;
-    };
-    std::vector<double> dx(n, NAN), dw(c.D * c.K, 0.0), db(c.D, 0.0);
-    ops::conv1d_silu_backward<double>(s, r.data(), x.data(), w.data(), bias.data(), dx.data(),
-                                      dw.data(), db.data());
-    EXPECT_TRUE(grad_check("dx K=" + std::to_string(c.K), x, dx, loss));
-    EXPECT_TRUE(grad_check("dw K=" + std::to_string(c.K), w, dw, loss));
-    EXPECT_TRUE(grad_check("dbias K=" + std::to_string(c.K), bias, db, loss));
-  }
+  for (const Case& c : {Case{2, 9, 5, 4}, Case{1, 6, 4, 3}, Case{3, 2, 4, 4}})
+    check_grads(c, 41, ops::conv1d_silu_forward<double>, ops::conv1d_silu_backward<double>);
 }
 
 // float, on every ISA the machine has, against the double reference; dw
