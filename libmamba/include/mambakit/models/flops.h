@@ -4,8 +4,9 @@
 //
 // A multiply-add is 2 FLOPs; exp, log, division and square root count 1
 // each. These are model FLOPs: the work of the computation itself, not of
-// recomputation that an implementation chooses (the attention and scan
-// backwards here recompute part of their forward; that is not counted).
+// recomputation that an implementation chooses (the attention, scan and
+// fused conv-SiLU backwards here recompute part of their forward; that is
+// not counted).
 // Optimizer steps, gradient clipping and evaluation are not training FLOPs
 // of the model and are left out (they do not scale with tokens).
 //
