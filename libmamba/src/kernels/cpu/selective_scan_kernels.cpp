@@ -103,6 +103,16 @@ constexpr int kAvx2StateGroup = MK_AVX2_STATE_GROUP;
 #define MK_AVX512_REVERSE_GROUP 16
 #endif
 constexpr int kAvx2ReverseGroup = MK_AVX2_REVERSE_GROUP;
+// How far ahead the kernels prefetch (PrefetchAhead), in cache lines of
+// lanes. Measured on an Emerald Rapids at the benchmark shape (B=2 D=1536
+// L=2048, 2 threads): with 1 (the next line, and nothing for the first
+// lanes of a chunk) the AVX-512 backward waited on its loads of delta and u
+// and took as long as the AVX2 one; with 2 it is 22-35% faster, with 3 or 4
+// no faster than 2; AVX2 and scalar about the same either way.
+#ifndef MK_SCAN_AHEAD_LINES
+#define MK_SCAN_AHEAD_LINES 2
+#endif
+constexpr int kAheadLines = MK_SCAN_AHEAD_LINES;
 
 template <typename T>
 size_t work_of(const SelectiveScanParams<T>& p) {
@@ -365,8 +375,8 @@ struct DecayExp {
 
 // Consecutive time steps of one lane are D elements apart, which for real
 // sizes is more than a page, so the hardware prefetchers do not follow them;
-// the kernels prefetch the rows of the next cache line's lanes into L2
-// themselves (gather_chunk, recompute_chunk).
+// the kernels prefetch the rows of the lanes they will run next into L2
+// themselves (PrefetchAhead; gather_chunk, recompute_chunk).
 inline void prefetch_l2(const void* p) { __builtin_prefetch(p, 0, 2); }
 
 template <class V>
@@ -426,12 +436,52 @@ void load_At(const typename V::elem* A, int d0, int N, V* At, typename V::elem s
 //           contiguous per-thread buffer (consecutive steps are D floats
 //           apart: more than a page for real sizes, and at D = 1536 every
 //           row of a stream falls in the same two L1 sets, so rows read in
-//           one pass are gone by the next), while the rows of the next
-//           cache line's lanes are prefetched into L2;
+//           one pass are gone by the next), while the rows of a lane
+//           kAheadLines cache lines later are prefetched into L2;
 //   passes: the states run in groups held in registers (forward_states)
 //           over the buffered steps, adding C h into the buffered y;
 //   gate:   y * silu(z) is stored to out.
 // ---------------------------------------------------------------------------
+
+// The (batch row, chunk, lane) whose rows the steps of a lane's chunk
+// prefetch, in the forward and the backward. d0 < 0: none.
+struct PrefetchTarget {
+  int b = 0, d0 = -1, t0 = 0, t1 = 0;
+};
+
+// Prefetch targets over a thread's sequence of tasks (task: lane k, of
+// width V::W from channel c0, over chunk c of batch row b). The tasks run
+// batch row by batch row from b0 (n_rows of them), in each the chunks up
+// (forward) or down (backward: reverse), in each chunk the n_lanes lanes
+// up. A task's target is the task kAheadLines cache lines of lanes later in
+// that order, so the last lanes of a chunk prefetch the first lanes of the
+// next chunk or batch row; the last tasks have none.
+template <class V>
+struct PrefetchAhead {
+  int b0, n_rows, c0, n_lanes, n_chunks, len;
+  bool reverse;
+  long ahead;  // in tasks: kAheadLines cache lines of lanes
+  PrefetchAhead(int b0_, int n_rows_, int c0_, int n_lanes_, int n_chunks_, int len_,
+                bool reverse_)
+      : b0(b0_), n_rows(n_rows_), c0(c0_), n_lanes(n_lanes_), n_chunks(n_chunks_), len(len_),
+        reverse(reverse_) {
+    constexpr int lanes_per_line = std::max(1, int(64 / sizeof(typename V::elem)) / V::W);
+    ahead = long(kAheadLines) * lanes_per_line;
+  }
+  PrefetchTarget target(int b, int c, int k) const {
+    const int c_place = reverse ? n_chunks - 1 - c : c;
+    const long task = (long(b - b0) * n_chunks + c_place) * n_lanes + k + ahead;
+    PrefetchTarget pf;
+    if (task >= long(n_rows) * n_chunks * n_lanes) return pf;
+    const long row_chunk = task / n_lanes;
+    const int place = int(row_chunk % n_chunks);
+    pf.b = b0 + int(row_chunk / n_chunks);
+    pf.d0 = c0 + int(task % n_lanes) * V::W;
+    pf.t0 = (reverse ? n_chunks - 1 - place : place) * kChunk;
+    pf.t1 = std::min(len, pf.t0 + kChunk);
+    return pf;
+  }
+};
 
 // One lane's chunk of inputs, contiguous.
 template <class V>
@@ -448,22 +498,22 @@ struct FwdLanes {
 };
 
 // Copies the chunk's delta, delta*u and D*u (the y the states add to) of the
-// W channels at d0 into buf; prefetches the same rows of the next cache line.
+// W channels at d0 into buf; prefetches the rows of pf.
 template <class V>
 void gather_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
-                  const typename V::elem* out, FwdChunk<V>& buf) {
-  using T = typename V::elem;
+                  const typename V::elem* out, FwdChunk<V>& buf, const PrefetchTarget& pf) {
   const int L = p.len, D = p.dim;
-  constexpr int kLine = 64 / sizeof(T);  // elements per cache line
-  const int next = (d0 / kLine + 1) * kLine;
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
+  const size_t pf_off = (size_t(pf.b) * L + pf.t0) * D + pf.d0;
+  const int pf_steps = pf.d0 >= 0 ? pf.t1 - pf.t0 : 0;
   for (int t = t0; t < t1; ++t) {
     const size_t off = (size_t(b) * L + t) * D;
-    if (next < D) {
-      prefetch_l2(p.delta + off + next);
-      prefetch_l2(p.u + off + next);
-      if (p.z) prefetch_l2(p.z + off + next);
-      prefetch_l2(out + off + next);
+    if (t - t0 < pf_steps) {
+      const size_t q = pf_off + size_t(t - t0) * D;
+      prefetch_l2(p.delta + q);
+      prefetch_l2(p.u + q);
+      if (p.z) prefetch_l2(p.z + q);
+      prefetch_l2(out + q);
     }
     const V dl = V::load(p.delta + off + d0), uu = V::load(p.u + off + d0);
     buf.dl[t - t0] = dl;
@@ -535,13 +585,13 @@ constexpr int state_group() {
 template <class V, int NC, bool Fast>
 void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int c,
                    const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
-                   typename V::elem* chunk_states) {
+                   typename V::elem* chunk_states, const PrefetchTarget& pf) {
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
   const int n_chunks = (L + kChunk - 1) / kChunk;
   const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
   if (chunk_states)
     store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-  gather_chunk(p, b, d0, t0, t1, out, buf);
+  gather_chunk(p, b, d0, t0, t1, out, buf, pf);
   const auto* Bt = p.Bm + (size_t(b) * L + t0) * N;
   const auto* Ct = p.Cm + (size_t(b) * L + t0) * N;
   constexpr int G = state_group<V, NC>();
@@ -576,14 +626,19 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
   for (int k = s0; k < s1; ++k)
     load_At(p.A, split.n_vec * V::W + k, N, sl.At.data() + size_t(k - s0) * N,
             DecayExp<S1, Fast>::kAScale);
+  // The run's vector lanes and its scalar lanes are two task sequences.
+  const PrefetchAhead<V> vpf(b, 1, v0 * V::W, v1 - v0, n_chunks, p.len, false);
+  const PrefetchAhead<S1> spf(b, 1, split.n_vec * V::W + s0, s1 - s0, n_chunks, p.len, false);
   for (int c = 0; c < n_chunks; ++c) {
     for (int k = v0; k < v1; ++k)
       forward_chunk<V, NC, Fast>(p, b, k * V::W, c, vl.At.data() + size_t(k - v0) * N,
-                                 vl.h.data() + size_t(k - v0) * N, vbuf, out, chunk_states);
+                                 vl.h.data() + size_t(k - v0) * N, vbuf, out, chunk_states,
+                                 vpf.target(b, c, k - v0));
     for (int k = s0; k < s1; ++k)
       forward_chunk<S1, NC, Fast>(p, b, split.n_vec * V::W + k, c,
                                   sl.At.data() + size_t(k - s0) * N,
-                                  sl.h.data() + size_t(k - s0) * N, sbuf, out, chunk_states);
+                                  sl.h.data() + size_t(k - s0) * N, sbuf, out, chunk_states,
+                                  spf.target(b, c, k - s0));
   }
   if (!final_state) return;
   for (int k = v0; k < v1; ++k) {
@@ -661,18 +716,15 @@ struct BwdScratch {
 // the thread's partial sums dC_part, and copy the chunk's delta and u into
 // s.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
 // by the forward's expression, so the recomputed states are the forward's.
-// The same rows of the next cache line's lanes (read and written by the
-// lanes that follow in this chunk) are prefetched into L2, as in the
-// forward's gather_chunk.
+// The rows that a later lane's backward reads and writes (pf) are
+// prefetched into L2 as this chunk's steps go by.
 template <class V, int NC, bool Fast>
 void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
                      int t1, const V* At, const typename V::elem* dout,
                      const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s,
-                     typename V::elem* dC_part) {
+                     typename V::elem* dC_part, const PrefetchTarget& pf) {
   using T = typename V::elem;
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  constexpr int kLine = 64 / sizeof(T);
-  const int next = (d0 / kLine + 1) * kLine;
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
   // Stores of V (may_alias vector types) could alias anything reachable
   // through s or p, so every pointer the loop uses is a local first.
@@ -689,14 +741,16 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   const T* const Cm = p.Cm;
   const T* ahead[7];
   int n_ahead = 0;
-  if (next < D)
+  if (pf.d0 >= 0)
     for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
                        static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
-      if (q) ahead[n_ahead++] = q + next;
+      if (q) ahead[n_ahead++] = q + (size_t(pf.b) * L + pf.t0) * D + pf.d0;
+  const int pf_steps = pf.t1 - pf.t0;
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t row = size_t(b) * L + t;
-    for (int k = 0; k < n_ahead; ++k) prefetch_l2(ahead[k] + row * D);
+    if (i < pf_steps)
+      for (int k = 0; k < n_ahead; ++k) prefetch_l2(ahead[k] + size_t(i) * D);
     const V dl = V::load(delta + row * D);
     const V uu = V::load(u + row * D);
     dlbuf[i] = dl;
@@ -888,6 +942,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
   for (int k = 0; k < n_lanes; ++k)
     load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N, DecayExp<V, Fast>::kAScale);
 
+  const PrefetchAhead<V> ahead(0, p.batch, c0, n_lanes, n_chunks, L, true);
   for (int b = 0; b < p.batch; ++b) {
     std::fill(s.carry.begin(), s.carry.end(), V::zero());
     for (int c = n_chunks - 1; c >= 0; --c) {
@@ -897,7 +952,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
         load_states<V>(s.hbuf, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
         gate_backward(p, b, d0, t0, t1, dout, k, s);
         recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
-                                     dC_part);
+                                     dC_part, ahead.target(b, c, k));
         reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
       }
       // The chunk's dB, dC terms of all these lanes, reduced across the
