@@ -479,7 +479,11 @@ TEST(BenchScan, EveryIsaInOneRun) {
   EXPECT_EQ(isas, want);
   const auto bad = test::run_cli("bench scan --isa sse9 --no-naive");
   EXPECT_NE(bad.code, 0) << bad.output;
-  EXPECT_NE(bad.output.find("sse9"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("--isa sse9: unknown"), std::string::npos) << bad.output;
+  EXPECT_EQ(bad.output.find("MAMBAKIT_ISA"), std::string::npos) << bad.output;
+  const auto list = test::run_cli("bench scan --isa avx2,avx512 --no-naive");
+  EXPECT_NE(list.code, 0) << list.output;
+  EXPECT_NE(list.output.find("--isa avx2,avx512: unknown"), std::string::npos) << list.output;
 }
 
 // summary.json: steady-state training tokens/s (training steps only, after
