@@ -36,7 +36,7 @@ TEST(LanguageBpeCli, RunCarriesItsTokenizerAndBitsPerByteAgree) {
   const auto t = run_cli("train " + bpe_config(d, corpus, d / "tok", run, 4));
   ASSERT_EQ(t.code, 0) << t.output;
   // The run, its latest checkpoint and best/ each hold the tokenizer.
-  for (const std::string dir : {run, run + "/checkpoints/step_4", run + "/best"})
+  for (const std::string& dir : {run, run + "/checkpoints/step_4", run + "/best"})
     EXPECT_EQ(read_file(dir + "/tokenizer.json"), read_file(kBpe + "/tokenizer.json")) << dir;
   const json cfg = json::parse(read_file(run + "/config.json"));
   EXPECT_EQ(cfg["vocab_size"], 1001);

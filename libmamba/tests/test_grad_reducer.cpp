@@ -83,7 +83,9 @@ void expect_watermarks_are_final(ModelConfig c) {
   ASSERT_EQ(seen.size(), size_t(c.n_layer) + 2) << "the head, each layer, the embedding";
   EXPECT_EQ(seen.back().first, 0u);
   for (size_t k = 0; k < seen.size(); ++k) {
-    if (k > 0) EXPECT_LT(seen[k].first, seen[k - 1].first) << "watermarks fall";
+    if (k > 0) {
+      EXPECT_LT(seen[k].first, seen[k - 1].first) << "watermarks fall";
+    }
     for (size_t i = seen[k].first; i < final_grad.size(); ++i)
       ASSERT_EQ(seen[k].second[i], final_grad[i]) << "watermark " << seen[k].first << ", element " << i;
   }

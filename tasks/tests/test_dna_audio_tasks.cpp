@@ -99,7 +99,9 @@ void expect_lm_batch(const TokenBatch& b, int batch, int len, int vocab) {
   for (int r = 0; r < batch; ++r)
     for (int t = 0; t + 1 < len; ++t) {
       const int32_t next = b.ids[size_t(r) * len + t + 1], tgt = b.targets[size_t(r) * len + t];
-      if (tgt >= 0) ASSERT_EQ(tgt, next) << "row " << r << " position " << t;
+      if (tgt >= 0) {
+        ASSERT_EQ(tgt, next) << "row " << r << " position " << t;
+      }
     }
 }
 
@@ -113,8 +115,12 @@ TEST(DnaPretrainTask, BatchesAreShiftedWindowsAndNHasNoTarget) {
     const auto b = task.next_train_batch(8);
     expect_lm_batch(b, 8, 64, dna::kVocabSize);
     for (size_t i = 0; i < b.ids.size(); ++i) {
-      if (i % 64 + 1 < 64 && b.ids[i + 1] == dna::N) EXPECT_EQ(b.targets[i], -1);
-      if (b.targets[i] >= 0) EXPECT_LT(b.targets[i], dna::kBases);
+      if (i % 64 + 1 < 64 && b.ids[i + 1] == dna::N) {
+        EXPECT_EQ(b.targets[i], -1);
+      }
+      if (b.targets[i] >= 0) {
+        EXPECT_LT(b.targets[i], dna::kBases);
+      }
       saw_n_input |= b.ids[i] == dna::N;
     }
   }
