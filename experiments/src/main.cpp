@@ -31,7 +31,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <iterator>
 #include <new>
 #include <optional>
 #include <set>
@@ -1203,22 +1202,16 @@ int cmd_bench(const std::vector<std::string>& args) {
     } else if (isa_arg.empty()) {
       isas = {mk::active_isa()};
     } else {
-      // Named here rather than through isa_from_env_value, whose errors
-      // name MAMBAKIT_ISA.
-      const auto ok = mk::supported_isas();
-      std::string ok_list;
-      for (const mk::Isa i : ok) ok_list += std::string(ok_list.empty() ? "" : ", ") + mk::isa_name(i);
-      const mk::Isa known[] = {mk::Isa::scalar, mk::Isa::avx2, mk::Isa::avx512};
-      const auto it = std::find_if(std::begin(known), std::end(known),
-                                   [&](mk::Isa i) { return isa_arg == mk::isa_name(i); });
-      if (it == std::end(known))
+      const std::optional<mk::Isa> want = mk::isa_from_name(isa_arg);
+      if (!want)
         throw UsageError("--isa " + isa_arg +
                          ": unknown (expected scalar, avx2, avx512 or all; this CPU runs: " +
-                         ok_list + ")");
-      if (std::find(ok.begin(), ok.end(), *it) == ok.end())
-        throw UsageError("--isa " + isa_arg + ": this CPU does not run it (it runs: " + ok_list +
-                         ")");
-      isas = {*it};
+                         mk::supported_isa_list() + ")");
+      const auto ok = mk::supported_isas();
+      if (std::find(ok.begin(), ok.end(), *want) == ok.end())
+        throw UsageError("--isa " + isa_arg + ": this CPU does not run it (it runs: " +
+                         mk::supported_isa_list() + ")");
+      isas = {*want};
     }
     for (const mk::Isa isa : isas) {
       mk::ScopedIsa scope(isa);

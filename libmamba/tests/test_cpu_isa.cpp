@@ -42,6 +42,19 @@ TEST(CpuIsa, SupportedListStartsWithScalarAndDefaultIsWidest) {
   EXPECT_STREQ(mk::isa_name(Isa::avx512), "avx512");
 }
 
+// Names map to ISAs whether or not this CPU runs them; anything else is
+// no ISA (the callers refuse it with their own option's name).
+TEST(CpuIsa, NamesAndTheSupportedList) {
+  for (Isa i : {Isa::scalar, Isa::avx2, Isa::avx512})
+    EXPECT_EQ(mk::isa_from_name(mk::isa_name(i)), i);
+  for (const char* bad : {"", "AVX2", "avx2,avx512", "sse9", "avx512 "})
+    EXPECT_FALSE(mk::isa_from_name(bad).has_value()) << bad;
+  std::string want;
+  for (Isa i : mk::supported_isas()) want += std::string(want.empty() ? "" : ", ") + mk::isa_name(i);
+  EXPECT_EQ(mk::supported_isa_list(), want);
+  EXPECT_EQ(mk::supported_isa_list().rfind("scalar", 0), 0u);
+}
+
 TEST(CpuIsa, UnknownValueIsRefusedClearly) {
   for (const char* bad : {"avx9", "AVX2", "sse", " avx2"}) {
     const std::string msg = error_of(bad);

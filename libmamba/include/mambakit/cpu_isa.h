@@ -8,6 +8,8 @@
 // MAMBAKIT_ISA=scalar|avx2|avx512 forces one; a value that is unknown or that
 // the CPU lacks is refused with an mk::Error naming the variable.
 #pragma once
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace mk {
@@ -20,6 +22,13 @@ const char* isa_name(Isa isa);
 // The ISAs this CPU can run, narrowest first (always contains scalar).
 // avx2 needs AVX2 and FMA; avx512 needs AVX-512 F, BW, DQ and VL.
 std::vector<Isa> supported_isas();
+
+// supported_isas() as "scalar, avx2, avx512", for messages.
+std::string supported_isa_list();
+
+// The ISA called `name` (isa_name's spelling), whether or not this CPU runs
+// it; nullopt for any other string.
+std::optional<Isa> isa_from_name(const std::string& name);
 
 // The ISA in use: set_isa_for_testing's if called, else MAMBAKIT_ISA's if
 // set, else the widest supported. Throws mk::Error for a bad MAMBAKIT_ISA.

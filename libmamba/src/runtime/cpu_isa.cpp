@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "mambakit/error.h"
@@ -28,12 +27,6 @@ bool cpu_has(Isa isa) {
 #else
   return isa == Isa::scalar;
 #endif
-}
-
-std::string supported_list() {
-  std::string s;
-  for (Isa i : supported_isas()) s += std::string(s.empty() ? "" : ", ") + isa_name(i);
-  return s;
 }
 
 // The chosen ISA, decided on first use (a throwing initialiser is retried
@@ -67,24 +60,35 @@ std::vector<Isa> supported_isas() {
   return list;
 }
 
+std::string supported_isa_list() {
+  std::string s;
+  for (Isa i : supported_isas()) s += std::string(s.empty() ? "" : ", ") + isa_name(i);
+  return s;
+}
+
+std::optional<Isa> isa_from_name(const std::string& name) {
+  for (Isa i : {Isa::scalar, Isa::avx2, Isa::avx512})
+    if (name == isa_name(i)) return i;
+  return std::nullopt;
+}
+
 Isa isa_from_env_value(const char* value) {
   if (!value || !*value) return supported_isas().back();
-  for (Isa i : {Isa::scalar, Isa::avx2, Isa::avx512}) {
-    if (std::strcmp(value, isa_name(i)) != 0) continue;
-    MK_CHECK(cpu_has(i), std::string("MAMBAKIT_ISA=") + value + ": this CPU lacks " +
-                             isa_name(i) + " (it supports: " + supported_list() + ")");
-    return i;
-  }
-  throw Error(std::string("MAMBAKIT_ISA=") + value +
-              ": unknown ISA (expected scalar, avx2 or avx512; this CPU supports: " +
-              supported_list() + ")");
+  const std::optional<Isa> isa = isa_from_name(value);
+  if (!isa)
+    throw Error(std::string("MAMBAKIT_ISA=") + value +
+                ": unknown ISA (expected scalar, avx2 or avx512; this CPU supports: " +
+                supported_isa_list() + ")");
+  MK_CHECK(cpu_has(*isa), std::string("MAMBAKIT_ISA=") + value + ": this CPU lacks " +
+                              isa_name(*isa) + " (it supports: " + supported_isa_list() + ")");
+  return *isa;
 }
 
 Isa active_isa() { return Isa(current().load(std::memory_order_relaxed)); }
 
 void set_isa_for_testing(Isa isa) {
   MK_CHECK(cpu_has(isa), std::string("set_isa_for_testing: this CPU lacks ") + isa_name(isa) +
-                             " (it supports: " + supported_list() + ")");
+                             " (it supports: " + supported_isa_list() + ")");
   current().store(int(isa), std::memory_order_relaxed);
 }
 

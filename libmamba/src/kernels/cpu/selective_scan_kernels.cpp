@@ -444,9 +444,10 @@ void load_At(const typename V::elem* A, int d0, int N, V* At, typename V::elem s
 // ---------------------------------------------------------------------------
 
 // The (batch row, chunk, lane) whose rows the steps of a lane's chunk
-// prefetch, in the forward and the backward. d0 < 0: none.
+// prefetch, in the forward and the backward. The default is none (no steps).
 struct PrefetchTarget {
-  int b = 0, d0 = -1, t0 = 0, t1 = 0;
+  int b = 0, d0 = 0, t0 = 0, t1 = 0;
+  int steps() const { return t1 - t0; }
 };
 
 // Prefetch targets over a thread's sequence of tasks (task: lane k, of
@@ -505,10 +506,9 @@ void gather_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0,
   const int L = p.len, D = p.dim;
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
   const size_t pf_off = (size_t(pf.b) * L + pf.t0) * D + pf.d0;
-  const int pf_steps = pf.d0 >= 0 ? pf.t1 - pf.t0 : 0;
   for (int t = t0; t < t1; ++t) {
     const size_t off = (size_t(b) * L + t) * D;
-    if (t - t0 < pf_steps) {
+    if (t - t0 < pf.steps()) {
       const size_t q = pf_off + size_t(t - t0) * D;
       prefetch_l2(p.delta + q);
       prefetch_l2(p.u + q);
@@ -741,15 +741,14 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   const T* const Cm = p.Cm;
   const T* ahead[7];
   int n_ahead = 0;
-  if (pf.d0 >= 0)
+  if (pf.steps() > 0)
     for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
                        static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
       if (q) ahead[n_ahead++] = q + (size_t(pf.b) * L + pf.t0) * D + pf.d0;
-  const int pf_steps = pf.t1 - pf.t0;
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t row = size_t(b) * L + t;
-    if (i < pf_steps)
+    if (i < pf.steps())
       for (int k = 0; k < n_ahead; ++k) prefetch_l2(ahead[k] + size_t(i) * D);
     const V dl = V::load(delta + row * D);
     const V uu = V::load(u + row * D);
