@@ -9,18 +9,23 @@
 //     (each layer's (8, 256, 512) input is its own, as in training);
 //   - every matrix product of the step, as Linear calls it: the forward,
 //     and the backward's dx and dW products (linear_backward), per layer
-//     shape. FLOP/s is 2 x rows x in x out per product.
+//     shape. FLOP/s is 2 x rows x in x out per product;
+//   - the core's peak: independent FMAs with AVX2 and with AVX-512 on one
+//     thread (FmaPeak), the ceiling the products' FLOP/s are read against.
 // The products' times summed over the step (x 4 layers, lm_head once) are
 // the floor of a training step that any kernel work elsewhere cannot go
 // below; bench/README.md records them. Threads: OMP_NUM_THREADS (the
 // products split their output over the OpenMP threads, one single-threaded
 // BLAS call per block, as in training).
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
 #include <random>
+#include <string>
 #include <vector>
 
 #include "mambakit/blas_core.h"
+#include "mambakit/cpu_isa.h"
 #include "mambakit/ops/activations.h"
 #include "mambakit/ops/conv1d.h"
 #include "mambakit/ops/matmul.h"
@@ -202,6 +207,65 @@ void model_shapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_LinearForward)->Apply(model_shapes);
 BENCHMARK(BM_LinearBackward)->Apply(model_shapes);
+
+// The core's multiply-add peak: 12 independent chains of FMAs (more than the
+// FMA latency times the FMA ports of any current x86 core, so the loop is
+// bound by throughput alone), each FMA counted as 2 FLOPs per lane. The
+// functions carry their own target flags: the file is built for plain
+// x86-64, and each runs only where the CPU supports it.
+constexpr int kFmaChains = 12;
+constexpr long kFmaSteps = 1L << 20;
+
+__attribute__((target("avx2,fma"))) float fma_chains_avx2(float x, float y) {
+  __m256 acc[kFmaChains];
+  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_set1_ps(float(i));
+  const __m256 a = _mm256_set1_ps(x), b = _mm256_set1_ps(y);
+  for (long s = 0; s < kFmaSteps; ++s)
+    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  __m256 sum = acc[0];
+  for (int i = 1; i < kFmaChains; ++i) sum = _mm256_add_ps(sum, acc[i]);
+  return _mm256_cvtss_f32(sum);
+}
+
+__attribute__((target("avx512f"))) float fma_chains_avx512(float x, float y) {
+  __m512 acc[kFmaChains];
+  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_set1_ps(float(i));
+  const __m512 a = _mm512_set1_ps(x), b = _mm512_set1_ps(y);
+  for (long s = 0; s < kFmaSteps; ++s)
+    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 sum = acc[0];
+  for (int i = 1; i < kFmaChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  return _mm512_cvtss_f32(sum);
+}
+
+bool cpu_runs(mk::Isa isa) {
+  for (mk::Isa s : mk::supported_isas())
+    if (s == isa) return true;
+  return false;
+}
+
+void BM_FmaPeak(benchmark::State& state, mk::Isa isa) {
+  if (!cpu_runs(isa)) {
+    state.SkipWithError((std::string("this CPU does not run ") + mk::isa_name(isa)).c_str());
+    return;
+  }
+  const int lanes = isa == mk::Isa::avx512 ? 16 : 8;
+  // x < 1 keeps the chains bounded (they converge to y / (1 - x)); the
+  // operands go through memory the compiler cannot see into, so it cannot
+  // fold the loop.
+  float x = 0.999f, y = 1e-4f;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(x);
+    benchmark::DoNotOptimize(y);
+    float r = isa == mk::Isa::avx512 ? fma_chains_avx512(x, y) : fma_chains_avx2(x, y);
+    benchmark::DoNotOptimize(r);
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * lanes * kFmaChains * double(kFmaSteps) * double(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_FmaPeak, avx2, mk::Isa::avx2)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_FmaPeak, avx512, mk::Isa::avx512)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
