@@ -16,7 +16,8 @@
 //               per row (language models) + 1 loss
 //   mamba       11 E + 3 R + 8 N per row (x, z, conv out, u, dt, delta, y,
 //               x_proj out, dt_in, B, C and their gradients) + the scan's
-//               chunk states E N per 64 steps (doubled when bidirectional)
+//               chunk states E N per selective_scan_chunk_len() steps
+//               (16; doubled when bidirectional)
 //   attention   9 D + h per row (q, k, v, o, their gradients, lse)
 //   mlp         6 F per row
 //   s4 / s4d    8 D per row + 2 kernels of D seq_len per copy

@@ -11,7 +11,7 @@
 namespace mk::ops {
 
 // Steps per saved-state chunk (selective_scan_chunk_len()).
-constexpr int kScanChunk = 64;
+constexpr int kScanChunk = 16;
 // Below this many state updates (B*L*D*N) a call runs on one thread.
 constexpr size_t kScanParallelMinWork = size_t(1) << 16;
 
