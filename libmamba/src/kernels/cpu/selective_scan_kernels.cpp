@@ -88,7 +88,7 @@ using LocalVec = std::vector<T, LocalAlloc<T>>;
 // N = 16, W = 16; half that with AVX2) stay in L1 on cores with 48 KiB of
 // it. Measured on an Emerald Rapids against 64 steps (bench/README.md):
 // forward+backward 9-10% faster with AVX2 and 0-12% with AVX-512 (its
-// forward 7-19% faster, its backward the same) at B=2 D=1536 L=2048 on 2
+// forward 7-19% faster, its backward -3 to +11%) at B=2 D=1536 L=2048 on 2
 // threads, 10-23% faster with both at B=8 D=512 L=256 or 2048 on one; a
 // one-thread training step about 5% faster for 5% more resident memory.
 constexpr int kChunk = kScanChunk;
