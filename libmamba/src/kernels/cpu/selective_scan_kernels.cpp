@@ -88,9 +88,10 @@ using LocalVec = std::vector<T, LocalAlloc<T>>;
 // N = 16, W = 16; half that with AVX2) stay in L1 on cores with 48 KiB of
 // it. Measured on an Emerald Rapids against 64 steps (bench/README.md):
 // forward+backward 9-10% faster with AVX2 and 0-12% with AVX-512 (its
-// forward 7-19% faster, its backward -3 to +11%) at B=2 D=1536 L=2048 on 2
-// threads, 10-23% faster with both at B=8 D=512 L=256 or 2048 on one; a
-// one-thread training step about 5% faster for 5% more resident memory.
+// forward 7-19% faster, its backward from 3% slower to 11% faster) at B=2
+// D=1536 L=2048 on 2 threads, 10-23% faster with both at B=8 D=512 L=256
+// or 2048 on one; a one-thread training step about 5% faster for 5% more
+// resident memory.
 constexpr int kChunk = kScanChunk;
 
 // Below this many state updates (B*L*D*N) a call runs on one thread: waking
