@@ -216,27 +216,22 @@ BENCHMARK(BM_LinearBackward)->Apply(model_shapes);
 constexpr int kFmaChains = 12;
 constexpr long kFmaSteps = 1L << 20;
 
-__attribute__((target("avx2,fma"))) float fma_chains_avx2(float x, float y) {
-  __m256 acc[kFmaChains];
-  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_set1_ps(float(i));
-  const __m256 a = _mm256_set1_ps(x), b = _mm256_set1_ps(y);
-  for (long s = 0; s < kFmaSteps; ++s)
-    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  __m256 sum = acc[0];
-  for (int i = 1; i < kFmaChains; ++i) sum = _mm256_add_ps(sum, acc[i]);
-  return _mm256_cvtss_f32(sum);
-}
-
-__attribute__((target("avx512f"))) float fma_chains_avx512(float x, float y) {
-  __m512 acc[kFmaChains];
-  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_set1_ps(float(i));
-  const __m512 a = _mm512_set1_ps(x), b = _mm512_set1_ps(y);
-  for (long s = 0; s < kFmaSteps; ++s)
-    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  __m512 sum = acc[0];
-  for (int i = 1; i < kFmaChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
-  return _mm512_cvtss_f32(sum);
-}
+// One body for both widths: V is the vector type, P the prefix of its
+// intrinsics (_mm256, _mm512).
+#define MK_FMA_CHAINS(NAME, TARGET, V, P)                                          \
+  __attribute__((target(TARGET))) float NAME(float x, float y) {                   \
+    V acc[kFmaChains];                                                             \
+    for (int i = 0; i < kFmaChains; ++i) acc[i] = P##_set1_ps(float(i));           \
+    const V a = P##_set1_ps(x), b = P##_set1_ps(y);                                \
+    for (long s = 0; s < kFmaSteps; ++s)                                           \
+      for (int i = 0; i < kFmaChains; ++i) acc[i] = P##_fmadd_ps(acc[i], a, b);    \
+    V sum = acc[0];                                                                \
+    for (int i = 1; i < kFmaChains; ++i) sum = P##_add_ps(sum, acc[i]);            \
+    return P##_cvtss_f32(sum);                                                     \
+  }
+MK_FMA_CHAINS(fma_chains_avx2, "avx2,fma", __m256, _mm256)
+MK_FMA_CHAINS(fma_chains_avx512, "avx512f", __m512, _mm512)
+#undef MK_FMA_CHAINS
 
 bool cpu_runs(mk::Isa isa) {
   for (mk::Isa s : mk::supported_isas())
