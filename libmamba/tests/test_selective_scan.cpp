@@ -34,11 +34,13 @@ std::string name(const Shape& s) {
 }
 
 // Awkward shapes: L not a multiple of the chunk, L = 1, batch 1, D not a
-// multiple of the SIMD width, N = 1, 4, 16, 64, with and without z and D.
+// multiple of the SIMD width, N = 1, 4, 12 (8 states and a rest, as the
+// SIMD paths save states in blocks of 8), 16, 64, with and without z and D.
 const std::vector<Shape> kShapes = {
     {2, 130, 37, 16, true, true},  {1, 1, 5, 4, false, true},    {1, 64, 16, 1, true, false},
     {2, 200, 33, 64, true, true},  {3, 65, 48, 16, false, false}, {1, 300, 17, 4, true, true},
     {2, 128, 16, 16, true, true},  {1, 129, 5, 16, false, true},  {2, 3, 40, 64, false, false},
+    {2, 70, 24, 12, true, true},
 };
 
 template <typename T>

@@ -152,6 +152,13 @@ struct Scalar {
   static void add_reduced(const Scalar* s, int N, T* dst) {
     for (int n = 0; n < N; ++n) dst[n] += s[n].v;
   }
+  // One lane: the saved-state layout is the states in order.
+  static void store_by_lane(const Scalar* s, int N, T* dst) {
+    for (int n = 0; n < N; ++n) dst[n] = s[n].v;
+  }
+  static void load_by_lane(Scalar* s, int N, const T* src) {
+    for (int n = 0; n < N; ++n) s[n].v = src[n];
+  }
 };
 
 // Coefficients of the vector exp: e^x = 2^k * e^r, x = k ln2 + r, |r| <= ln2/2.
@@ -187,6 +194,31 @@ struct Exp2K {
   static constexpr float q[5] = {6.931470037e-01f, 2.402224243e-01f, 5.550733954e-02f,
                                  9.671513923e-03f, 1.326471451e-03f};
 };
+#endif
+
+#if MK_SCAN_ISA >= 1
+// r[j] (j < 8) becomes the vector of element j of every input: an 8x8
+// transpose of floats in 24 shuffles. It turns the state vectors of a lane
+// (one vector per state, one element per channel) into the saved-state
+// layout (per channel, consecutive states) and back.
+inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    const int a = 4 * i;
+    u[a] = _mm256_shuffle_ps(t[a], t[a + 2], 0x44);
+    u[a + 1] = _mm256_shuffle_ps(t[a], t[a + 2], 0xEE);
+    u[a + 2] = _mm256_shuffle_ps(t[a + 1], t[a + 3], 0x44);
+    u[a + 3] = _mm256_shuffle_ps(t[a + 1], t[a + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+    r[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+  }
+}
 #endif
 
 #if MK_SCAN_ISA == 2
@@ -231,6 +263,49 @@ struct F16 {
     const __m512 p = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.f));
     const __m512i k_exp = _mm512_slli_epi32(_mm512_castps_si512(t), 23);
     return {_mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), k_exp))};
+  }
+  // The saved-state layout (dst[l * N + n] = lane l of s[n], n < N) and
+  // back: each 8 states go through two transpose8x8, one per half of the
+  // lanes (16 vector stores of 8 floats instead of 128 scalar ones).
+  static void store_by_lane(const F16* s, int N, float* dst) {
+    int n0 = 0;
+    for (; n0 + 8 <= N; n0 += 8) {
+      __m256 lo[8], hi[8];
+      for (int j = 0; j < 8; ++j) {
+        lo[j] = _mm512_extractf32x8_ps(s[n0 + j].v, 0);
+        hi[j] = _mm512_extractf32x8_ps(s[n0 + j].v, 1);
+      }
+      transpose8x8(lo);
+      transpose8x8(hi);
+      for (int l = 0; l < 8; ++l) {
+        _mm256_storeu_ps(dst + size_t(l) * N + n0, lo[l]);
+        _mm256_storeu_ps(dst + size_t(l + 8) * N + n0, hi[l]);
+      }
+    }
+    alignas(64) float lanes[16];
+    for (int n = n0; n < N; ++n) {
+      _mm512_store_ps(lanes, s[n].v);
+      for (int l = 0; l < 16; ++l) dst[size_t(l) * N + n] = lanes[l];
+    }
+  }
+  static void load_by_lane(F16* s, int N, const float* src) {
+    int n0 = 0;
+    for (; n0 + 8 <= N; n0 += 8) {
+      __m256 lo[8], hi[8];
+      for (int l = 0; l < 8; ++l) {
+        lo[l] = _mm256_loadu_ps(src + size_t(l) * N + n0);
+        hi[l] = _mm256_loadu_ps(src + size_t(l + 8) * N + n0);
+      }
+      transpose8x8(lo);
+      transpose8x8(hi);
+      for (int j = 0; j < 8; ++j)
+        s[n0 + j].v = _mm512_insertf32x8(_mm512_castps256_ps512(lo[j]), hi[j], 1);
+    }
+    alignas(64) float lanes[16];
+    for (int n = n0; n < N; ++n) {
+      for (int l = 0; l < 16; ++l) lanes[l] = src[size_t(l) * N + n];
+      s[n].v = _mm512_load_ps(lanes);
+    }
   }
   // dst[n] += sum over lanes of s[n]. Groups of 16 states are reduced
   // together by a transpose-and-add tree (4 levels, 45 instructions for 16
@@ -311,6 +386,37 @@ struct F8 {
     const __m256 p = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.f));
     const __m256i k_exp = _mm256_slli_epi32(_mm256_castps_si256(t), 23);
     return {_mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), k_exp))};
+  }
+  // The saved-state layout (dst[l * N + n] = lane l of s[n], n < N) and
+  // back: each 8 states go through transpose8x8 (8 vector stores instead of
+  // 64 scalar ones).
+  static void store_by_lane(const F8* s, int N, float* dst) {
+    int n0 = 0;
+    for (; n0 + 8 <= N; n0 += 8) {
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) r[j] = s[n0 + j].v;
+      transpose8x8(r);
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + size_t(l) * N + n0, r[l]);
+    }
+    alignas(32) float lanes[8];
+    for (int n = n0; n < N; ++n) {
+      _mm256_store_ps(lanes, s[n].v);
+      for (int l = 0; l < 8; ++l) dst[size_t(l) * N + n] = lanes[l];
+    }
+  }
+  static void load_by_lane(F8* s, int N, const float* src) {
+    int n0 = 0;
+    for (; n0 + 8 <= N; n0 += 8) {
+      __m256 r[8];
+      for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(src + size_t(l) * N + n0);
+      transpose8x8(r);
+      for (int j = 0; j < 8; ++j) s[n0 + j].v = r[j];
+    }
+    alignas(32) float lanes[8];
+    for (int n = n0; n < N; ++n) {
+      for (int l = 0; l < 8; ++l) lanes[l] = src[size_t(l) * N + n];
+      s[n].v = _mm256_load_ps(lanes);
+    }
   }
   // dst[n] += sum over lanes of s[n]. Groups of 8 states are reduced together
   // by a transpose-and-add tree (21 instructions for 8 sums instead of 8
@@ -407,21 +513,11 @@ V silu_of(V z, V* sig_out = nullptr) {
 // of a saved state at dst = &state[d0 * N]: element (l, n) at dst[l*N + n].
 template <class V, class S>
 void store_states(S& h, int N, typename V::elem* dst) {
-  using T = typename V::elem;
-  alignas(64) T lanes[V::W];
-  for (int n = 0; n < N; ++n) {
-    h[n].store(lanes);
-    for (int l = 0; l < V::W; ++l) dst[size_t(l) * N + n] = lanes[l];
-  }
+  V::store_by_lane(&h[0], N, dst);
 }
 template <class V, class S>
 void load_states(S& h, int N, const typename V::elem* src) {
-  using T = typename V::elem;
-  alignas(64) T lanes[V::W];
-  for (int n = 0; n < N; ++n) {
-    for (int l = 0; l < V::W; ++l) lanes[l] = src[size_t(l) * N + n];
-    h[n] = V::load(lanes);
-  }
+  V::load_by_lane(&h[0], N, src);
 }
 
 // A[d0+l, n] * scale for the W lanes starting at channel d0, as N vectors
