@@ -18,10 +18,12 @@
 // broadcasts; each state n of the W channels is one vector, so y accumulates
 // across n with no horizontal reduction. Channels left over when D is not a
 // multiple of W run through the same code with W = 1.
-//   forward:  a thread walks its lanes chunk by chunk; per lane and chunk the
-//             strided inputs are copied into a contiguous buffer once, then
-//             the states run over it in register groups; state saved every
-//             kChunk steps (chunk_states).
+//   forward:  a thread walks its lanes chunk by chunk; per lane and chunk
+//             all 16 states (N = 16) run over the steps in one pass that
+//             reads the strided inputs and stores the gated output as it
+//             goes; for other N the strided inputs are first copied into a
+//             contiguous buffer and the states run over it; state saved
+//             every kChunk steps (chunk_states).
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L1), then walk it backwards, again in register
@@ -98,11 +100,15 @@ constexpr int kChunk = kScanChunk;
 // the team costs more than the work.
 constexpr size_t kParallelMinWork = kScanParallelMinWork;
 
-// States per register group of the AVX2 forward (state_group()).
+// States per register group of the forward (state_group()).
 #ifndef MK_AVX2_STATE_GROUP
-#define MK_AVX2_STATE_GROUP 8
+#define MK_AVX2_STATE_GROUP 16
+#endif
+#ifndef MK_AVX512_STATE_GROUP
+#define MK_AVX512_STATE_GROUP 16
 #endif
 constexpr int kAvx2StateGroup = MK_AVX2_STATE_GROUP;
+constexpr int kAvx512StateGroup = MK_AVX512_STATE_GROUP;
 #ifndef MK_AVX2_REVERSE_GROUP
 #define MK_AVX2_REVERSE_GROUP 8
 #endif
@@ -536,7 +542,9 @@ void load_At(const typename V::elem* A, int d0, int N, V* At, typename V::elem s
 // Fused forward. A thread owns a run of lanes of one batch row and walks it
 // chunk by chunk (all its lanes through chunk c before chunk c+1), so the
 // lanes that share a cache line (two per line with AVX2) read it while it
-// is still in cache. For one lane and chunk:
+// is still in cache. For one lane and chunk, with N = 16 on the SIMD paths,
+// one pass over the steps (forward_one_pass) reads delta, u and z, runs all
+// states and stores the gated output; otherwise three passes:
 //   gather: delta, delta*u and D*u of the chunk's steps are copied into a
 //           contiguous per-thread buffer (consecutive steps are D floats
 //           apart: more than a page for real sizes, and at D = 1536 every
@@ -669,20 +677,81 @@ void forward_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
   }
 }
 
-// States per register group. With AVX-512 (32 zmm) a group of 8 states, the
-// step's operands, the exp's constants and temporaries fit in registers.
-// With AVX2 (16 ymm) they do not: GCC keeps the exp's 9 constants in
-// registers and spills some of the 8 states to the stack (a store and a load
-// per state and step, served by store forwarding). Measured on a Zen 4
-// (forward, one thread, bench shape): that is 6% faster than groups of 4
-// states (no spills, but twice the passes over the step buffer) and 13%
-// faster than groups of 8 with the constants read from memory at each use
-// (no spills, 9 more loads per exp).
+// States per register group of the forward. With 16 states (the usual N)
+// both SIMD paths take all of them in one group and run a lane's chunk in
+// one pass (forward_one_pass). Neither has the registers for 16 states and
+// the exp's constants: GCC 12 spills 10 of them with AVX-512 and most with
+// AVX2 to the stack (a load and a store per spilled state and step, served
+// by store forwarding), and the one pass is faster all the same. Measured
+// on a Zen 5 (bench shape, 2 threads; bench/README.md) against groups of 8
+// with a gather pass and a gate pass: forward 13% (AVX2) and 16% (AVX-512)
+// faster, 13-21% at B=8 D=512 L=256 on one thread; unmeasured on other
+// CPUs. Other N (no compile-time N) keep their
+// states in memory and run the gather, state and gate passes. Building with
+// MK_AVX2_STATE_GROUP or MK_AVX512_STATE_GROUP = 8 brings back the groups
+// of 8 with those passes, for comparison.
 template <class V, int NC>
 constexpr int state_group() {
   if (NC == 0 || V::W == 1) return NC;
-  constexpr int G = V::W == 8 ? kAvx2StateGroup : 8;
+  constexpr int G = V::W == 8 ? kAvx2StateGroup : kAvx512StateGroup;
   return NC % G == 0 ? G : NC;
+}
+
+// Whether a lane's chunk runs in one pass (forward_one_pass) rather than
+// gather, state groups and gate: when a compile-time N fits one group.
+template <class V, int NC>
+constexpr bool one_pass_forward() {
+  return NC > 0 && V::W > 1 && state_group<V, NC>() == NC;
+}
+
+// Steps t0..t1 of the lane at channel d0 with all NC states in one register
+// group (spilled where the registers run out): delta, u and z are read from
+// their rows and the gated output stored as each step is done, so the
+// strided loads overlap with the arithmetic of the states instead of
+// waiting in a separate gather pass.
+template <class V, int NC, bool Fast>
+void forward_one_pass(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
+                      int t1, const V* At, V* hmem, typename V::elem* out,
+                      const PrefetchTarget& pf) {
+  using T = typename V::elem;
+  const int L = p.len, D = p.dim;
+  const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
+  V h[NC];
+#pragma GCC unroll 64
+  for (int n = 0; n < NC; ++n) h[n] = hmem[n];
+  const T* const delta = p.delta;
+  const T* const u = p.u;
+  const T* const z = p.z;
+  const size_t pf_off = (size_t(pf.b) * L + pf.t0) * D + pf.d0;
+  for (int t = t0; t < t1; ++t) {
+    const size_t row = size_t(b) * L + t, off = row * D + d0;
+    if (t - t0 < pf.steps()) {
+      const size_t q = pf_off + size_t(t - t0) * D;
+      prefetch_l2(delta + q);
+      prefetch_l2(u + q);
+      if (z) prefetch_l2(z + q);
+      prefetch_l2(out + q);
+    }
+    const V dl = V::load(delta + off), uu = V::load(u + off);
+    const V du = dl * uu;
+    const T* Bi = p.Bm + row * NC;
+    const T* Ci = p.Cm + row * NC;
+    V y0 = Dv * uu, y1 = V::zero();
+#pragma GCC unroll 64
+    for (int n = 0; n < NC; ++n) {
+      const V a = DecayExp<V, Fast>::exp(dl * At[n]);
+      h[n] = V::fma(a, h[n], du * V::set1(Bi[n]));
+      if (n & 1)
+        y1 = V::fma(h[n], V::set1(Ci[n]), y1);
+      else
+        y0 = V::fma(h[n], V::set1(Ci[n]), y0);
+    }
+    V y = y0 + y1;
+    if (z) y = y * silu_of(V::load(z + off));
+    y.store(out + off);
+  }
+#pragma GCC unroll 64
+  for (int n = 0; n < NC; ++n) hmem[n] = h[n];
 }
 
 // Chunk c of the lane at channel d0: saves its start state, gathers, runs
@@ -696,6 +765,10 @@ void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
   const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
   if (chunk_states)
     store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
+  if constexpr (one_pass_forward<V, NC>()) {
+    forward_one_pass<V, NC, Fast>(p, b, d0, t0, t1, At, h, out, pf);
+    return;
+  }
   gather_chunk(p, b, d0, t0, t1, out, buf, pf);
   const auto* Bt = p.Bm + (size_t(b) * L + t0) * N;
   const auto* Ct = p.Cm + (size_t(b) * L + t0) * N;
@@ -816,16 +889,49 @@ struct BwdScratch {
   }
 };
 
-// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf, add the dC
-// terms dy h into s.accC (kDcPerChunk) or, reduced across the vector, into
-// the thread's partial sums dC_part, and copy the chunk's delta and u into
+// The backward of one lane (channels d0..d0+W) over one chunk, in two
+// parts: recompute_chunk walks the chunk forwards, forming each step's dy
+// (and dout * dsilu(z)) from dout and z (gate_step) and recomputing h,
+// adding the dC terms dy h as it goes; reverse_chunk then runs the states
+// in register groups (reverse_states), each walking the chunk backwards and
+// adding its share of sum_n ga A_n and sum_n dh B_n into s.ddlbuf,
+// s.dhBbuf; the last group completes the sums and stores ddelta, du and dz.
+
+// The gate's backward at one step (offset off, step i of the chunk): dy
+// into s.dybuf (returned), dout * dsilu(z) into s.gzbuf, D's gradient terms
+// into dD, and the step's sums over states for the reverse cleared.
+template <class V>
+V gate_step(const SelectiveScanParams<typename V::elem>& p, const typename V::elem* dout,
+            size_t off, int i, V uu, V& dD, BwdScratch<V>& s) {
+  const V go = V::load(dout + off);
+  V dy = go;
+  if (p.z) {
+    const V zz = V::load(p.z + off);
+    V sig;
+    const V sz = silu_of(zz, &sig);
+    dy = go * sz;
+    // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
+    s.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
+  }
+  if (p.Dskip) dD = V::fma(dy, uu, dD);
+  s.dybuf[i] = dy;
+  s.ddlbuf[i] = V::zero();
+  s.dhBbuf[i] = V::zero();
+  return dy;
+}
+
+// Recompute steps t0..t1 of lane k into s.hbuf/abuf/ybuf, add the dC terms
+// dy h into s.accC (kDcPerChunk) or, reduced across the vector, into the
+// thread's partial sums dC_part, and copy the chunk's delta and u into
 // s.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
 // by the forward's expression, so the recomputed states are the forward's.
-// The rows that a later lane's backward reads and writes (pf) are
-// prefetched into L2 as this chunk's steps go by.
+// The gate's backward runs in the same pass (gate_step), so each step's
+// rows of delta, u, dout and z are read once. The rows that a later lane's
+// backward reads and writes (pf) are prefetched into L2 as this chunk's
+// steps go by.
 template <class V, int NC, bool Fast>
-void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
-                     int t1, const V* At, const typename V::elem* dout,
+void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int k,
+                     int t0, int t1, const V* At, const typename V::elem* dout,
                      const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s,
                      typename V::elem* dC_part, const PrefetchTarget& pf) {
   using T = typename V::elem;
@@ -839,7 +945,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   V* __restrict dlbuf = s.dlbuf.data();
   V* __restrict uubuf = s.uubuf.data();
   V* __restrict ybuf = s.ybuf.data();
-  const V* __restrict dybuf = s.dybuf.data();
+  V dD = s.dD[k];
   const T* const delta = p.delta + d0;
   const T* const u = p.u + d0;
   const T* const Bm = p.Bm;
@@ -854,7 +960,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     const int i = t - t0;
     const size_t row = size_t(b) * L + t;
     if (i < pf.steps())
-      for (int k = 0; k < n_ahead; ++k) prefetch_l2(ahead[k] + size_t(i) * D);
+      for (int j = 0; j < n_ahead; ++j) prefetch_l2(ahead[j] + size_t(i) * D);
     const V dl = V::load(delta + row * D);
     const V uu = V::load(u + row * D);
     dlbuf[i] = dl;
@@ -868,7 +974,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     V* accCi = kDcPerChunk<V> ? accC + size_t(i) * N : nullptr;
     V sCloc[NC ? NC : 1];
     V* sC = NC ? sCloc : s.sC.data();
-    const V dy = dybuf[i];
+    const V dy = gate_step(p, dout, row * D + d0, i, uu, dD, s);
     V y0 = Dv * uu, y1 = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < N; ++n) {
@@ -887,39 +993,6 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     }
     ybuf[i] = y0 + y1;
     if constexpr (!kDcPerChunk<V>) V::add_reduced(sC, N, dC_part + row * N);
-  }
-}
-
-// The backward of one lane (channels d0..d0+W) over one chunk, in four
-// parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
-// s.dybuf (s.gzbuf) before recompute_chunk, which adds each step's dC terms
-// dy h (into s.accC or the thread's partial sums) as it recomputes h;
-// reverse_chunk then runs the states in register groups (reverse_states),
-// each walking the chunk backwards and adding its share of sum_n ga A_n and
-// sum_n dh B_n into s.ddlbuf, s.dhBbuf; the last group completes the sums
-// and stores ddelta, du and dz.
-template <class V>
-void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
-                   const typename V::elem* dout, int k, BwdScratch<V>& s) {
-  const int L = p.len, D = p.dim;
-  V dD = s.dD[k];
-  for (int t = t0; t < t1; ++t) {
-    const int i = t - t0;
-    const size_t off = (size_t(b) * L + t) * D + d0;
-    const V go = V::load(dout + off);
-    V dy = go;
-    if (p.z) {
-      const V zz = V::load(p.z + off);
-      V sig;
-      const V sz = silu_of(zz, &sig);
-      dy = go * sz;
-      // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
-      s.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
-    }
-    if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
-    s.dybuf[i] = dy;
-    s.ddlbuf[i] = V::zero();
-    s.dhBbuf[i] = V::zero();
   }
   s.dD[k] = dD;
 }
@@ -1054,8 +1127,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
       for (int k = 0; k < n_lanes; ++k) {
         const int d0 = c0 + k * V::W;
         load_states<V>(s.hbuf, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-        gate_backward(p, b, d0, t0, t1, dout, k, s);
-        recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
+        recompute_chunk<V, NC, Fast>(p, b, d0, k, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
                                      dC_part, ahead.target(b, c, k));
         reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
       }
