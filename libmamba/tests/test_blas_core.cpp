@@ -31,6 +31,18 @@ TEST(BlasCore, Avx2AndAvx512ChoicesAndOtherBlasAreLeftAlone) {
   EXPECT_EQ(mk::better_blas_core("", Isa::avx512), "");  // not OpenBLAS
 }
 
+TEST(BlasCore, KernelSetsNarrowerThanTheCpuAreNamed) {
+  EXPECT_TRUE(mk::blas_core_narrower_than_cpu("Haswell", Isa::avx512));
+  EXPECT_TRUE(mk::blas_core_narrower_than_cpu("ZEN", Isa::avx512));
+  EXPECT_TRUE(mk::blas_core_narrower_than_cpu("Prescott", Isa::avx512));
+  EXPECT_TRUE(mk::blas_core_narrower_than_cpu("Prescott", Isa::avx2));
+  EXPECT_FALSE(mk::blas_core_narrower_than_cpu("Haswell", Isa::avx2));  // as wide as the CPU
+  EXPECT_FALSE(mk::blas_core_narrower_than_cpu("Prescott", Isa::scalar));
+  for (const char* wide : {"SkylakeX", "Cooperlake", "SapphireRapids", "SomeFutureCore"})
+    EXPECT_FALSE(mk::blas_core_narrower_than_cpu(wide, Isa::avx512)) << wide;
+  EXPECT_FALSE(mk::blas_core_narrower_than_cpu("", Isa::avx512));  // not OpenBLAS
+}
+
 TEST(BlasCore, ThisProcessReportsItsKernelSetAndWhereItCameFrom) {
   // One product, so that this test links the BLAS as every program does.
   const float a = 2, b = 3;

@@ -31,6 +31,14 @@ std::string blas_core_name();
 // is one OpenBLAS made for a CPU it knows, and stands.
 std::string better_blas_core(const std::string& core, Isa widest);
 
+// Whether the kernel set `core` runs narrower vectors than a CPU whose
+// widest ISA is `widest`: a pre-AVX2 set on an AVX2 or AVX-512 CPU, or an
+// AVX2 set ("Haswell", "Zen") on an AVX-512 one. OpenBLAS never makes the
+// second choice itself on a CPU it knows; an OPENBLAS_CORETYPE in the
+// environment can (on a Zen 5 with AVX-512, "Haswell" ran a training step's
+// products at half the speed of OpenBLAS's own "Cooperlake").
+bool blas_core_narrower_than_cpu(const std::string& core, Isa widest);
+
 // Call first in a program's main. When better_blas_core(blas_core_name(),
 // widest supported ISA) is not "" and OPENBLAS_CORETYPE is unset, sets it
 // (and MAMBAKIT_BLAS_CORE_REPLACED to OpenBLAS's own choice, for
@@ -42,7 +50,9 @@ std::string better_blas_core(const std::string& core, Isa widest);
 void restart_with_better_blas_core(char** argv);
 
 // Where the kernel set came from, for `mambakit info --system` and
-// --version: "OpenBLAS's choice"; "OPENBLAS_CORETYPE=X (the environment)";
+// --version: "OpenBLAS's choice"; "OPENBLAS_CORETYPE=X (the environment)",
+// followed by a hint to unset it when X is narrower than the CPU
+// (blas_core_narrower_than_cpu);
 // "OPENBLAS_CORETYPE=X, set by mambakit: OpenBLAS chose Prescott (no AVX2
 // kernels) on this avx512 CPU"; the same with "but this OpenBLAS ignored it"
 // when the set is still a pre-AVX2 one (an OpenBLAS built for one target,

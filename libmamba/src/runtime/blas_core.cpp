@@ -51,6 +51,13 @@ std::string better_blas_core(const std::string& core, Isa widest) {
   return widest == Isa::avx2 ? "Haswell" : "";
 }
 
+bool blas_core_narrower_than_cpu(const std::string& core, Isa widest) {
+  if (core.empty() || widest == Isa::scalar) return false;
+  if (pre_avx2_core(core)) return true;
+  return widest == Isa::avx512 &&
+         (strcasecmp(core.c_str(), "Haswell") == 0 || strcasecmp(core.c_str(), "Zen") == 0);
+}
+
 void restart_with_better_blas_core(char** argv) {
   const char* user = std::getenv("OPENBLAS_CORETYPE");
   if (user) return;  // the user's choice (or this is the restarted program)
@@ -84,8 +91,14 @@ std::string blas_core_origin() {
   const char* set = std::getenv("OPENBLAS_CORETYPE");
   if (!set) return "OpenBLAS's choice";
   const char* replaced = std::getenv(kReplacedVar);
-  if (!replaced || !*replaced) return std::string("OPENBLAS_CORETYPE=") + set + " (the environment)";
   const Isa widest = supported_isas().back();
+  if (!replaced || !*replaced) {
+    std::string s = std::string("OPENBLAS_CORETYPE=") + set + " (the environment)";
+    if (blas_core_narrower_than_cpu(core, widest))
+      s += std::string(": narrower kernels than this ") + isa_name(widest) +
+           " CPU runs; unset it to let OpenBLAS choose";
+    return s;
+  }
   std::string s = std::string("OPENBLAS_CORETYPE=") + set + ", set by mambakit: OpenBLAS chose " +
                   replaced + " (no AVX2 kernels) on this " + isa_name(widest) + " CPU";
   if (!better_blas_core(core, widest).empty()) s += ", but this OpenBLAS ignored it";
