@@ -889,52 +889,16 @@ struct BwdScratch {
   }
 };
 
-// The backward of one lane (channels d0..d0+W) over one chunk, in two
-// parts: recompute_chunk walks the chunk forwards, forming each step's dy
-// (and dout * dsilu(z)) from dout and z (gate_step) and recomputing h,
-// adding the dC terms dy h as it goes; reverse_chunk then runs the states
-// in register groups (reverse_states), each walking the chunk backwards and
-// adding its share of sum_n ga A_n and sum_n dh B_n into s.ddlbuf,
-// s.dhBbuf; the last group completes the sums and stores ddelta, du and dz.
-
-// The gate's backward at one step (offset off, step i of the chunk): dy
-// into s.dybuf (returned), dout * dsilu(z) into s.gzbuf, D's gradient terms
-// into dD, and the step's sums over states for the reverse cleared. Forced
-// inline: GCC 12 kept it a call per step (an eighth of the AVX2 backward's
-// cpu-clock samples).
-template <class V>
-[[gnu::always_inline]] inline V gate_step(const SelectiveScanParams<typename V::elem>& p,
-                                          const typename V::elem* dout, size_t off, int i, V uu,
-                                          V& dD, BwdScratch<V>& s) {
-  const V go = V::load(dout + off);
-  V dy = go;
-  if (p.z) {
-    const V zz = V::load(p.z + off);
-    V sig;
-    const V sz = silu_of(zz, &sig);
-    dy = go * sz;
-    // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
-    s.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
-  }
-  if (p.Dskip) dD = V::fma(dy, uu, dD);
-  s.dybuf[i] = dy;
-  s.ddlbuf[i] = V::zero();
-  s.dhBbuf[i] = V::zero();
-  return dy;
-}
-
-// Recompute steps t0..t1 of lane k into s.hbuf/abuf/ybuf, add the dC terms
-// dy h into s.accC (kDcPerChunk) or, reduced across the vector, into the
-// thread's partial sums dC_part, and copy the chunk's delta and u into
+// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf, add the dC
+// terms dy h into s.accC (kDcPerChunk) or, reduced across the vector, into
+// the thread's partial sums dC_part, and copy the chunk's delta and u into
 // s.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
 // by the forward's expression, so the recomputed states are the forward's.
-// The gate's backward runs in the same pass (gate_step), so each step's
-// rows of delta, u, dout and z are read once. The rows that a later lane's
-// backward reads and writes (pf) are prefetched into L2 as this chunk's
-// steps go by.
+// The rows that a later lane's backward reads and writes (pf) are
+// prefetched into L2 as this chunk's steps go by.
 template <class V, int NC, bool Fast>
-void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int k,
-                     int t0, int t1, const V* At, const typename V::elem* dout,
+void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0,
+                     int t1, const V* At, const typename V::elem* dout,
                      const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s,
                      typename V::elem* dC_part, const PrefetchTarget& pf) {
   using T = typename V::elem;
@@ -948,7 +912,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   V* __restrict dlbuf = s.dlbuf.data();
   V* __restrict uubuf = s.uubuf.data();
   V* __restrict ybuf = s.ybuf.data();
-  V dD = s.dD[k];
+  const V* __restrict dybuf = s.dybuf.data();
   const T* const delta = p.delta + d0;
   const T* const u = p.u + d0;
   const T* const Bm = p.Bm;
@@ -963,7 +927,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     const int i = t - t0;
     const size_t row = size_t(b) * L + t;
     if (i < pf.steps())
-      for (int j = 0; j < n_ahead; ++j) prefetch_l2(ahead[j] + size_t(i) * D);
+      for (int k = 0; k < n_ahead; ++k) prefetch_l2(ahead[k] + size_t(i) * D);
     const V dl = V::load(delta + row * D);
     const V uu = V::load(u + row * D);
     dlbuf[i] = dl;
@@ -977,7 +941,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     V* accCi = kDcPerChunk<V> ? accC + size_t(i) * N : nullptr;
     V sCloc[NC ? NC : 1];
     V* sC = NC ? sCloc : s.sC.data();
-    const V dy = gate_step(p, dout, row * D + d0, i, uu, dD, s);
+    const V dy = dybuf[i];
     V y0 = Dv * uu, y1 = V::zero();
 #pragma GCC unroll 16
     for (int n = 0; n < N; ++n) {
@@ -996,6 +960,39 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     }
     ybuf[i] = y0 + y1;
     if constexpr (!kDcPerChunk<V>) V::add_reduced(sC, N, dC_part + row * N);
+  }
+}
+
+// The backward of one lane (channels d0..d0+W) over one chunk, in four
+// parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
+// s.dybuf (s.gzbuf) before recompute_chunk, which adds each step's dC terms
+// dy h (into s.accC or the thread's partial sums) as it recomputes h;
+// reverse_chunk then runs the states in register groups (reverse_states),
+// each walking the chunk backwards and adding its share of sum_n ga A_n and
+// sum_n dh B_n into s.ddlbuf, s.dhBbuf; the last group completes the sums
+// and stores ddelta, du and dz.
+template <class V>
+void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
+                   const typename V::elem* dout, int k, BwdScratch<V>& s) {
+  const int L = p.len, D = p.dim;
+  V dD = s.dD[k];
+  for (int t = t0; t < t1; ++t) {
+    const int i = t - t0;
+    const size_t off = (size_t(b) * L + t) * D + d0;
+    const V go = V::load(dout + off);
+    V dy = go;
+    if (p.z) {
+      const V zz = V::load(p.z + off);
+      V sig;
+      const V sz = silu_of(zz, &sig);
+      dy = go * sz;
+      // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
+      s.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
+    }
+    if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
+    s.dybuf[i] = dy;
+    s.ddlbuf[i] = V::zero();
+    s.dhBbuf[i] = V::zero();
   }
   s.dD[k] = dD;
 }
@@ -1130,7 +1127,8 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
       for (int k = 0; k < n_lanes; ++k) {
         const int d0 = c0 + k * V::W;
         load_states<V>(s.hbuf, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-        recompute_chunk<V, NC, Fast>(p, b, d0, k, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
+        gate_backward(p, b, d0, t0, t1, dout, k, s);
+        recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
                                      dC_part, ahead.target(b, c, k));
         reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
       }
