@@ -159,12 +159,8 @@ struct Scalar {
     for (int n = 0; n < N; ++n) dst[n] += s[n].v;
   }
   // One lane: the saved-state layout is the states in order.
-  static void store_by_lane(const Scalar* s, int N, T* dst) {
-    for (int n = 0; n < N; ++n) dst[n] = s[n].v;
-  }
-  static void load_by_lane(Scalar* s, int N, const T* src) {
-    for (int n = 0; n < N; ++n) s[n].v = src[n];
-  }
+  static void store_by_lane(const Scalar* s, int N, T* dst) { store_by_lane_rest(s, 0, N, dst); }
+  static void load_by_lane(Scalar* s, int N, const T* src) { load_by_lane_rest(s, 0, N, src); }
 };
 
 // Coefficients of the vector exp: e^x = 2^k * e^r, x = k ln2 + r, |r| <= ln2/2.
@@ -201,6 +197,27 @@ struct Exp2K {
                                  9.671513923e-03f, 1.326471451e-03f};
 };
 #endif
+
+// States n0..N of the N vectors s (lane l = channel l of the lane) in the
+// saved-state layout, dst[l * N + n], and back, one element at a time: the
+// scalar lanes, and the states after the blocks of 8 that the SIMD types
+// transpose (store_by_lane, load_by_lane).
+template <class V>
+void store_by_lane_rest(const V* s, int n0, int N, typename V::elem* dst) {
+  alignas(64) typename V::elem lanes[V::W];
+  for (int n = n0; n < N; ++n) {
+    s[n].store(lanes);
+    for (int l = 0; l < V::W; ++l) dst[size_t(l) * N + n] = lanes[l];
+  }
+}
+template <class V>
+void load_by_lane_rest(V* s, int n0, int N, const typename V::elem* src) {
+  alignas(64) typename V::elem lanes[V::W];
+  for (int n = n0; n < N; ++n) {
+    for (int l = 0; l < V::W; ++l) lanes[l] = src[size_t(l) * N + n];
+    s[n] = V::load(lanes);
+  }
+}
 
 #if MK_SCAN_ISA >= 1
 // r[j] (j < 8) becomes the vector of element j of every input: an 8x8
@@ -288,11 +305,7 @@ struct F16 {
         _mm256_storeu_ps(dst + size_t(l + 8) * N + n0, hi[l]);
       }
     }
-    alignas(64) float lanes[16];
-    for (int n = n0; n < N; ++n) {
-      _mm512_store_ps(lanes, s[n].v);
-      for (int l = 0; l < 16; ++l) dst[size_t(l) * N + n] = lanes[l];
-    }
+    store_by_lane_rest(s, n0, N, dst);
   }
   static void load_by_lane(F16* s, int N, const float* src) {
     int n0 = 0;
@@ -307,11 +320,7 @@ struct F16 {
       for (int j = 0; j < 8; ++j)
         s[n0 + j].v = _mm512_insertf32x8(_mm512_castps256_ps512(lo[j]), hi[j], 1);
     }
-    alignas(64) float lanes[16];
-    for (int n = n0; n < N; ++n) {
-      for (int l = 0; l < 16; ++l) lanes[l] = src[size_t(l) * N + n];
-      s[n].v = _mm512_load_ps(lanes);
-    }
+    load_by_lane_rest(s, n0, N, src);
   }
   // dst[n] += sum over lanes of s[n]. Groups of 16 states are reduced
   // together by a transpose-and-add tree (4 levels, 45 instructions for 16
@@ -404,11 +413,7 @@ struct F8 {
       transpose8x8(r);
       for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + size_t(l) * N + n0, r[l]);
     }
-    alignas(32) float lanes[8];
-    for (int n = n0; n < N; ++n) {
-      _mm256_store_ps(lanes, s[n].v);
-      for (int l = 0; l < 8; ++l) dst[size_t(l) * N + n] = lanes[l];
-    }
+    store_by_lane_rest(s, n0, N, dst);
   }
   static void load_by_lane(F8* s, int N, const float* src) {
     int n0 = 0;
@@ -418,11 +423,7 @@ struct F8 {
       transpose8x8(r);
       for (int j = 0; j < 8; ++j) s[n0 + j].v = r[j];
     }
-    alignas(32) float lanes[8];
-    for (int n = n0; n < N; ++n) {
-      for (int l = 0; l < 8; ++l) lanes[l] = src[size_t(l) * N + n];
-      s[n].v = _mm256_load_ps(lanes);
-    }
+    load_by_lane_rest(s, n0, N, src);
   }
   // dst[n] += sum over lanes of s[n]. Groups of 8 states are reduced together
   // by a transpose-and-add tree (21 instructions for 8 sums instead of 8
@@ -754,21 +755,13 @@ void forward_one_pass(const SelectiveScanParams<typename V::elem>& p, int b, int
   for (int n = 0; n < NC; ++n) hmem[n] = h[n];
 }
 
-// Chunk c of the lane at channel d0: saves its start state, gathers, runs
-// the state groups and stores the gated output.
+// Steps t0..t1 of the lane at channel d0 in three passes: gather, the
+// state groups over the buffered steps, and the gate.
 template <class V, int NC, bool Fast>
-void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int c,
-                   const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
-                   typename V::elem* chunk_states, const PrefetchTarget& pf) {
+void forward_passes(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
+                    const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
+                    const PrefetchTarget& pf) {
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const int n_chunks = (L + kChunk - 1) / kChunk;
-  const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
-  if (chunk_states)
-    store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-  if constexpr (one_pass_forward<V, NC>()) {
-    forward_one_pass<V, NC, Fast>(p, b, d0, t0, t1, At, h, out, pf);
-    return;
-  }
   gather_chunk(p, b, d0, t0, t1, out, buf, pf);
   const auto* Bt = p.Bm + (size_t(b) * L + t0) * N;
   const auto* Ct = p.Cm + (size_t(b) * L + t0) * N;
@@ -784,6 +777,23 @@ void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
     if (p.z) y = y * silu_of(V::load(p.z + off));
     y.store(out + off);
   }
+}
+
+// Chunk c of the lane at channel d0: saves its start state, then runs the
+// chunk in one pass or three (one_pass_forward).
+template <class V, int NC, bool Fast>
+void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int c,
+                   const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
+                   typename V::elem* chunk_states, const PrefetchTarget& pf) {
+  const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
+  const int n_chunks = (L + kChunk - 1) / kChunk;
+  const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
+  if (chunk_states)
+    store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
+  if constexpr (one_pass_forward<V, NC>())
+    forward_one_pass<V, NC, Fast>(p, b, d0, t0, t1, At, h, out, pf);
+  else
+    forward_passes<V, NC, Fast>(p, b, d0, t0, t1, At, h, buf, out, pf);
 }
 
 // Lanes j0..j1 (LaneSplit numbering) of batch row b, chunk by chunk.
