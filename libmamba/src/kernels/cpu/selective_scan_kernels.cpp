@@ -18,8 +18,8 @@
 // broadcasts; each state n of the W channels is one vector, so y accumulates
 // across n with no horizontal reduction. Channels left over when D is not a
 // multiple of W run through the same code with W = 1.
-//   forward:  a thread walks its lanes chunk by chunk; per lane and chunk
-//             all 16 states (N = 16) run over the steps in one pass that
+//   forward:  a thread walks its lanes span by span (kFwdSpan steps, half
+//             a chunk); per lane and span all 16 states (N = 16) run over the steps in one pass that
 //             reads the strided inputs and stores the gated output as it
 //             goes; for other N the strided inputs are first copied into a
 //             contiguous buffer and the states run over it; state saved
@@ -95,6 +95,25 @@ using LocalVec = std::vector<T, LocalAlloc<T>>;
 // or 2048 on one; a one-thread training step about 5% faster for 5% more
 // resident memory.
 constexpr int kChunk = kScanChunk;
+
+// Steps a lane of the forward runs before the thread's next lane does (a
+// chunk is saved every kChunk steps all the same). Consecutive steps of a
+// lane are D floats apart, and when D * 4 bytes is a multiple of 2 KiB
+// (D = 512, 1536, ...) all of a stream's rows fall in two L1 sets; so do
+// those of delta, u, z and out when the arrays start at the same offset
+// modulo 4 KiB, as separate 64-byte aligned large allocations do. Over 16
+// steps the 64 lines overflow those sets, and the next lane of the same
+// cache lines (AVX2 has two per line) fetched them again from L2. Over 8
+// steps they mostly stay. Measured on a 2-core Intel Xeon with AMX
+// (bench/README.md) at B=2 D=1536 L=2048, 2 threads: AVX2 forward 15.8-20.5
+// -> 15.4-15.5 ms over array placements (20.5 with the arrays 64-byte
+// aligned at one offset), AVX-512 14.0 -> 11.4 ms; at B=8 D=512 L=256 on one
+// thread the same. MK_FWD_SPAN=16 builds the walk of whole chunks.
+#ifndef MK_FWD_SPAN
+#define MK_FWD_SPAN 8
+#endif
+constexpr int kFwdSpan = MK_FWD_SPAN;
+static_assert(kChunk % kFwdSpan == 0, "the forward's spans must tile its chunks");
 
 // Below this many state updates (B*L*D*N) a call runs on one thread: waking
 // the team costs more than the work.
@@ -541,12 +560,12 @@ void load_At(const typename V::elem* A, int d0, int N, V* At, typename V::elem s
 
 // ---------------------------------------------------------------------------
 // Fused forward. A thread owns a run of lanes of one batch row and walks it
-// chunk by chunk (all its lanes through chunk c before chunk c+1), so the
-// lanes that share a cache line (two per line with AVX2) read it while it
-// is still in cache. For one lane and chunk, with N = 16 on the SIMD paths,
-// one pass over the steps (forward_one_pass) reads delta, u and z, runs all
-// states and stores the gated output; otherwise three passes:
-//   gather: delta, delta*u and D*u of the chunk's steps are copied into a
+// span by span (kFwdSpan steps: all its lanes through span c before span
+// c+1), so the lanes that share a cache line (two per line with AVX2) read
+// it while it is still in cache. For one lane and span, with N = 16 on the
+// SIMD paths, one pass over the steps (forward_one_pass) reads delta, u and
+// z, runs all states and stores the gated output; otherwise three passes:
+//   gather: delta, delta*u and D*u of the span's steps are copied into a
 //           contiguous per-thread buffer (consecutive steps are D floats
 //           apart: more than a page for real sizes, and at D = 1536 every
 //           row of a stream falls in the same two L1 sets, so rows read in
@@ -557,43 +576,45 @@ void load_At(const typename V::elem* A, int d0, int N, V* At, typename V::elem s
 //   gate:   y * silu(z) is stored to out.
 // ---------------------------------------------------------------------------
 
-// The (batch row, chunk, lane) whose rows the steps of a lane's chunk
-// prefetch, in the forward and the backward. The default is none (no steps).
+// The (batch row, span of steps, lane) whose rows the steps of a lane's
+// span prefetch, in the forward and the backward. The default is none (no
+// steps).
 struct PrefetchTarget {
   int b = 0, d0 = 0, t0 = 0, t1 = 0;
   int steps() const { return t1 - t0; }
 };
 
 // Prefetch targets over a thread's sequence of tasks (task: lane k, of
-// width V::W from channel c0, over chunk c of batch row b). The tasks run
-// batch row by batch row from b0 (n_rows of them), in each the chunks up
-// (forward) or down (backward: reverse), in each chunk the n_lanes lanes
+// width V::W from channel c0, over span c of batch row b; a span is `span`
+// steps: kFwdSpan in the forward, a chunk in the backward). The tasks run
+// batch row by batch row from b0 (n_rows of them), in each the spans up
+// (forward) or down (backward: reverse), in each span the n_lanes lanes
 // up. A task's target is the task kAheadLines cache lines of lanes later in
-// that order, so the last lanes of a chunk prefetch the first lanes of the
-// next chunk or batch row; the last tasks have none.
+// that order, so the last lanes of a span prefetch the first lanes of the
+// next span or batch row; the last tasks have none.
 template <class V>
 struct PrefetchAhead {
-  int b0, n_rows, c0, n_lanes, n_chunks, len;
+  int b0, n_rows, c0, n_lanes, n_spans, len, span;
   bool reverse;
   long ahead;  // in tasks: kAheadLines cache lines of lanes
-  PrefetchAhead(int b0_, int n_rows_, int c0_, int n_lanes_, int n_chunks_, int len_,
+  PrefetchAhead(int b0_, int n_rows_, int c0_, int n_lanes_, int n_spans_, int len_, int span_,
                 bool reverse_)
-      : b0(b0_), n_rows(n_rows_), c0(c0_), n_lanes(n_lanes_), n_chunks(n_chunks_), len(len_),
-        reverse(reverse_) {
+      : b0(b0_), n_rows(n_rows_), c0(c0_), n_lanes(n_lanes_), n_spans(n_spans_), len(len_),
+        span(span_), reverse(reverse_) {
     constexpr int lanes_per_line = std::max(1, int(64 / sizeof(typename V::elem)) / V::W);
     ahead = long(kAheadLines) * lanes_per_line;
   }
   PrefetchTarget target(int b, int c, int k) const {
-    const int c_place = reverse ? n_chunks - 1 - c : c;
-    const long task = (long(b - b0) * n_chunks + c_place) * n_lanes + k + ahead;
+    const int c_place = reverse ? n_spans - 1 - c : c;
+    const long task = (long(b - b0) * n_spans + c_place) * n_lanes + k + ahead;
     PrefetchTarget pf;
-    if (task >= long(n_rows) * n_chunks * n_lanes) return pf;
+    if (task >= long(n_rows) * n_spans * n_lanes) return pf;
     const long row_chunk = task / n_lanes;
-    const int place = int(row_chunk % n_chunks);
-    pf.b = b0 + int(row_chunk / n_chunks);
+    const int place = int(row_chunk % n_spans);
+    pf.b = b0 + int(row_chunk / n_spans);
     pf.d0 = c0 + int(task % n_lanes) * V::W;
-    pf.t0 = (reverse ? n_chunks - 1 - place : place) * kChunk;
-    pf.t1 = std::min(len, pf.t0 + kChunk);
+    pf.t0 = (reverse ? n_spans - 1 - place : place) * span;
+    pf.t1 = std::min(len, pf.t0 + span);
     return pf;
   }
 };
@@ -779,16 +800,16 @@ void forward_passes(const SelectiveScanParams<typename V::elem>& p, int b, int d
   }
 }
 
-// Chunk c of the lane at channel d0: saves its start state, then runs the
-// chunk in one pass or three (one_pass_forward).
+// Steps t0..t1 (one span, within one chunk) of the lane at channel d0:
+// saves the chunk's start state if the span starts the chunk, then runs the
+// span in one pass or three (one_pass_forward).
 template <class V, int NC, bool Fast>
-void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int c,
+void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
                    const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
                    typename V::elem* chunk_states, const PrefetchTarget& pf) {
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  const int n_chunks = (L + kChunk - 1) / kChunk;
-  const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
-  if (chunk_states)
+  const int n_chunks = (L + kChunk - 1) / kChunk, c = t0 / kChunk;
+  if (chunk_states && t0 % kChunk == 0)
     store_states<V>(h, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
   if constexpr (one_pass_forward<V, NC>())
     forward_one_pass<V, NC, Fast>(p, b, d0, t0, t1, At, h, out, pf);
@@ -802,7 +823,7 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
                  const Split& split, typename V::elem* out, typename V::elem* chunk_states,
                  typename V::elem* final_state) {
   const int N = NC ? NC : p.dstate, D = p.dim;
-  const int n_chunks = (p.len + kChunk - 1) / kChunk;
+  const int n_spans = (p.len + kFwdSpan - 1) / kFwdSpan;
   const int v0 = std::min(j0, split.n_vec), v1 = std::min(j1, split.n_vec);
   const int s0 = std::max(j0, split.n_vec) - split.n_vec, s1 = std::max(j1, split.n_vec) - split.n_vec;
   FwdLanes<V> vl(v1 - v0, N);
@@ -815,15 +836,17 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
     load_At(p.A, split.n_vec * V::W + k, N, sl.At.data() + size_t(k - s0) * N,
             DecayExp<S1, Fast>::kAScale);
   // The run's vector lanes and its scalar lanes are two task sequences.
-  const PrefetchAhead<V> vpf(b, 1, v0 * V::W, v1 - v0, n_chunks, p.len, false);
-  const PrefetchAhead<S1> spf(b, 1, split.n_vec * V::W + s0, s1 - s0, n_chunks, p.len, false);
-  for (int c = 0; c < n_chunks; ++c) {
+  const PrefetchAhead<V> vpf(b, 1, v0 * V::W, v1 - v0, n_spans, p.len, kFwdSpan, false);
+  const PrefetchAhead<S1> spf(b, 1, split.n_vec * V::W + s0, s1 - s0, n_spans, p.len, kFwdSpan,
+                              false);
+  for (int c = 0; c < n_spans; ++c) {
+    const int t0 = c * kFwdSpan, t1 = std::min(p.len, t0 + kFwdSpan);
     for (int k = v0; k < v1; ++k)
-      forward_chunk<V, NC, Fast>(p, b, k * V::W, c, vl.At.data() + size_t(k - v0) * N,
+      forward_chunk<V, NC, Fast>(p, b, k * V::W, t0, t1, vl.At.data() + size_t(k - v0) * N,
                                  vl.h.data() + size_t(k - v0) * N, vbuf, out, chunk_states,
                                  vpf.target(b, c, k - v0));
     for (int k = s0; k < s1; ++k)
-      forward_chunk<S1, NC, Fast>(p, b, split.n_vec * V::W + k, c,
+      forward_chunk<S1, NC, Fast>(p, b, split.n_vec * V::W + k, t0, t1,
                                   sl.At.data() + size_t(k - s0) * N,
                                   sl.h.data() + size_t(k - s0) * N, sbuf, out, chunk_states,
                                   spf.target(b, c, k - s0));
@@ -1129,7 +1152,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
   for (int k = 0; k < n_lanes; ++k)
     load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N, DecayExp<V, Fast>::kAScale);
 
-  const PrefetchAhead<V> ahead(0, p.batch, c0, n_lanes, n_chunks, L, true);
+  const PrefetchAhead<V> ahead(0, p.batch, c0, n_lanes, n_chunks, L, kChunk, true);
   for (int b = 0; b < p.batch; ++b) {
     std::fill(s.carry.begin(), s.carry.end(), V::zero());
     for (int c = n_chunks - 1; c >= 0; --c) {
