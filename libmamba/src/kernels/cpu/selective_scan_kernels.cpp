@@ -817,7 +817,7 @@ void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
     forward_passes<V, NC, Fast>(p, b, d0, t0, t1, At, h, buf, out, pf);
 }
 
-// Lanes j0..j1 (LaneSplit numbering) of batch row b, chunk by chunk.
+// Lanes j0..j1 (LaneSplit numbering) of batch row b, span by span.
 template <class V, class S1, int NC, bool Fast, class Split>
 void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, int j1,
                  const Split& split, typename V::elem* out, typename V::elem* chunk_states,
