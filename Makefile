@@ -61,6 +61,8 @@ demo: build data
 	$(MAMBAKIT) generate runs/quickstart --prompt "And God said" --tokens 300 --temperature 0.8 --seed 1
 
 # The scan on every ISA this CPU runs (with the plain-loop baseline), the
+# AVX2 scan with its arrays at one offset modulo 4 KiB and at offsets apart
+# (--stagger; its time depends on them, bench/README.md), the
 # activation loops and matrix products of a small Mamba's training step
 # (bench_step_ops), and training tokens/s at one thread and at all of them:
 # the quickstart model, then the selective-copying Mamba
@@ -69,6 +71,8 @@ bench: build
 	$(BUILD)/bench/bench_selective_scan
 	$(BUILD)/bench/bench_step_ops
 	$(MAMBAKIT) bench scan --isa all --threads $(JOBS)
+	$(MAMBAKIT) bench scan --isa avx2 --no-naive --threads $(JOBS) --stagger 0
+	$(MAMBAKIT) bench scan --isa avx2 --no-naive --threads $(JOBS) --stagger 160
 	$(MAMBAKIT) bench train --compare-threads 1,$(JOBS)
 	$(MAMBAKIT) bench train --d-model 64 --n-layer 2 --d-state 64 --batch 32 --compare-threads 1,$(JOBS)
 

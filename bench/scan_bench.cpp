@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -34,13 +35,37 @@ double ms_since(Clock::time_point t0) {
 // same buffers; only their state storage differs.
 struct Problem {
   int B, L, D, N;
+  size_t bld;
+  int stagger;
   std::vector<float> u, delta, A, Bm, Cm, Dskip, z, out, dout;
   std::vector<float> du, ddelta, dA, dB, dC, dD, dz;
+  float* out_p = nullptr;   // out and dout where they start (see place)
+  float* dout_p = nullptr;
   SelectiveScanParams<float> p;
   SelectiveScanGrads<float> g;
 
-  explicit Problem(const ScanBenchConfig& c) : B(c.batch), L(c.len), D(c.d_inner), N(c.d_state) {
-    const size_t bld = size_t(B) * L * D, bln = size_t(B) * L * N;
+  // Array i of the (B, L, D) ones, moved to i * stagger bytes (mod 4096)
+  // past a 4 KiB boundary inside a larger vector; as allocated when stagger
+  // is -1. Returns where its elements start.
+  float* place(std::vector<float>& v, int i) {
+    if (stagger < 0 || v.empty()) return v.data();
+    std::vector<float> room(v.size() + 8192 / sizeof(float));
+    const auto at = reinterpret_cast<std::uintptr_t>(room.data());
+    const std::uintptr_t page = (at + 4095) & ~std::uintptr_t(4095);
+    float* start = reinterpret_cast<float*>(page + (size_t(i) * size_t(stagger)) % 4096);
+    std::copy(v.begin(), v.end(), start);
+    v.swap(room);
+    return start;
+  }
+
+  explicit Problem(const ScanBenchConfig& c)
+      : B(c.batch),
+        L(c.len),
+        D(c.d_inner),
+        N(c.d_state),
+        bld(size_t(c.batch) * c.len * c.d_inner),
+        stagger(c.stagger_bytes) {
+    const size_t bln = size_t(B) * L * N;
     std::mt19937 rng(c.seed);
     std::normal_distribution<float> normal(0.f, 1.f);
     std::uniform_real_distribution<float> unif(std::log(1e-3f), std::log(1e-1f));
@@ -72,32 +97,32 @@ struct Problem {
     p.len = L;
     p.dim = D;
     p.dstate = N;
-    p.u = u.data();
-    p.delta = delta.data();
+    p.u = place(u, 0);
+    p.delta = place(delta, 1);
     p.A = A.data();
     p.Bm = Bm.data();
     p.Cm = Cm.data();
     p.Dskip = c.with_D ? Dskip.data() : nullptr;
-    p.z = c.with_z ? z.data() : nullptr;
-    g.du = du.data();
-    g.ddelta = ddelta.data();
+    p.z = c.with_z ? place(z, 2) : nullptr;
+    out_p = place(out, 3);
+    dout_p = place(dout, 4);
+    g.du = place(du, 5);
+    g.ddelta = place(ddelta, 6);
     g.dA = dA.data();
     g.dB = dB.data();
     g.dC = dC.data();
     g.dD = c.with_D ? dD.data() : nullptr;
-    g.dz = c.with_z ? dz.data() : nullptr;
+    g.dz = c.with_z ? place(dz, 7) : nullptr;
   }
 
   // Bytes of the tensors common to both approaches.
   size_t fwd_bytes() const {  // inputs + output
-    return (u.size() + delta.size() + A.size() + Bm.size() + Cm.size() + Dskip.size() + z.size() +
-            out.size()) *
-           sizeof(float);
+    const size_t n_bld = p.z ? 4 : 3;  // u, delta, z, out
+    return (n_bld * bld + A.size() + Bm.size() + Cm.size() + Dskip.size()) * sizeof(float);
   }
   size_t bwd_bytes() const {  // dout + gradients
-    return (dout.size() + du.size() + ddelta.size() + dA.size() + dB.size() + dC.size() +
-            dD.size() + dz.size()) *
-           sizeof(float);
+    const size_t n_bld = g.dz ? 4 : 3;  // dout, du, ddelta, dz
+    return (n_bld * bld + dA.size() + dB.size() + dC.size() + dD.size()) * sizeof(float);
   }
 };
 
@@ -148,6 +173,10 @@ ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
            "bench scan: batch, d_inner, d_state and len must be positive");
   MK_CHECK(c.repeats > 0, "bench scan: repeats must be positive, got " + std::to_string(c.repeats));
   MK_CHECK(c.threads >= 0, "bench scan: threads must be >= 0 (0 = OpenMP default)");
+  MK_CHECK(c.stagger_bytes == -1 ||
+               (c.stagger_bytes >= 0 && c.stagger_bytes < 4096 && c.stagger_bytes % 4 == 0),
+           "bench scan: stagger must be -1 (as allocated) or a multiple of 4 bytes below 4096, got " +
+               std::to_string(c.stagger_bytes));
   ThreadScope scope(c.threads);
 
   ScanBenchResult r;
@@ -161,13 +190,13 @@ ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
   std::vector<float> chunk_states(ops::selective_scan_states_size(c.batch, c.len, c.d_inner,
                                                                    c.d_state));
   auto fused_fwd = [&] {
-    ops::selective_scan_forward(pr.p, pr.out.data(), chunk_states.data(), (float*)nullptr);
+    ops::selective_scan_forward(pr.p, pr.out_p, chunk_states.data(), (float*)nullptr);
   };
   auto fused_bwd = [&] {
-    ops::selective_scan_backward(pr.p, chunk_states.data(), pr.dout.data(), pr.g);
+    ops::selective_scan_backward(pr.p, chunk_states.data(), pr.dout_p, pr.g);
   };
   std::tie(r.fused_fwd_ms, r.fused_fwdbwd_ms) = time_pair(c.repeats, fused_fwd, fused_bwd);
-  const std::vector<float> fused_out = pr.out;
+  const std::vector<float> fused_out(pr.out_p, pr.out_p + pr.bld);
 
   r.fused_state_bytes = chunk_states.size() * sizeof(float);
   r.fused_fwd_bytes = pr.fwd_bytes() + r.fused_state_bytes;
@@ -178,7 +207,7 @@ ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
   r.isa = isa_name(active_isa());
   const auto isas = supported_isas();
   if (std::find(isas.begin(), isas.end(), Isa::avx2) != isas.end()) {
-    std::vector<float> y(pr.out.size());
+    std::vector<float> y(pr.bld);
     ops::SelectiveScanParams<float> plain = pr.p;
     plain.z = nullptr;
     plain.Dskip = nullptr;
@@ -204,17 +233,17 @@ ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
   r.naive_over_fused_state_memory = double(r.naive_state_bytes) / double(r.fused_state_bytes);
   if (c.naive) {
     std::vector<float> states(size_t(r.updates));
-    auto naive_fwd = [&] { ops::selective_scan_naive_forward(pr.p, pr.out.data(), states.data()); };
+    auto naive_fwd = [&] { ops::selective_scan_naive_forward(pr.p, pr.out_p, states.data()); };
     auto naive_bwd = [&] {
-      ops::selective_scan_naive_backward(pr.p, states.data(), pr.dout.data(), pr.g);
+      ops::selective_scan_naive_backward(pr.p, states.data(), pr.dout_p, pr.g);
     };
     std::tie(r.naive_fwd_ms, r.naive_fwdbwd_ms) = time_pair(c.repeats, naive_fwd, naive_bwd);
     r.naive_over_fused_time = r.naive_fwdbwd_ms / r.fused_fwdbwd_ms;
     r.naive_over_fused_fwd_time = r.naive_fwd_ms / r.fused_fwd_ms;
     double max_ref = 0, max_diff = 0;
     for (size_t i = 0; i < fused_out.size(); ++i) {
-      max_ref = std::max(max_ref, double(std::fabs(pr.out[i])));
-      max_diff = std::max(max_diff, double(std::fabs(fused_out[i] - pr.out[i])));
+      max_ref = std::max(max_ref, double(std::fabs(pr.out_p[i])));
+      max_diff = std::max(max_diff, double(std::fabs(fused_out[i] - pr.out_p[i])));
     }
     r.max_rel_diff = max_diff / std::max(max_ref, 1e-30);
   }
@@ -227,7 +256,8 @@ std::string ScanBenchResult::to_json() const {
                  {"d_state", config.d_state}, {"len", config.len},
                  {"threads", config.threads}, {"repeats", config.repeats},
                  {"with_z", config.with_z},   {"with_D", config.with_D},
-                 {"naive", config.naive},     {"seed", config.seed}};
+                 {"naive", config.naive},     {"seed", config.seed},
+                 {"stagger_bytes", config.stagger_bytes}};
   j["threads_used"] = threads_used;
   j["updates"] = updates;
   j["fused_fwd_ms"] = fused_fwd_ms;
@@ -268,11 +298,18 @@ std::string ScanBenchResult::to_text() const {
   std::string out;
   const double mb = 1.0 / (1 << 20);
   std::snprintf(buf, sizeof buf,
-                "selective scan B=%d D=%d N=%d L=%d, %d threads, %s kernels\n"
-                "  fused  fwd %8.2f ms  fwd+bwd %8.2f ms  (%.2f G updates/s, fwd+bwd/fwd %.2f)\n",
+                "selective scan B=%d D=%d N=%d L=%d, %d threads, %s kernels\n",
                 config.batch, config.d_inner, config.d_state, config.len, threads_used,
-                isa.c_str(), fused_fwd_ms, fused_fwdbwd_ms, fwd_updates_per_s * 1e-9,
-                fwdbwd_over_fwd);
+                isa.c_str());
+  out += buf;
+  if (config.stagger_bytes >= 0) {
+    std::snprintf(buf, sizeof buf, "  arrays at i * %d bytes past a 4 KiB boundary\n",
+                  config.stagger_bytes);
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "  fused  fwd %8.2f ms  fwd+bwd %8.2f ms  (%.2f G updates/s, fwd+bwd/fwd %.2f)\n",
+                fused_fwd_ms, fused_fwdbwd_ms, fwd_updates_per_s * 1e-9, fwdbwd_over_fwd);
   out += buf;
   if (baseline_fwd_ms > 0) {
     std::snprintf(buf, sizeof buf,

@@ -1167,7 +1167,7 @@ int cmd_bench_mixers(const std::vector<std::string>& rest) {
 
 int cmd_bench(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::cout << "mambakit bench scan [--batch --d-inner --d-state --len --threads --repeats --isa --no-naive] [--json]\n"
+    std::cout << "mambakit bench scan [--batch --d-inner --d-state --len --threads --repeats --isa --stagger --no-naive] [--json]\n"
                  "mambakit bench train [--d-model --n-layer --seq-len --batch --mixer --threads --compare-threads --device --steps] [--json]\n"
                  "mambakit bench mixers [--d-model --lengths --mixers --contexts --threads] [--json]\n"
                  "mambakit bench data [CONFIG ...] [--seconds --steps] [--json]\n";
@@ -1188,6 +1188,9 @@ int cmd_bench(const std::vector<std::string>& args) {
         ("threads", po::value(&c.threads)->default_value(c.threads), "threads (default: OMP_NUM_THREADS)")
         ("repeats", po::value(&c.repeats)->default_value(c.repeats), "timed repetitions (best is kept)")
         ("no-naive", "skip the naive (materialising) scan, the slow part")
+        ("stagger", po::value(&c.stagger_bytes)->default_value(c.stagger_bytes),
+         "place the (B, L, D) arrays: array i of u, delta, z, out, dout, du, ddelta, dz at "
+         "i * STAGGER bytes (mod 4096) past a 4 KiB boundary; -1: where the allocator puts them")
         ("isa", po::value<std::string>()->default_value(""),
          "CPU kernels to time: scalar, avx2, avx512, or all (every one this CPU runs, in one run); "
          "default: the one chosen at start-up (MAMBAKIT_ISA forces it)")

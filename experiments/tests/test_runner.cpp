@@ -486,6 +486,25 @@ TEST(BenchScan, EveryIsaInOneRun) {
   EXPECT_NE(list.output.find("--isa avx2,avx512: unknown"), std::string::npos) << list.output;
 }
 
+// `bench scan --stagger`: the arrays placed at chosen offsets modulo 4 KiB
+// give the naive scan's output (checked inside the bench against the fused
+// one), and a stagger that is no such offset is refused before any work.
+TEST(BenchScan, StaggeredArraysGiveTheSameScan) {
+  const auto r = test::run_cli(
+      "bench scan --json --stagger 160 --batch 2 --d-inner 24 --d-state 4 --len 40 --repeats 1 "
+      "--threads 1",
+      "", /*stdout_only=*/true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const json j = json::parse(r.output);
+  EXPECT_EQ(j["config"]["stagger_bytes"].get<int>(), 160);
+  EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-4) << r.output;
+  for (const char* bad : {"3", "4096", "-2"}) {
+    const auto e = test::run_cli(std::string("bench scan --no-naive --stagger ") + bad);
+    EXPECT_NE(e.code, 0) << bad << ": " << e.output;
+    EXPECT_NE(e.output.find("stagger"), std::string::npos) << bad << ": " << e.output;
+  }
+}
+
 // summary.json: steady-state training tokens/s (training steps only, after
 // warm-up) next to tokens over wall time (evaluation, checkpoints and
 // generation included).
