@@ -19,11 +19,12 @@
 // across n with no horizontal reduction. Channels left over when D is not a
 // multiple of W run through the same code with W = 1.
 //   forward:  a thread walks its lanes span by span (kFwdSpan steps, half
-//             a chunk); per lane and span all 16 states (N = 16) run over the steps in one pass that
-//             reads the strided inputs and stores the gated output as it
-//             goes; for other N the strided inputs are first copied into a
-//             contiguous buffer and the states run over it; state saved
-//             every kChunk steps (chunk_states).
+//             a chunk); per lane and span all 16 states (N = 16) run over
+//             the steps in one pass that reads the strided inputs and
+//             stores the gated output as it goes; for other N the strided
+//             inputs are first copied into a contiguous buffer and the
+//             states run over it; state saved every kChunk steps
+//             (chunk_states).
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L1), then walk it backwards, again in register
@@ -609,9 +610,9 @@ struct PrefetchAhead {
     const long task = (long(b - b0) * n_spans + c_place) * n_lanes + k + ahead;
     PrefetchTarget pf;
     if (task >= long(n_rows) * n_spans * n_lanes) return pf;
-    const long row_chunk = task / n_lanes;
-    const int place = int(row_chunk % n_spans);
-    pf.b = b0 + int(row_chunk / n_spans);
+    const long row_span = task / n_lanes;
+    const int place = int(row_span % n_spans);
+    pf.b = b0 + int(row_span / n_spans);
     pf.d0 = c0 + int(task % n_lanes) * V::W;
     pf.t0 = (reverse ? n_spans - 1 - place : place) * span;
     pf.t1 = std::min(len, pf.t0 + span);
@@ -804,7 +805,7 @@ void forward_passes(const SelectiveScanParams<typename V::elem>& p, int b, int d
 // saves the chunk's start state if the span starts the chunk, then runs the
 // span in one pass or three (one_pass_forward).
 template <class V, int NC, bool Fast>
-void forward_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
+void forward_span(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
                    const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
                    typename V::elem* chunk_states, const PrefetchTarget& pf) {
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
@@ -842,11 +843,11 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
   for (int c = 0; c < n_spans; ++c) {
     const int t0 = c * kFwdSpan, t1 = std::min(p.len, t0 + kFwdSpan);
     for (int k = v0; k < v1; ++k)
-      forward_chunk<V, NC, Fast>(p, b, k * V::W, t0, t1, vl.At.data() + size_t(k - v0) * N,
+      forward_span<V, NC, Fast>(p, b, k * V::W, t0, t1, vl.At.data() + size_t(k - v0) * N,
                                  vl.h.data() + size_t(k - v0) * N, vbuf, out, chunk_states,
                                  vpf.target(b, c, k - v0));
     for (int k = s0; k < s1; ++k)
-      forward_chunk<S1, NC, Fast>(p, b, split.n_vec * V::W + k, t0, t1,
+      forward_span<S1, NC, Fast>(p, b, split.n_vec * V::W + k, t0, t1,
                                   sl.At.data() + size_t(k - s0) * N,
                                   sl.h.data() + size_t(k - s0) * N, sbuf, out, chunk_states,
                                   spf.target(b, c, k - s0));
