@@ -518,7 +518,7 @@ struct DecayExp {
 // Consecutive time steps of one lane are D elements apart, which for real
 // sizes is more than a page, so the hardware prefetchers do not follow them;
 // the kernels prefetch the rows of the lanes they will run next into L2
-// themselves (PrefetchAhead; gather_chunk, recompute_chunk).
+// themselves (PrefetchAhead; gather_span, forward_one_pass, recompute_chunk).
 inline void prefetch_l2(const void* p) { __builtin_prefetch(p, 0, 2); }
 
 template <class V>
@@ -634,23 +634,28 @@ struct FwdLanes {
   FwdLanes(int n_lanes, int N) : At(size_t(n_lanes) * N), h(size_t(n_lanes) * N) {}
 };
 
-// Copies the chunk's delta, delta*u and D*u (the y the states add to) of the
+// The forward's prefetch of one step of its target: the rows of delta, u,
+// z (may be null) and out at element q.
+template <typename T>
+inline void prefetch_forward_rows(const T* delta, const T* u, const T* z, const T* out, size_t q) {
+  prefetch_l2(delta + q);
+  prefetch_l2(u + q);
+  if (z) prefetch_l2(z + q);
+  prefetch_l2(out + q);
+}
+
+// Copies the span's delta, delta*u and D*u (the y the states add to) of the
 // W channels at d0 into buf; prefetches the rows of pf.
 template <class V>
-void gather_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
+void gather_span(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
                   const typename V::elem* out, FwdChunk<V>& buf, const PrefetchTarget& pf) {
   const int L = p.len, D = p.dim;
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
   const size_t pf_off = (size_t(pf.b) * L + pf.t0) * D + pf.d0;
   for (int t = t0; t < t1; ++t) {
     const size_t off = (size_t(b) * L + t) * D;
-    if (t - t0 < pf.steps()) {
-      const size_t q = pf_off + size_t(t - t0) * D;
-      prefetch_l2(p.delta + q);
-      prefetch_l2(p.u + q);
-      if (p.z) prefetch_l2(p.z + q);
-      prefetch_l2(out + q);
-    }
+    if (t - t0 < pf.steps())
+      prefetch_forward_rows(p.delta, p.u, p.z, out, pf_off + size_t(t - t0) * D);
     const V dl = V::load(p.delta + off + d0), uu = V::load(p.u + off + d0);
     buf.dl[t - t0] = dl;
     buf.du[t - t0] = dl * uu;
@@ -701,16 +706,17 @@ void forward_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
 }
 
 // States per register group of the forward. With 16 states (the usual N)
-// both SIMD paths take all of them in one group and run a lane's chunk in
+// both SIMD paths take all of them in one group and run a lane's span in
 // one pass (forward_one_pass). Neither has the registers for 16 states and
 // the exp's constants: GCC 12 spills 10 of them with AVX-512 and most with
 // AVX2 to the stack (a load and a store per spilled state and step, served
 // by store forwarding), and the one pass is faster all the same. Measured
 // on a Zen 5 (bench shape, 2 threads; bench/README.md) against groups of 8
 // with a gather pass and a gate pass: forward 13% (AVX2) and 16% (AVX-512)
-// faster, 13-21% at B=8 D=512 L=256 on one thread; unmeasured on other
-// CPUs. Other N (no compile-time N) keep their
-// states in memory and run the gather, state and gate passes. Building with
+// faster, 13-21% at B=8 D=512 L=256 on one thread (whole chunks then; the
+// 8-step spans were measured on an Intel Xeon with AMX, kFwdSpan). Other N
+// (no compile-time N) keep their states in memory and run the gather,
+// state and gate passes. Building with
 // MK_AVX2_STATE_GROUP or MK_AVX512_STATE_GROUP = 8 brings back the groups
 // of 8 with those passes, for comparison.
 template <class V, int NC>
@@ -720,7 +726,7 @@ constexpr int state_group() {
   return NC % G == 0 ? G : NC;
 }
 
-// Whether a lane's chunk runs in one pass (forward_one_pass) rather than
+// Whether a lane's span runs in one pass (forward_one_pass) rather than
 // gather, state groups and gate: when a compile-time N fits one group.
 template <class V, int NC>
 constexpr bool one_pass_forward() {
@@ -748,13 +754,8 @@ void forward_one_pass(const SelectiveScanParams<typename V::elem>& p, int b, int
   const size_t pf_off = (size_t(pf.b) * L + pf.t0) * D + pf.d0;
   for (int t = t0; t < t1; ++t) {
     const size_t row = size_t(b) * L + t, off = row * D + d0;
-    if (t - t0 < pf.steps()) {
-      const size_t q = pf_off + size_t(t - t0) * D;
-      prefetch_l2(delta + q);
-      prefetch_l2(u + q);
-      if (z) prefetch_l2(z + q);
-      prefetch_l2(out + q);
-    }
+    if (t - t0 < pf.steps())
+      prefetch_forward_rows(delta, u, z, out, pf_off + size_t(t - t0) * D);
     const V dl = V::load(delta + off), uu = V::load(u + off);
     const V du = dl * uu;
     const T* Bi = p.Bm + row * NC;
@@ -784,7 +785,7 @@ void forward_passes(const SelectiveScanParams<typename V::elem>& p, int b, int d
                     const V* At, V* h, FwdChunk<V>& buf, typename V::elem* out,
                     const PrefetchTarget& pf) {
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
-  gather_chunk(p, b, d0, t0, t1, out, buf, pf);
+  gather_span(p, b, d0, t0, t1, out, buf, pf);
   const auto* Bt = p.Bm + (size_t(b) * L + t0) * N;
   const auto* Ct = p.Cm + (size_t(b) * L + t0) * N;
   constexpr int G = state_group<V, NC>();
