@@ -220,11 +220,10 @@ std::string TrainBenchResult::to_text() const {
                 c.warmup, ms_per_step, tokens_per_s,
                 double(peak_rss_bytes) / (1024.0 * 1024.0));
   std::string s = buf;
-  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  if (coretype && blas_core_narrower_than_cpu(core, supported_isas().back()))
-    s += std::string("  note: OPENBLAS_CORETYPE=") + coretype +
-         " (the environment) runs narrower kernels than this " + isa_name(supported_isas().back()) +
-         " CPU; unset it to let OpenBLAS choose\n";
+  // blas_core_origin() says so, and how to undo it, when the environment's
+  // OPENBLAS_CORETYPE runs narrower kernels than the CPU.
+  if (std::getenv("OPENBLAS_CORETYPE") && blas_core_narrower_than_cpu(core, supported_isas().back()))
+    s += "  note: " + blas_core_origin() + "\n";
   if (ranks > 1) {
     std::snprintf(buf, sizeof buf,
                   "  data-parallel over %d ranks (global batch %d): %.1f%% of step time waiting for gradient "
