@@ -28,7 +28,8 @@
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L1), then walk it backwards, again in register
-//             groups. dB and dC sum over channels: each lane's terms are
+//             groups (with AVX2 and N = 16 a lane's walk back runs in one
+//             loop with the next lane's recompute: lane_pair_chunk). dB and dC sum over channels: each lane's terms are
 //             added as vectors per (step, state) and reduced across the
 //             vector once per chunk, into the thread's own (B, L, N)
 //             partial sums, which are added together at the end.
@@ -885,49 +886,83 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
 template <class V>
 constexpr bool kDcPerChunk = V::W == 8;
 
-// Per-thread scratch of the backward for n_lanes lanes of width W.
+// Whether the backward runs a thread's lanes in overlapping pairs
+// (lane_pair_chunk): the reverse of lane k in the same loop as the gate and
+// recompute of lane k+1, instead of one after the other. AVX2 with N = 16
+// only. Measured on an Intel Xeon with AMX (bench/README.md), B=2 D=1536
+// L=2048 on 2 threads: the AVX2 backward about 10% faster with the arrays
+// apart and about a quarter faster where they all start at one offset
+// modulo 4 KiB; at B=8 D=512 L=256 on one thread 7% faster. With AVX-512,
+// whose reverse keeps its 16 carries in registers (this one keeps them in
+// memory), it was 10% slower. MK_AVX2_LANE_PAIRS=0 builds the lane-by-lane
+// backward for comparison.
+#ifndef MK_AVX2_LANE_PAIRS
+#define MK_AVX2_LANE_PAIRS 1
+#endif
+template <class V, int NC>
+constexpr bool pipelined_backward() {
+  return MK_AVX2_LANE_PAIRS && V::W == 8 && NC == 16 && kDcPerChunk<V>;
+}
+
+// One lane's buffers of a chunk in the backward.
 template <class V>
-struct BwdScratch {
-  int N, n_lanes;
-  std::vector<V> At, carry, dA, dD;  // per lane: (N), (N), (N), (1)
-  std::vector<V> hbuf, abuf, ybuf;   // chunk recompute buffers
-  std::vector<V> dlbuf, uubuf;       // (kChunk) the chunk's delta and u, contiguous
-  std::vector<V> dybuf, gzbuf;       // (kChunk) dy, dout * dsilu(z)
-  std::vector<V> ddlbuf, dhBbuf;     // (kChunk) sum_n ga A_n, sum_n dh B_n
-  // (kChunk, N): per step and state, the dB (and with kDcPerChunk the dC)
-  // terms of this thread's lanes summed as vectors; reduced across the
-  // vector once per chunk.
-  std::vector<V> accB, accC;
-  std::vector<V> sC;  // (N) a step's dC terms when N is not a compile-time constant
-  BwdScratch(int N_, int n_lanes_)
-      : N(N_),
-        n_lanes(n_lanes_),
-        At(size_t(n_lanes_) * N_),
-        carry(At.size()),
-        dA(At.size()),
-        dD(n_lanes_),
-        hbuf(size_t(kChunk + 1) * N_),  // h before step t0+i
-        abuf(size_t(kChunk) * N_),      // exp(delta*A) at step t0+i
+struct ChunkBufs {
+  std::vector<V> hbuf;            // (kChunk + 1, N) h before step t0+i
+  std::vector<V> abuf;            // (kChunk, N) exp(delta*A) at step t0+i
+  std::vector<V> ybuf;            // (kChunk) y
+  std::vector<V> dlbuf, uubuf;    // (kChunk) the chunk's delta and u, contiguous
+  std::vector<V> dybuf, gzbuf;    // (kChunk) dy, dout * dsilu(z)
+  std::vector<V> ddlbuf, dhBbuf;  // (kChunk) sum_n ga A_n, sum_n dh B_n
+  ChunkBufs() = default;
+  explicit ChunkBufs(int N)
+      : hbuf(size_t(kChunk + 1) * N),
+        abuf(size_t(kChunk) * N),
         ybuf(kChunk),
         dlbuf(kChunk),
         uubuf(kChunk),
         dybuf(kChunk),
         gzbuf(kChunk),
         ddlbuf(kChunk),
-        dhBbuf(kChunk),
+        dhBbuf(kChunk) {}
+  static size_t size(int N) { return size_t(2 * kChunk + 1) * N + 7 * kChunk; }
+};
+
+// Per-thread scratch of the backward for n_lanes lanes of width W.
+template <class V>
+struct BwdScratch {
+  int N, n_lanes;
+  std::vector<V> At, carry, dA, dD;  // per lane: (N), (N), (N), (1)
+  // The chunk buffers of the lane at hand and, with pipelined_backward(),
+  // of the next lane (swapped from one lane to the next).
+  ChunkBufs<V> lane, next;
+  // (kChunk, N): per step and state, the dB (and with kDcPerChunk the dC)
+  // terms of this thread's lanes summed as vectors; reduced across the
+  // vector once per chunk.
+  std::vector<V> accB, accC;
+  std::vector<V> sC;  // (N) a step's dC terms when N is not a compile-time constant
+  BwdScratch(int N_, int n_lanes_, bool pipelined)
+      : N(N_),
+        n_lanes(n_lanes_),
+        At(size_t(n_lanes_) * N_),
+        carry(At.size()),
+        dA(At.size()),
+        dD(n_lanes_),
+        lane(N_),
+        next(pipelined ? ChunkBufs<V>(N_) : ChunkBufs<V>()),
         accB(size_t(kChunk) * N_, V::zero()),
         accC(kDcPerChunk<V> ? size_t(kChunk) * N_ : 0, V::zero()),
         sC(kDcPerChunk<V> ? 0 : N_) {}
-  static size_t bytes(int N, int n_lanes) {
-    const size_t chunk_bufs = kDcPerChunk<V> ? 4 * kChunk + 1 : 3 * kChunk + 2;
-    return (size_t(n_lanes) * (3 * N + 1) + chunk_bufs * N + 7 * kChunk) * sizeof(V);
+  static size_t bytes(int N, int n_lanes, bool pipelined) {
+    const size_t acc = size_t(kDcPerChunk<V> ? 2 * kChunk : kChunk) * N + (kDcPerChunk<V> ? 0 : N);
+    return (size_t(n_lanes) * (3 * N + 1) + (pipelined ? 2 : 1) * ChunkBufs<V>::size(N) + acc) *
+           sizeof(V);
   }
 };
 
-// Recompute steps t0..t1 of one lane into s.hbuf/abuf/ybuf, add the dC
-// terms dy h into s.accC (kDcPerChunk) or, reduced across the vector, into
-// the thread's partial sums dC_part, and copy the chunk's delta and u into
-// s.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
+// Recompute steps t0..t1 of one lane into s.lane.hbuf/abuf/ybuf, add the
+// dC terms dy h into s.accC (kDcPerChunk) or, reduced across the vector,
+// into the thread's partial sums dC_part, and copy the chunk's delta and u
+// into s.lane.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
 // by the forward's expression, so the recomputed states are the forward's.
 // The rows that a later lane's backward reads and writes (pf) are
 // prefetched into L2 as this chunk's steps go by.
@@ -941,13 +976,13 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
   // Stores of V (may_alias vector types) could alias anything reachable
   // through s or p, so every pointer the loop uses is a local first.
-  V* __restrict hbuf = s.hbuf.data();
-  V* __restrict abuf = s.abuf.data();
+  V* __restrict hbuf = s.lane.hbuf.data();
+  V* __restrict abuf = s.lane.abuf.data();
   V* __restrict accC = s.accC.data();
-  V* __restrict dlbuf = s.dlbuf.data();
-  V* __restrict uubuf = s.uubuf.data();
-  V* __restrict ybuf = s.ybuf.data();
-  const V* __restrict dybuf = s.dybuf.data();
+  V* __restrict dlbuf = s.lane.dlbuf.data();
+  V* __restrict uubuf = s.lane.uubuf.data();
+  V* __restrict ybuf = s.lane.ybuf.data();
+  const V* __restrict dybuf = s.lane.dybuf.data();
   const T* const delta = p.delta + d0;
   const T* const u = p.u + d0;
   const T* const Bm = p.Bm;
@@ -1000,11 +1035,11 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
 
 // The backward of one lane (channels d0..d0+W) over one chunk, in four
 // parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
-// s.dybuf (s.gzbuf) before recompute_chunk, which adds each step's dC terms
+// s.lane.dybuf (gzbuf) before recompute_chunk, which adds each step's dC terms
 // dy h (into s.accC or the thread's partial sums) as it recomputes h;
 // reverse_chunk then runs the states in register groups (reverse_states),
 // each walking the chunk backwards and adding its share of sum_n ga A_n and
-// sum_n dh B_n into s.ddlbuf, s.dhBbuf; the last group completes the sums
+// sum_n dh B_n into s.lane.ddlbuf, dhBbuf; the last group completes the sums
 // and stores ddelta, du and dz.
 template <class V>
 void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
@@ -1022,12 +1057,12 @@ void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0
       const V sz = silu_of(zz, &sig);
       dy = go * sz;
       // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
-      s.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
+      s.lane.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
     }
     if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
-    s.dybuf[i] = dy;
-    s.ddlbuf[i] = V::zero();
-    s.dhBbuf[i] = V::zero();
+    s.lane.dybuf[i] = dy;
+    s.lane.ddlbuf[i] = V::zero();
+    s.lane.dhBbuf[i] = V::zero();
   }
   s.dD[k] = dD;
 }
@@ -1059,16 +1094,16 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
 #pragma GCC unroll 64
     for (int n = 0; n < G; ++n) cloc[n] = cmem[n];
   }
-  const V* __restrict dlbuf = s.dlbuf.data();
-  const V* __restrict dybuf = s.dybuf.data();
-  const V* __restrict uubuf = s.uubuf.data();
-  const V* __restrict hbuf = s.hbuf.data();
-  const V* __restrict abuf = s.abuf.data();
+  const V* __restrict dlbuf = s.lane.dlbuf.data();
+  const V* __restrict dybuf = s.lane.dybuf.data();
+  const V* __restrict uubuf = s.lane.uubuf.data();
+  const V* __restrict hbuf = s.lane.hbuf.data();
+  const V* __restrict abuf = s.lane.abuf.data();
   V* __restrict accBbuf = s.accB.data();
-  V* __restrict ddlbuf = s.ddlbuf.data();
-  V* __restrict dhBbuf = s.dhBbuf.data();
-  const V* __restrict gzbuf = s.gzbuf.data();
-  const V* __restrict ybuf = s.ybuf.data();
+  V* __restrict ddlbuf = s.lane.ddlbuf.data();
+  V* __restrict dhBbuf = s.lane.dhBbuf.data();
+  const V* __restrict gzbuf = s.lane.gzbuf.data();
+  const V* __restrict ybuf = s.lane.ybuf.data();
   for (int i = n_steps - 1; i >= 0; --i) {
     const V dl = dlbuf[i], dy = dybuf[i];
     const V du = dl * uubuf[i];
@@ -1139,6 +1174,139 @@ void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
   }
 }
 
+// Lane pairs (pipelined_backward()): one loop over the chunk's steps runs
+// step n-1-j of lane k's reverse (reverse_states with all N states in one
+// group, the carries and dA in memory; its buffers in s.lane, filled by
+// the call before), which stores lane k's ddelta, du and dz, and then step
+// j of lane k+1's gate and recompute (gate_backward, recompute_chunk; its
+// buffers in s.next, its saved state in s.next.hbuf[0] on entry). The
+// reverse first: 3% faster than the other order. The two stay two blocks:
+// their state loops merged into one were a fifth slower (registers
+// spilled). pf: lane k+1's prefetch target.
+template <class V, int NC, bool Fast>
+void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int t0, int t1,
+                     int c0, int k, const typename V::elem* dout,
+                     const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s,
+                     const PrefetchTarget& pf) {
+  static_assert(NC > 0 && kDcPerChunk<V>, "lane pairs need a compile-time N and dC per chunk");
+  using T = typename V::elem;
+  constexpr int N = NC;
+  const int L = p.len, D = p.dim, n_steps = t1 - t0;
+  const int dk = c0 + k * V::W, dn = dk + V::W;  // lane k, lane k+1
+  const size_t row0 = size_t(b) * L + t0;
+  // Lane k+1: gate and recompute.
+  const T* const delta = p.delta + dn;
+  const T* const u = p.u + dn;
+  const T* const go_n = dout + dn;
+  const T* const z_n = p.z ? p.z + dn : nullptr;
+  const V Dv_n = p.Dskip ? V::load(p.Dskip + dn) : V::zero();
+  V dD_n = s.dD[k + 1];
+  const V* __restrict At_n = s.At.data() + size_t(k + 1) * N;
+  V* __restrict h_n = s.next.hbuf.data();
+  V* __restrict a_n = s.next.abuf.data();
+  V* __restrict y_n = s.next.ybuf.data();
+  V* __restrict dl_n = s.next.dlbuf.data();
+  V* __restrict uu_n = s.next.uubuf.data();
+  V* __restrict dy_n = s.next.dybuf.data();
+  V* __restrict gz_n = s.next.gzbuf.data();
+  V* __restrict accC = s.accC.data();
+  // Lane k: reverse.
+  const V Dv_k = p.Dskip ? V::load(p.Dskip + dk) : V::zero();
+  const V* __restrict At_k = s.At.data() + size_t(k) * N;
+  V* __restrict carry = s.carry.data() + size_t(k) * N;
+  V* __restrict dA = s.dA.data() + size_t(k) * N;
+  const V* __restrict h_k = s.lane.hbuf.data();
+  const V* __restrict a_k = s.lane.abuf.data();
+  const V* __restrict y_k = s.lane.ybuf.data();
+  const V* __restrict dl_k = s.lane.dlbuf.data();
+  const V* __restrict uu_k = s.lane.uubuf.data();
+  const V* __restrict dy_k = s.lane.dybuf.data();
+  const V* __restrict gz_k = s.lane.gzbuf.data();
+  V* __restrict accB = s.accB.data();
+  T* const ddelta = g.ddelta + row0 * D + dk;
+  T* const du_out = g.du + row0 * D + dk;
+  T* const dz = p.z ? g.dz + row0 * D + dk : nullptr;
+  const T* const Bm = p.Bm;
+  const T* const Cm = p.Cm;
+  const T* ahead[7];
+  int n_ahead = 0;
+  if (pf.steps() > 0)
+    for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
+                       static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
+      if (q) ahead[n_ahead++] = q + (size_t(pf.b) * L + pf.t0) * D + pf.d0;
+  for (int j = 0; j < n_steps; ++j) {
+    {  // lane k, step n_steps-1-j
+      const int i = n_steps - 1 - j;
+      const size_t row = row0 + i;
+      const V dl = dl_k[i], dy = dy_k[i], uu = uu_k[i];
+      const V du = dl * uu;
+      const T* Bi = Bm + row * N;
+      const T* Ci = Cm + row * N;
+      const V* hprev = h_k + size_t(i) * N;
+      const V* an = a_k + size_t(i) * N;
+      V* accBi = accB + size_t(i) * N;
+      V ddl = V::zero(), dhB = V::zero();
+#pragma GCC unroll 16
+      for (int n = 0; n < N; ++n) {
+        const V dh = V::fma(V::set1(Ci[n]), dy, carry[n]);
+        const V adh = an[n] * dh;
+        const V ga = adh * hprev[n];
+        dA[n] = V::fma(ga, dl, dA[n]);
+        carry[n] = adh;
+        ddl = V::fma(ga, At_k[n], ddl);
+        dhB = V::fma(dh, V::set1(Bi[n]), dhB);
+        accBi[n] = V::fma(dh, du, accBi[n]);
+      }
+      const size_t off = size_t(i) * D;
+      if (dz) (gz_k[i] * y_k[i]).store(dz + off);
+      V::fma(dhB, uu, DecayExp<V, Fast>::unscale(ddl)).store(ddelta + off);
+      V::fma(dhB, dl, dy * Dv_k).store(du_out + off);
+    }
+    {  // lane k+1, step j
+      const int i = j;
+      const size_t row = row0 + i;
+      if (i < pf.steps())
+        for (int m = 0; m < n_ahead; ++m) prefetch_l2(ahead[m] + size_t(i) * D);
+      const V dl = V::load(delta + row * D);
+      const V uu = V::load(u + row * D);
+      const V go = V::load(go_n + row * D);
+      V dy = go;
+      if (z_n) {
+        const V zz = V::load(z_n + row * D);
+        V sig;
+        dy = go * silu_of(zz, &sig);
+        gz_n[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
+      }
+      if (p.Dskip) dD_n = V::fma(dy, uu, dD_n);
+      dy_n[i] = dy;
+      dl_n[i] = dl;
+      uu_n[i] = uu;
+      const V du = dl * uu;
+      const T* Bt = Bm + row * N;
+      const T* Ct = Cm + row * N;
+      const V* hp = h_n + size_t(i) * N;
+      V* hn = h_n + size_t(i + 1) * N;
+      V* an = a_n + size_t(i) * N;
+      V* accCi = accC + size_t(i) * N;
+      V y0 = Dv_n * uu, y1 = V::zero();
+#pragma GCC unroll 16
+      for (int n = 0; n < N; ++n) {
+        const V a = DecayExp<V, Fast>::exp(dl * At_n[n]);
+        const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
+        an[n] = a;
+        hn[n] = h;
+        accCi[n] = V::fma(dy, h, accCi[n]);
+        if (n & 1)
+          y1 = V::fma(h, V::set1(Ct[n]), y1);
+        else
+          y0 = V::fma(h, V::set1(Ct[n]), y0);
+      }
+      y_n[i] = y0 + y1;
+    }
+  }
+  s.dD[k + 1] = dD_n;
+}
+
 // Backward for n_lanes consecutive lanes of width W starting at channel c0
 // (all batch rows). dB/dC go to this thread's partial sums (B, L, N); dA and
 // dD, owned by these channels, are accumulated into g directly.
@@ -1150,7 +1318,8 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
   using T = typename V::elem;
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
   const int n_chunks = (L + kChunk - 1) / kChunk;
-  BwdScratch<V> s(N, n_lanes);  // value-initialised: carry, dA, dD start at 0
+  // value-initialised: carry, dA, dD start at 0
+  BwdScratch<V> s(N, n_lanes, pipelined_backward<V, NC>());
   for (int k = 0; k < n_lanes; ++k)
     load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N, DecayExp<V, Fast>::kAScale);
 
@@ -1159,12 +1328,31 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
     std::fill(s.carry.begin(), s.carry.end(), V::zero());
     for (int c = n_chunks - 1; c >= 0; --c) {
       const int t0 = c * kChunk, t1 = std::min(L, t0 + kChunk);
+      const T* const states_c = chunk_states + (size_t(b) * n_chunks + c) * D * N;
       for (int k = 0; k < n_lanes; ++k) {
         const int d0 = c0 + k * V::W;
-        load_states<V>(s.hbuf, N, chunk_states + ((size_t(b) * n_chunks + c) * D + d0) * N);
-        gate_backward(p, b, d0, t0, t1, dout, k, s);
-        recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
-                                     dC_part, ahead.target(b, c, k));
+        // Lane k's gate and recompute, unless lane_pair_chunk ran them
+        // with lane k-1's reverse.
+        if (!pipelined_backward<V, NC>() || k == 0) {
+          load_states<V>(s.lane.hbuf, N, states_c + size_t(d0) * N);
+          gate_backward(p, b, d0, t0, t1, dout, k, s);
+          recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g,
+                                       s, dC_part, ahead.target(b, c, k));
+        }
+        if constexpr (pipelined_backward<V, NC>()) {
+          // Lane k's reverse with lane k+1's gate and recompute; the last
+          // lane's reverse alone.
+          if (k + 1 < n_lanes) {
+            load_states<V>(s.next.hbuf, N, states_c + size_t(d0 + V::W) * N);
+            lane_pair_chunk<V, NC, Fast>(p, b, t0, t1, c0, k, dout, g, s,
+                                         ahead.target(b, c, k + 1));
+            std::swap(s.lane, s.next);
+            continue;
+          }
+          // The sums over state groups that gate_backward would have zeroed.
+          std::fill(s.lane.ddlbuf.begin(), s.lane.ddlbuf.end(), V::zero());
+          std::fill(s.lane.dhBbuf.begin(), s.lane.dhBbuf.end(), V::zero());
+        }
         reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
       }
       // The chunk's dB, dC terms of all these lanes, reduced across the
@@ -1328,8 +1516,9 @@ size_t backward_workspace_bytes(int batch, int len, int dim, int dstate, int thr
     const auto [v0, v1] = part_range(split.n_vec, tid, nt);
     const auto [s0, s1] = part_range(split.n_tail, tid, nt);
     bytes += 2 * size_t(batch) * len * dstate * sizeof(T);  // dB, dC partials
-    if (v1 > v0) bytes += BwdScratch<V>::bytes(dstate, v1 - v0);
-    if (s1 > s0) bytes += BwdScratch<Scalar<T>>::bytes(dstate, s1 - s0);
+    if (v1 > v0)
+      bytes += BwdScratch<V>::bytes(dstate, v1 - v0, dstate == 16 && pipelined_backward<V, 16>());
+    if (s1 > s0) bytes += BwdScratch<Scalar<T>>::bytes(dstate, s1 - s0, false);
   }
   return bytes;
 }
