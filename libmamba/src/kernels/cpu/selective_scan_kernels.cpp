@@ -890,9 +890,10 @@ constexpr bool kDcPerChunk = V::W == 8;
 // (lane_pair_chunk): the reverse of lane k in the same loop as the gate and
 // recompute of lane k+1, instead of one after the other. AVX2 with N = 16
 // only. Measured on an Intel Xeon with AMX (bench/README.md), B=2 D=1536
-// L=2048 on 2 threads: the AVX2 backward about 10% faster with the arrays
-// apart and about a quarter faster where they all start at one offset
-// modulo 4 KiB; at B=8 D=512 L=256 on one thread 7% faster. With AVX-512,
+// L=2048 on 2 threads: the AVX2 backward 9% faster with the arrays apart,
+// 23% with every array 16 bytes past a page (where the allocator puts
+// them) and 4% with every array at a page boundary; at B=8 D=512 L=256 on
+// one thread 7% faster. With AVX-512,
 // whose reverse keeps its 16 carries in registers (this one keeps them in
 // memory), it was 10% slower. MK_AVX2_LANE_PAIRS=0 builds the lane-by-lane
 // backward for comparison.
