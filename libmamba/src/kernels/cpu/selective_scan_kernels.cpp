@@ -29,10 +29,11 @@
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L1), then walk it backwards, again in register
 //             groups (with AVX2 and N = 16 a lane's walk back runs in one
-//             loop with the next lane's recompute: lane_pair_chunk). dB and dC sum over channels: each lane's terms are
-//             added as vectors per (step, state) and reduced across the
-//             vector once per chunk, into the thread's own (B, L, N)
-//             partial sums, which are added together at the end.
+//             loop with the next lane's recompute: lane_pair_chunk). dB
+//             and dC sum over channels: each lane's terms are added as
+//             vectors per (step, state) and reduced across the vector once
+//             per chunk, into the thread's own (B, L, N) partial sums,
+//             which are added together at the end.
 // The decay factors exp(delta*A), N per step and channel, dominate the cost:
 // the SIMD paths compute them as 2^x with a short polynomial (Exp2K).
 #include "selective_scan_isa.h"
@@ -893,10 +894,9 @@ constexpr bool kDcPerChunk = V::W == 8;
 // L=2048 on 2 threads: the AVX2 backward 9% faster with the arrays apart,
 // 23% with every array 16 bytes past a page (where the allocator puts
 // them) and 4% with every array at a page boundary; at B=8 D=512 L=256 on
-// one thread 7% faster. With AVX-512,
-// whose reverse keeps its 16 carries in registers (this one keeps them in
-// memory), it was 10% slower. MK_AVX2_LANE_PAIRS=0 builds the lane-by-lane
-// backward for comparison.
+// one thread 7% faster. With AVX-512, whose reverse keeps its 16 carries
+// in registers (this one keeps them in memory), it was 10% slower.
+// MK_AVX2_LANE_PAIRS=0 builds the lane-by-lane backward for comparison.
 #ifndef MK_AVX2_LANE_PAIRS
 #define MK_AVX2_LANE_PAIRS 1
 #endif
@@ -954,17 +954,106 @@ struct BwdScratch {
         accC(kDcPerChunk<V> ? size_t(kChunk) * N_ : 0, V::zero()),
         sC(kDcPerChunk<V> ? 0 : N_) {}
   static size_t bytes(int N, int n_lanes, bool pipelined) {
-    const size_t acc = size_t(kDcPerChunk<V> ? 2 * kChunk : kChunk) * N + (kDcPerChunk<V> ? 0 : N);
+    const size_t acc =
+        size_t(kDcPerChunk<V> ? 2 * kChunk : kChunk) * N + (kDcPerChunk<V> ? 0 : N);
     return (size_t(n_lanes) * (3 * N + 1) + (pipelined ? 2 : 1) * ChunkBufs<V>::size(N) + acc) *
            sizeof(V);
   }
 };
 
+// The per-step pieces of the backward that recompute_chunk, gate_backward
+// and reverse_states share with lane_pair_chunk (inlined: their loops are
+// the kernels' inner loops).
+
+// Fills ahead with the rows at pf's first step that the backward reads and
+// writes (delta, u, dout, z, du, ddelta, dz; those that exist) and returns
+// how many: a step i < pf.steps() prefetches ahead[m] + i * D.
+template <typename T>
+int backward_prefetch_rows(const SelectiveScanParams<T>& p, const SelectiveScanGrads<T>& g,
+                           const T* dout, const PrefetchTarget& pf, const T* ahead[7]) {
+  int n = 0;
+  if (pf.steps() > 0)
+    for (const T* q : {p.delta, p.u, dout, static_cast<const T*>(p.z),
+                       static_cast<const T*>(g.du), static_cast<const T*>(g.ddelta),
+                       static_cast<const T*>(g.dz)})
+      if (q) ahead[n++] = q + (size_t(pf.b) * p.len + pf.t0) * p.dim + pf.d0;
+  return n;
+}
+
+// dy = dout * silu(z) at one step, and dout * dsilu(z) into *gz (z at zz,
+// or no gate: dy = dout).
+template <class V>
+[[gnu::always_inline]] inline V gate_step(V go, const typename V::elem* zz_at, V* gz) {
+  if (!zz_at) return go;
+  const V zz = V::load(zz_at);
+  V sig;
+  const V sz = silu_of(zz, &sig);
+  // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
+  *gz = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
+  return go * sz;
+}
+
+// The states of one step of the recompute: h (hn) from h before it (hp)
+// and the decay factors (an), by the forward's expression; the dC terms
+// dy h added into dc (kDcPerChunk) or stored there; returns y0 + sum_n C h.
+template <class V, int NC, bool Fast>
+[[gnu::always_inline]] inline V recompute_step(int N, V dl, V du, V dy, V y0, const V* At,
+                                               const typename V::elem* Bt,
+                                               const typename V::elem* Ct, const V* hp, V* hn,
+                                               V* an, V* dc) {
+  if constexpr (NC > 0) N = NC;
+  V y1 = V::zero();  // two sums halve the chain of dependent FMAs
+#pragma GCC unroll 16
+  for (int n = 0; n < N; ++n) {
+    const V a = DecayExp<V, Fast>::exp(dl * At[n]);
+    const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
+    an[n] = a;
+    hn[n] = h;
+    if constexpr (kDcPerChunk<V>)
+      dc[n] = V::fma(dy, h, dc[n]);
+    else
+      dc[n] = dy * h;
+    if (n & 1)
+      y1 = V::fma(h, V::set1(Ct[n]), y1);
+    else
+      y0 = V::fma(h, V::set1(Ct[n]), y0);
+  }
+  return y0 + y1;
+}
+
+// States 0..G of one step of the reverse (G = 0: NG of them), the carries
+// a_{t+1} dh_{t+1} in carry: dh = C dy + carry, then the carry into the
+// step before, dA and dB's terms, and this step's sums over the states
+// of ga A and dh B added to ddl and dhB.
+template <class V, int G>
+[[gnu::always_inline]] inline void reverse_step(int NG, V dl, V dy, V du,
+                                                const typename V::elem* Bi,
+                                                const typename V::elem* Ci, const V* hprev,
+                                                const V* an, const V* At, V* carry, V* dA,
+                                                V* accB, V& ddl, V& dhB) {
+  if constexpr (G > 0) NG = G;
+#pragma GCC unroll 16
+  for (int n = 0; n < NG; ++n) {
+    const V dh = V::fma(V::set1(Ci[n]), dy, carry[n]);
+    // a_t dh_t is both the carry into step t-1 and, times h_{t-1}, ga: so
+    // the recompute stores h_{t-1} alone (one store per state and step
+    // fewer than storing a_t h_{t-1} as well).
+    const V adh = an[n] * dh;
+    const V ga = adh * hprev[n];
+    dA[n] = V::fma(ga, dl, dA[n]);
+    carry[n] = adh;
+    ddl = V::fma(ga, At[n], ddl);
+    dhB = V::fma(dh, V::set1(Bi[n]), dhB);
+    accB[n] = V::fma(dh, du, accB[n]);
+  }
+}
+
 // Recompute steps t0..t1 of one lane into s.lane.hbuf/abuf/ybuf, add the
 // dC terms dy h into s.accC (kDcPerChunk) or, reduced across the vector,
 // into the thread's partial sums dC_part, and copy the chunk's delta and u
-// into s.lane.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry. h is formed
-// by the forward's expression, so the recomputed states are the forward's.
+// into s.lane.dlbuf/uubuf; hbuf[0] holds the saved state at t0 on entry.
+// h is formed by the forward's expression, so the recomputed states are
+// the forward's.
 // The rows that a later lane's backward reads and writes (pf) are
 // prefetched into L2 as this chunk's steps go by.
 template <class V, int NC, bool Fast>
@@ -989,11 +1078,7 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   const T* const Bm = p.Bm;
   const T* const Cm = p.Cm;
   const T* ahead[7];
-  int n_ahead = 0;
-  if (pf.steps() > 0)
-    for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
-                       static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
-      if (q) ahead[n_ahead++] = q + (size_t(pf.b) * L + pf.t0) * D + pf.d0;
+  const int n_ahead = backward_prefetch_rows(p, g, dout, pf, ahead);
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t row = size_t(b) * L + t;
@@ -1009,35 +1094,18 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
     const V* hp = hbuf + size_t(i) * N;
     V* hn = hbuf + size_t(i + 1) * N;
     V* an = abuf + size_t(i) * N;
-    V* accCi = kDcPerChunk<V> ? accC + size_t(i) * N : nullptr;
     V sCloc[NC ? NC : 1];
     V* sC = NC ? sCloc : s.sC.data();
-    const V dy = dybuf[i];
-    V y0 = Dv * uu, y1 = V::zero();
-#pragma GCC unroll 16
-    for (int n = 0; n < N; ++n) {
-      const V a = DecayExp<V, Fast>::exp(dl * At[n]);
-      const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
-      an[n] = a;
-      hn[n] = h;
-      if constexpr (kDcPerChunk<V>)
-        accCi[n] = V::fma(dy, h, accCi[n]);
-      else
-        sC[n] = dy * h;
-      if (n & 1)
-        y1 = V::fma(h, V::set1(Ct[n]), y1);
-      else
-        y0 = V::fma(h, V::set1(Ct[n]), y0);
-    }
-    ybuf[i] = y0 + y1;
+    V* dc = kDcPerChunk<V> ? accC + size_t(i) * N : sC;
+    ybuf[i] = recompute_step<V, NC, Fast>(N, dl, du, dybuf[i], Dv * uu, At, Bt, Ct, hp, hn, an, dc);
     if constexpr (!kDcPerChunk<V>) V::add_reduced(sC, N, dC_part + row * N);
   }
 }
 
 // The backward of one lane (channels d0..d0+W) over one chunk, in four
 // parts: gate_backward puts dy (and dout * dsilu(z)) of every step into
-// s.lane.dybuf (gzbuf) before recompute_chunk, which adds each step's dC terms
-// dy h (into s.accC or the thread's partial sums) as it recomputes h;
+// s.lane.dybuf (gzbuf) before recompute_chunk, which adds each step's dC
+// terms dy h (into s.accC or the thread's partial sums) as it recomputes h;
 // reverse_chunk then runs the states in register groups (reverse_states),
 // each walking the chunk backwards and adding its share of sum_n ga A_n and
 // sum_n dh B_n into s.lane.ddlbuf, dhBbuf; the last group completes the sums
@@ -1050,16 +1118,7 @@ void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t off = (size_t(b) * L + t) * D + d0;
-    const V go = V::load(dout + off);
-    V dy = go;
-    if (p.z) {
-      const V zz = V::load(p.z + off);
-      V sig;
-      const V sz = silu_of(zz, &sig);
-      dy = go * sz;
-      // d silu/dz = sig * (1 + z (1 - sig)); dz = go * dsilu * y once y is recomputed
-      s.lane.gzbuf[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
-    }
+    const V dy = gate_step(V::load(dout + off), p.z ? p.z + off : nullptr, &s.lane.gzbuf[i]);
     if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
     s.lane.dybuf[i] = dy;
     s.lane.ddlbuf[i] = V::zero();
@@ -1114,20 +1173,7 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
     const V* an = abuf + size_t(i) * N + n0;
     V* accB = accBbuf + size_t(i) * N + n0;
     V ddl = V::zero(), dhB = V::zero();
-#pragma GCC unroll 16
-    for (int n = 0; n < NG; ++n) {
-      const V dh = V::fma(V::set1(Ci[n]), dy, carry[n]);
-      // a_t dh_t is both the carry into step t-1 and, times h_{t-1}, ga: so
-      // the recompute stores h_{t-1} alone (one store per state and step
-      // fewer than storing a_t h_{t-1} as well).
-      const V adh = an[n] * dh;
-      const V ga = adh * hprev[n];
-      dA[n] = V::fma(ga, dl, dA[n]);
-      carry[n] = adh;
-      ddl = V::fma(ga, At[n], ddl);
-      dhB = V::fma(dh, V::set1(Bi[n]), dhB);
-      accB[n] = V::fma(dh, du, accB[n]);
-    }
+    reverse_step<V, G>(NG, dl, dy, du, Bi, Ci, hprev, an, At, carry, dA, accB, ddl, dhB);
     ddl = ddlbuf[i] + ddl;
     dhB = dhBbuf[i] + dhB;
     if constexpr (Last) {
@@ -1230,11 +1276,7 @@ void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   const T* const Bm = p.Bm;
   const T* const Cm = p.Cm;
   const T* ahead[7];
-  int n_ahead = 0;
-  if (pf.steps() > 0)
-    for (const T* q : {p.delta, p.u, dout, p.z, static_cast<const T*>(g.du),
-                       static_cast<const T*>(g.ddelta), static_cast<const T*>(g.dz)})
-      if (q) ahead[n_ahead++] = q + (size_t(pf.b) * L + pf.t0) * D + pf.d0;
+  const int n_ahead = backward_prefetch_rows(p, g, dout, pf, ahead);
   for (int j = 0; j < n_steps; ++j) {
     {  // lane k, step n_steps-1-j
       const int i = n_steps - 1 - j;
@@ -1245,19 +1287,9 @@ void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
       const T* Ci = Cm + row * N;
       const V* hprev = h_k + size_t(i) * N;
       const V* an = a_k + size_t(i) * N;
-      V* accBi = accB + size_t(i) * N;
       V ddl = V::zero(), dhB = V::zero();
-#pragma GCC unroll 16
-      for (int n = 0; n < N; ++n) {
-        const V dh = V::fma(V::set1(Ci[n]), dy, carry[n]);
-        const V adh = an[n] * dh;
-        const V ga = adh * hprev[n];
-        dA[n] = V::fma(ga, dl, dA[n]);
-        carry[n] = adh;
-        ddl = V::fma(ga, At_k[n], ddl);
-        dhB = V::fma(dh, V::set1(Bi[n]), dhB);
-        accBi[n] = V::fma(dh, du, accBi[n]);
-      }
+      reverse_step<V, N>(N, dl, dy, du, Bi, Ci, hprev, an, At_k, carry, dA,
+                         accB + size_t(i) * N, ddl, dhB);
       const size_t off = size_t(i) * D;
       if (dz) (gz_k[i] * y_k[i]).store(dz + off);
       V::fma(dhB, uu, DecayExp<V, Fast>::unscale(ddl)).store(ddelta + off);
@@ -1272,12 +1304,7 @@ void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
       const V uu = V::load(u + row * D);
       const V go = V::load(go_n + row * D);
       V dy = go;
-      if (z_n) {
-        const V zz = V::load(z_n + row * D);
-        V sig;
-        dy = go * silu_of(zz, &sig);
-        gz_n[i] = go * sig * (V::set1(1) + zz * (V::set1(1) - sig));
-      }
+      if (z_n) dy = gate_step(go, z_n + row * D, &gz_n[i]);
       if (p.Dskip) dD_n = V::fma(dy, uu, dD_n);
       dy_n[i] = dy;
       dl_n[i] = dl;
@@ -1288,21 +1315,8 @@ void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
       const V* hp = h_n + size_t(i) * N;
       V* hn = h_n + size_t(i + 1) * N;
       V* an = a_n + size_t(i) * N;
-      V* accCi = accC + size_t(i) * N;
-      V y0 = Dv_n * uu, y1 = V::zero();
-#pragma GCC unroll 16
-      for (int n = 0; n < N; ++n) {
-        const V a = DecayExp<V, Fast>::exp(dl * At_n[n]);
-        const V h = V::fma(a, hp[n], du * V::set1(Bt[n]));
-        an[n] = a;
-        hn[n] = h;
-        accCi[n] = V::fma(dy, h, accCi[n]);
-        if (n & 1)
-          y1 = V::fma(h, V::set1(Ct[n]), y1);
-        else
-          y0 = V::fma(h, V::set1(Ct[n]), y0);
-      }
-      y_n[i] = y0 + y1;
+      y_n[i] = recompute_step<V, N, Fast>(N, dl, du, dy, Dv_n * uu, At_n, Bt, Ct, hp, hn, an,
+                                          accC + size_t(i) * N);
     }
   }
   s.dD[k + 1] = dD_n;
