@@ -901,8 +901,8 @@ constexpr bool kDcPerChunk = V::W == 8;
 #define MK_AVX2_LANE_PAIRS 1
 #endif
 template <class V, int NC>
-constexpr bool pipelined_backward() {
-  return MK_AVX2_LANE_PAIRS && V::W == 8 && NC == 16 && kDcPerChunk<V>;
+constexpr bool uses_lane_pairs() {
+  return MK_AVX2_LANE_PAIRS && V::W == 8 && NC == 16;
 }
 
 // One lane's buffers of a chunk in the backward.
@@ -933,7 +933,7 @@ template <class V>
 struct BwdScratch {
   int N, n_lanes;
   std::vector<V> At, carry, dA, dD;  // per lane: (N), (N), (N), (1)
-  // The chunk buffers of the lane at hand and, with pipelined_backward(),
+  // The chunk buffers of the lane at hand and, with uses_lane_pairs(),
   // of the next lane (swapped from one lane to the next).
   ChunkBufs<V> lane, next;
   // (kChunk, N): per step and state, the dB (and with kDcPerChunk the dC)
@@ -1146,8 +1146,6 @@ void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0
     const V dy = gate_step(V::load(dout + off), p.z ? p.z + off : nullptr, &s.lane.gzbuf[i]);
     if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
     s.lane.dybuf[i] = dy;
-    s.lane.ddlbuf[i] = V::zero();
-    s.lane.dhBbuf[i] = V::zero();
   }
   s.dD[k] = dD;
 }
@@ -1162,11 +1160,13 @@ struct ChunkGradOut {
 
 // States n0..n0+G (G = 0: all N, in memory) of lane k over the chunk,
 // backwards. carry (a_{t+1} dh_{t+1}) stays in registers for the chunk.
+// The first group (First) starts the sums over n of each step, the others
+// add to what the groups before left in s.lane.ddlbuf and dhBbuf.
 // The last group of the chunk (Last) has the whole sums over n of each step
 // as soon as it has added its own, and writes that step's ddelta, du and dz
 // at once: no separate pass over the step buffers, and the strided stores
 // overlap with the arithmetic of the next steps.
-template <class V, int G, bool Fast, bool Last>
+template <class V, int G, bool Fast, bool First, bool Last>
 void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int N, int n0,
                     int n_steps, int k, BwdScratch<V>& s, const ChunkGradOut<V>& out) {
   const int NG = G ? G : N;
@@ -1199,8 +1199,10 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
     V* accB = accBbuf + size_t(i) * N + n0;
     V ddl = V::zero(), dhB = V::zero();
     reverse_step<V, G>(NG, dl, dy, du, Bi, Ci, hprev, an, At, carry, dA, accB, ddl, dhB);
-    ddl = ddlbuf[i] + ddl;
-    dhB = dhBbuf[i] + dhB;
+    if constexpr (!First) {
+      ddl = ddlbuf[i] + ddl;
+      dhB = dhBbuf[i] + dhB;
+    }
     if constexpr (Last) {
       const size_t off = size_t(i) * out.stride;
       if (out.dz) (gzbuf[i] * ybuf[i]).store(out.dz + off);
@@ -1238,15 +1240,23 @@ void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
                             p.Dskip ? V::load(p.Dskip + d0) : V::zero()};
   constexpr int G = reverse_group<V, NC>();
   if constexpr (G == 0) {
-    reverse_states<V, 0, Fast, true>(Bt, Ct, N, 0, t1 - t0, k, s, out);
+    reverse_states<V, 0, Fast, true, true>(Bt, Ct, N, 0, t1 - t0, k, s, out);
   } else {
-    for (int n0 = 0; n0 + G < N; n0 += G)
-      reverse_states<V, G, Fast, false>(Bt, Ct, N, n0, t1 - t0, k, s, out);
-    reverse_states<V, G, Fast, true>(Bt, Ct, N, N - G, t1 - t0, k, s, out);
+    // The first group starts the sums over states; the last stores them.
+    for (int n0 = 0; n0 + G < N; n0 += G) {
+      if (n0 == 0)
+        reverse_states<V, G, Fast, true, false>(Bt, Ct, N, n0, t1 - t0, k, s, out);
+      else
+        reverse_states<V, G, Fast, false, false>(Bt, Ct, N, n0, t1 - t0, k, s, out);
+    }
+    if (N == G)
+      reverse_states<V, G, Fast, true, true>(Bt, Ct, N, 0, t1 - t0, k, s, out);
+    else
+      reverse_states<V, G, Fast, false, true>(Bt, Ct, N, N - G, t1 - t0, k, s, out);
   }
 }
 
-// Lane pairs (pipelined_backward()): one loop over the chunk's steps runs
+// Lane pairs (uses_lane_pairs()): one loop over the chunk's steps runs
 // step n-1-j of lane k's reverse (reverse_states with all N states in one
 // group, the carries and dA in memory; its buffers in s.lane, filled by
 // the call before), which stores lane k's ddelta, du and dz, and then step
@@ -1364,7 +1374,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
   const int n_chunks = (L + kChunk - 1) / kChunk;
   // value-initialised: carry, dA, dD start at 0
-  BwdScratch<V> s(N, n_lanes, pipelined_backward<V, NC>());
+  BwdScratch<V> s(N, n_lanes, uses_lane_pairs<V, NC>());
   for (int k = 0; k < n_lanes; ++k)
     load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N, DecayExp<V, Fast>::kAScale);
 
@@ -1378,13 +1388,13 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
         const int d0 = c0 + k * V::W;
         // Lane k's gate and recompute, unless lane_pair_chunk ran them
         // with lane k-1's reverse.
-        if (!pipelined_backward<V, NC>() || k == 0) {
+        if (!uses_lane_pairs<V, NC>() || k == 0) {
           load_states<V>(s.lane.hbuf, N, states_c + size_t(d0) * N);
           gate_backward(p, b, d0, t0, t1, dout, k, s);
           recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g,
                                        s, dC_part, ahead.target(b, c, k));
         }
-        if constexpr (pipelined_backward<V, NC>()) {
+        if constexpr (uses_lane_pairs<V, NC>()) {
           // Lane k's reverse with lane k+1's gate and recompute; the last
           // lane's reverse alone.
           if (k + 1 < n_lanes) {
@@ -1394,9 +1404,6 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
             std::swap(s.lane, s.next);
             continue;
           }
-          // The sums over state groups that gate_backward would have zeroed.
-          std::fill(s.lane.ddlbuf.begin(), s.lane.ddlbuf.end(), V::zero());
-          std::fill(s.lane.dhBbuf.begin(), s.lane.dhBbuf.end(), V::zero());
         }
         reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
       }
@@ -1562,7 +1569,7 @@ size_t backward_workspace_bytes(int batch, int len, int dim, int dstate, int thr
     const auto [s0, s1] = part_range(split.n_tail, tid, nt);
     bytes += 2 * size_t(batch) * len * dstate * sizeof(T);  // dB, dC partials
     if (v1 > v0)
-      bytes += BwdScratch<V>::bytes(dstate, v1 - v0, dstate == 16 && pipelined_backward<V, 16>());
+      bytes += BwdScratch<V>::bytes(dstate, v1 - v0, dstate == 16 && uses_lane_pairs<V, 16>());
     if (s1 > s0) bytes += BwdScratch<Scalar<T>>::bytes(dstate, s1 - s0, false);
   }
   return bytes;
