@@ -242,3 +242,34 @@ TEST(Activations, FloatSpecialValues) {
   EXPECT_EQ(ops::sigmoid(inf), 1.f);
   EXPECT_TRUE(std::isnan(ops::sigmoid(nan)));
 }
+
+// The per-ISA loops run a thread's share in blocks and prefetch ahead when
+// the arrays outgrow L2: on a long array, with thread counts that split it
+// unevenly and in place, every element gets the bits the same loop gives
+// it alone (nothing skipped at a block or thread edge, nothing written
+// twice).
+TEST(Activations, LongArraysInBlocksMatchElementwiseOnAnyThreadCount) {
+  const size_t n = 300007;  // past the prefetching threshold, not a multiple of 16
+  const std::vector<float> x = randn<float>(n, 21, 4.0);
+  const std::vector<float> dy = randn<float>(n, 22);
+  std::vector<float> softplus(n), silu(n), dsilu(n);
+  for (size_t i = 0; i < n; ++i) {
+    ops::softplus_forward<float>(&x[i], &softplus[i], 1);
+    ops::silu_forward<float>(&x[i], &silu[i], 1);
+    ops::silu_backward<float>(&dy[i], &x[i], &dsilu[i], 1);
+  }
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2, 3, 7}) {
+    omp_set_num_threads(threads);
+    std::vector<float> y(n, -1.f), g(n, -1.f), inplace = x;
+    ops::softplus_forward<float>(x.data(), y.data(), n);
+    ops::silu_backward<float>(dy.data(), x.data(), g.data(), n);
+    ops::silu_forward<float>(inplace.data(), inplace.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(y[i], softplus[i]) << "threads " << threads << " i " << i;
+      ASSERT_EQ(inplace[i], silu[i]) << "threads " << threads << " i " << i;
+      ASSERT_EQ(g[i], dsilu[i]) << "threads " << threads << " i " << i;
+    }
+  }
+  omp_set_num_threads(saved);
+}
