@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <random>
 #include <sstream>
@@ -16,6 +15,7 @@
 #include "mambakit/layers/mixer.h"
 #include "mambakit/model_config.h"
 #include "mambakit/params.h"
+#include "mambakit/process_memory.h"
 #include "mambakit/threads.h"
 
 namespace mk::exp {
@@ -26,25 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// A field of /proc/self/status in kB ("VmRSS", "VmHWM"); -1 if unreadable.
-long status_kb(const std::string& field) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.compare(0, field.size() + 1, field + ":") == 0) return std::stol(line.substr(field.size() + 1));
-  return -1;
-}
-
-// Resets VmHWM to the current resident set (Linux >= 4.0); false where the
-// kernel or the sandbox does not allow it.
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  if (!f) return false;
-  f << "5";
-  f.flush();
-  return bool(f);
 }
 
 // A freshly built, initialised one-layer mixer with its parameters.
@@ -128,12 +109,12 @@ MixerCost measure_mixer(const std::string& mixer, int d_model, int len, const Mi
   // layer touches during its first forward+backward shows in the peak.
   malloc_trim(0);
   const bool can = reset_peak_rss();
-  const long base = status_kb("VmRSS");
+  const long base = proc_status_kb("VmRSS");
   auto t0 = Clock::now();
   l.mixer->forward(l.ps, x.data(), y.data(), 1, len);
   l.mixer->backward(l.ps, dy.data(), dx.data());
   const double first = seconds_since(t0);
-  const long peak = status_kb("VmHWM");
+  const long peak = proc_status_kb("VmHWM");
   r.peak_bytes = can && base >= 0 && peak >= 0 ? 1024.0 * double(std::max(0L, peak - base)) : -1;
   r.bytes_per_token = r.peak_bytes >= 0 ? r.peak_bytes / len : -1;
 

@@ -1,7 +1,6 @@
 #include "mambakit/experiments/bench_train.h"
 
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +19,7 @@
 #include "mambakit/error.h"
 #include "mambakit/models/sequence_model.h"
 #include "mambakit/ops/optim.h"
+#include "mambakit/process_memory.h"
 #include "mambakit/threads.h"
 
 namespace mk::exp {
@@ -58,12 +58,6 @@ double time_allreduce(dist::Communicator& comm, float* p, size_t n, Device d, in
   double b = best;
   comm.max(&b, 1);
   return 1e3 * b;
-}
-
-long peak_rss_bytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return long(u.ru_maxrss) * 1024;  // Linux reports kilobytes
 }
 
 }  // namespace
@@ -175,7 +169,7 @@ TrainBenchResult run_train_bench(const ModelConfig& cfg, const TrainBenchConfig&
     r.comm_fraction = slowest[1] / r.seconds;
     r.allreduce_ms = time_allreduce(comm, ps.grad(), ps.size(), dev, 10);
   }
-  r.peak_rss_bytes = peak_rss_bytes();
+  r.peak_rss_bytes = mk::peak_rss_bytes();
   return r;
 }
 

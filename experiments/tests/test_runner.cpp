@@ -424,6 +424,30 @@ TEST(BenchTrain, JsonHonoursTheShapeFlags) {
   EXPECT_GT(json::parse(r2.output)["params"].get<double>(), j["params"].get<double>());
 }
 
+// The peak memory `bench train` reports is its own, not the high-water mark
+// of the process that started it: tools/reference/bench_vs_transformers.py
+// runs it from a Python process holding torch (2.7 GB), whose peak
+// getrusage's ru_maxrss carries across fork and exec. Here the parent is
+// this test with 512 MB touched, the child started by fork and exec.
+TEST(BenchTrain, PeakMemoryIsTheBenchmarksOwnNotItsParents) {
+  const size_t parent_bytes = size_t(512) << 20;
+  std::vector<char> held(parent_bytes);
+  for (size_t i = 0; i < held.size(); i += 4096) held[i] = char(i >> 12);
+  TempDir d("bench_rss");
+  const pid_t pid = test::spawn_cli({"bench", "train", "--json", "--d-model", "16", "--n-layer", "1",
+                                     "--d-state", "4", "--seq-len", "16", "--batch", "2",
+                                     "--threads", "1", "--warmup", "1", "--steps", "1"},
+                                    {}, d / "log");
+  ASSERT_EQ(test::wait_child(pid), 0) << read_file(d / "log");
+  const std::string log = read_file(d / "log");
+  const size_t brace = log.find('{');
+  ASSERT_NE(brace, std::string::npos) << log;
+  const double peak = json::parse(log.substr(brace))["peak_rss_bytes"].get<double>();
+  EXPECT_GT(peak, 0) << log;
+  EXPECT_LT(peak, double(parent_bytes) / 2) << "the parent's " << parent_bytes << " bytes counted: " << log;
+  EXPECT_EQ(held[4096], char(1));
+}
+
 TEST(BenchTrain, BadFlagsAreOneLineErrors) {
   const auto bad_mixer = test::run_cli("bench train --mixer nosuch --d-model 16 --n-layer 1 --steps 1");
   EXPECT_EQ(bad_mixer.code, 1) << bad_mixer.output;

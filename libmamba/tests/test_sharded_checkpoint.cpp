@@ -9,13 +9,13 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <nlohmann/json.hpp>
 
 #include "io_test_util.h"
 #include "mambakit/io/checkpoint.h"
 #include "mambakit/io/safetensors.h"
+#include "mambakit/process_memory.h"
 
 namespace mk {
 namespace {
@@ -333,14 +333,6 @@ TEST(ShardedCheckpoint, TransformersShardsLoadAsTheirBf16Values) {
   EXPECT_EQ(checked, 22);
 }
 
-long status_kb(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::strlen(key)));
-  return -1;
-}
-
 // Loading costs the model's fp32 buffer and little else: no copy of the
 // checkpoint, no gradient buffer, the mapped pages handed back as they are
 // read. Measured as the growth of the peak resident set (reset first).
@@ -356,12 +348,10 @@ TEST(ShardedCheckpoint, LoadingPeaksWithinOneAndAFifthOfTheWeights) {
     weight_bytes = model->num_params() * sizeof(float);
     save_model(d.path(), *model, {DType::bf16, 8u << 20});
   }
-  std::ofstream reset("/proc/self/clear_refs");
-  if (!(reset << "5" << std::flush)) GTEST_SKIP() << "cannot reset the peak RSS (/proc/self/clear_refs)";
-  reset.close();
-  const long rss_before = status_kb("VmRSS:");
+  if (!reset_peak_rss()) GTEST_SKIP() << "cannot reset the peak RSS (/proc/self/clear_refs)";
+  const long rss_before = proc_status_kb("VmRSS");
   auto model = load_model(d.path());
-  const long growth_kb = status_kb("VmHWM:") - rss_before;
+  const long growth_kb = proc_status_kb("VmHWM") - rss_before;
   const double ratio = growth_kb * 1024.0 / double(weight_bytes);
   EXPECT_LE(ratio, 1.2) << "peak grew by " << growth_kb << " kB for " << weight_bytes / 1024 << " kB of weights";
   std::printf("load peak growth %.3fx the fp32 weights (%zu kB)\n", ratio, weight_bytes / 1024);

@@ -42,7 +42,7 @@ struct TrainBenchResult {
   double seconds = 0;   // their time
   double ms_per_step = 0;
   double tokens_per_s = 0;  // steady state: batch * seq_len * steps / seconds
-  long peak_rss_bytes = 0;  // the process's peak resident set (getrusage)
+  long peak_rss_bytes = 0;  // the process's peak resident set (VmHWM, mk::peak_rss_bytes)
   // Data parallelism (ranks > 1): the gradient buffer's size, the share of
   // step time spent waiting for its sums after the backward (the slowest
   // rank's), and one blocking all-reduce of it on its own (best of several).
