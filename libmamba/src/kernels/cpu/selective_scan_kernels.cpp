@@ -544,9 +544,9 @@ template <class V, class S>
 void store_states(S& h, int N, typename V::elem* dst) {
   V::store_by_lane(&h[0], N, dst);
 }
-template <class V, class S>
-void load_states(S& h, int N, const typename V::elem* src) {
-  V::load_by_lane(&h[0], N, src);
+template <class V>
+void load_states(V* h, int N, const typename V::elem* src) {
+  V::load_by_lane(h, N, src);
 }
 
 // A[d0+l, n] * scale for the W lanes starting at channel d0, as N vectors
@@ -905,27 +905,30 @@ constexpr bool uses_lane_pairs() {
   return MK_AVX2_LANE_PAIRS && V::W == 8 && NC == 16;
 }
 
-// One lane's buffers of a chunk in the backward.
+// One lane's buffers of a chunk in the backward, in one block at offsets
+// that depend on N alone: a loop with a compile-time N reaches all of them
+// from one base pointer (lane_pair_chunk: two lanes' buffers from two
+// registers instead of fourteen pointers, which GCC partly spilled).
 template <class V>
 struct ChunkBufs {
-  std::vector<V> hbuf;            // (kChunk + 1, N) h before step t0+i
-  std::vector<V> abuf;            // (kChunk, N) exp(delta*A) at step t0+i
-  std::vector<V> ybuf;            // (kChunk) y
-  std::vector<V> dlbuf, uubuf;    // (kChunk) the chunk's delta and u, contiguous
-  std::vector<V> dybuf, gzbuf;    // (kChunk) dy, dout * dsilu(z)
-  std::vector<V> ddlbuf, dhBbuf;  // (kChunk) sum_n ga A_n, sum_n dh B_n
+  // In order in the block: h (kChunk + 1, N) before step t0+i; a (kChunk,
+  // N) exp(delta*A) at step t0+i; then kChunk vectors each of y, the
+  // chunk's delta and u (contiguous), dy, dout * dsilu(z), sum_n ga A_n
+  // and sum_n dh B_n.
+  enum Row { kY, kDl, kUu, kDy, kGz, kDdl, kDhB, kRows };
+  static constexpr size_t h_at(int) { return 0; }
+  static constexpr size_t a_at(int N) { return size_t(kChunk + 1) * N; }
+  static constexpr size_t row_at(int N, Row r) {
+    return size_t(2 * kChunk + 1) * N + size_t(r) * kChunk;
+  }
+  static constexpr size_t size(int N) { return row_at(N, kRows); }
+  std::vector<V> store;
+  int N = 0;
   ChunkBufs() = default;
-  explicit ChunkBufs(int N)
-      : hbuf(size_t(kChunk + 1) * N),
-        abuf(size_t(kChunk) * N),
-        ybuf(kChunk),
-        dlbuf(kChunk),
-        uubuf(kChunk),
-        dybuf(kChunk),
-        gzbuf(kChunk),
-        ddlbuf(kChunk),
-        dhBbuf(kChunk) {}
-  static size_t size(int N) { return size_t(2 * kChunk + 1) * N + 7 * kChunk; }
+  explicit ChunkBufs(int N_) : store(size(N_)), N(N_) {}
+  V* hbuf() { return store.data() + h_at(N); }
+  V* abuf() { return store.data() + a_at(N); }
+  V* row(Row r) { return store.data() + row_at(N, r); }
 };
 
 // Per-thread scratch of the backward for n_lanes lanes of width W.
@@ -1091,13 +1094,13 @@ void recompute_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   const V Dv = p.Dskip ? V::load(p.Dskip + d0) : V::zero();
   // Stores of V (may_alias vector types) could alias anything reachable
   // through s or p, so every pointer the loop uses is a local first.
-  V* __restrict hbuf = s.lane.hbuf.data();
-  V* __restrict abuf = s.lane.abuf.data();
+  V* __restrict hbuf = s.lane.hbuf();
+  V* __restrict abuf = s.lane.abuf();
   V* __restrict accC = s.accC.data();
-  V* __restrict dlbuf = s.lane.dlbuf.data();
-  V* __restrict uubuf = s.lane.uubuf.data();
-  V* __restrict ybuf = s.lane.ybuf.data();
-  const V* __restrict dybuf = s.lane.dybuf.data();
+  V* __restrict dlbuf = s.lane.row(ChunkBufs<V>::kDl);
+  V* __restrict uubuf = s.lane.row(ChunkBufs<V>::kUu);
+  V* __restrict ybuf = s.lane.row(ChunkBufs<V>::kY);
+  const V* __restrict dybuf = s.lane.row(ChunkBufs<V>::kDy);
   const T* const delta = p.delta + d0;
   const T* const u = p.u + d0;
   const T* const Bm = p.Bm;
@@ -1143,9 +1146,9 @@ void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t off = (size_t(b) * L + t) * D + d0;
-    const V dy = gate_step(V::load(dout + off), p.z ? p.z + off : nullptr, &s.lane.gzbuf[i]);
+    const V dy = gate_step(V::load(dout + off), p.z ? p.z + off : nullptr, &s.lane.row(ChunkBufs<V>::kGz)[i]);
     if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
-    s.lane.dybuf[i] = dy;
+    s.lane.row(ChunkBufs<V>::kDy)[i] = dy;
   }
   s.dD[k] = dD;
 }
@@ -1179,16 +1182,16 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
 #pragma GCC unroll 64
     for (int n = 0; n < G; ++n) cloc[n] = cmem[n];
   }
-  const V* __restrict dlbuf = s.lane.dlbuf.data();
-  const V* __restrict dybuf = s.lane.dybuf.data();
-  const V* __restrict uubuf = s.lane.uubuf.data();
-  const V* __restrict hbuf = s.lane.hbuf.data();
-  V* __restrict abuf = s.lane.abuf.data();
+  const V* __restrict dlbuf = s.lane.row(ChunkBufs<V>::kDl);
+  const V* __restrict dybuf = s.lane.row(ChunkBufs<V>::kDy);
+  const V* __restrict uubuf = s.lane.row(ChunkBufs<V>::kUu);
+  const V* __restrict hbuf = s.lane.hbuf();
+  V* __restrict abuf = s.lane.abuf();
   V* __restrict accBbuf = s.accB.data();
-  V* __restrict ddlbuf = s.lane.ddlbuf.data();
-  V* __restrict dhBbuf = s.lane.dhBbuf.data();
-  const V* __restrict gzbuf = s.lane.gzbuf.data();
-  const V* __restrict ybuf = s.lane.ybuf.data();
+  V* __restrict ddlbuf = s.lane.row(ChunkBufs<V>::kDdl);
+  V* __restrict dhBbuf = s.lane.row(ChunkBufs<V>::kDhB);
+  const V* __restrict gzbuf = s.lane.row(ChunkBufs<V>::kGz);
+  const V* __restrict ybuf = s.lane.row(ChunkBufs<V>::kY);
   for (int i = n_steps - 1; i >= 0; --i) {
     const V dl = dlbuf[i], dy = dybuf[i];
     const V du = dl * uubuf[i];
@@ -1288,26 +1291,30 @@ void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   const V Dv_n = p.Dskip ? V::load(p.Dskip + dn) : V::zero();
   V dD_n = s.dD[k + 1];
   const V* __restrict At_n = s.At.data() + size_t(k + 1) * N;
-  V* __restrict h_n = s.next.hbuf.data();
-  V* __restrict a_n = s.next.abuf.data();
-  V* __restrict y_n = s.next.ybuf.data();
-  V* __restrict dl_n = s.next.dlbuf.data();
-  V* __restrict uu_n = s.next.uubuf.data();
-  V* __restrict dy_n = s.next.dybuf.data();
-  V* __restrict gz_n = s.next.gzbuf.data();
+  // Each lane's buffers at compile-time offsets from one base.
+  using CB = ChunkBufs<V>;
+  V* __restrict const bn = s.next.store.data();
+  V* const h_n = bn + CB::h_at(N);
+  V* const a_n = bn + CB::a_at(N);
+  V* const y_n = bn + CB::row_at(N, CB::kY);
+  V* const dl_n = bn + CB::row_at(N, CB::kDl);
+  V* const uu_n = bn + CB::row_at(N, CB::kUu);
+  V* const dy_n = bn + CB::row_at(N, CB::kDy);
+  V* const gz_n = bn + CB::row_at(N, CB::kGz);
   V* __restrict accC = s.accC.data();
   // Lane k: reverse.
   const V Dv_k = p.Dskip ? V::load(p.Dskip + dk) : V::zero();
   const V* __restrict At_k = s.At.data() + size_t(k) * N;
   V* __restrict carry = s.carry.data() + size_t(k) * N;
   V* __restrict dA = s.dA.data() + size_t(k) * N;
-  const V* __restrict h_k = s.lane.hbuf.data();
-  V* __restrict a_k = s.lane.abuf.data();  // its ga, once a step is done
-  const V* __restrict y_k = s.lane.ybuf.data();
-  const V* __restrict dl_k = s.lane.dlbuf.data();
-  const V* __restrict uu_k = s.lane.uubuf.data();
-  const V* __restrict dy_k = s.lane.dybuf.data();
-  const V* __restrict gz_k = s.lane.gzbuf.data();
+  V* __restrict const bk = s.lane.store.data();
+  const V* const h_k = bk + CB::h_at(N);
+  V* const a_k = bk + CB::a_at(N);  // its ga, once a step is done
+  const V* const y_k = bk + CB::row_at(N, CB::kY);
+  const V* const dl_k = bk + CB::row_at(N, CB::kDl);
+  const V* const uu_k = bk + CB::row_at(N, CB::kUu);
+  const V* const dy_k = bk + CB::row_at(N, CB::kDy);
+  const V* const gz_k = bk + CB::row_at(N, CB::kGz);
   V* __restrict accB = s.accB.data();
   T* const ddelta = g.ddelta + row0 * D + dk;
   T* const du_out = g.du + row0 * D + dk;
@@ -1389,7 +1396,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
         // Lane k's gate and recompute, unless lane_pair_chunk ran them
         // with lane k-1's reverse.
         if (!uses_lane_pairs<V, NC>() || k == 0) {
-          load_states<V>(s.lane.hbuf, N, states_c + size_t(d0) * N);
+          load_states<V>(s.lane.hbuf(), N, states_c + size_t(d0) * N);
           gate_backward(p, b, d0, t0, t1, dout, k, s);
           recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g,
                                        s, dC_part, ahead.target(b, c, k));
@@ -1398,7 +1405,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
           // Lane k's reverse with lane k+1's gate and recompute; the last
           // lane's reverse alone.
           if (k + 1 < n_lanes) {
-            load_states<V>(s.next.hbuf, N, states_c + size_t(d0 + V::W) * N);
+            load_states<V>(s.next.hbuf(), N, states_c + size_t(d0 + V::W) * N);
             lane_pair_chunk<V, NC, Fast>(p, b, t0, t1, c0, k, dout, g, s,
                                          ahead.target(b, c, k + 1));
             std::swap(s.lane, s.next);
