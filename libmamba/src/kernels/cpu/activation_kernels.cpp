@@ -44,8 +44,8 @@ inline void thread_range(size_t n, size_t& begin, size_t& end) {
 }
 
 // body(i0, i1) over [0, n) in blocks of kBlock, on the OpenMP team when n
-// is large; before each block the lines of in and out (either may be
-// null) kAheadBlocks blocks ahead, within the thread's range, are
+// is large; before each block the lines of in0, in1 (may be null) and out
+// kAheadBlocks blocks ahead, within the thread's range, are
 // prefetched when the arrays are too large for L2 (in L2 the prefetches
 // only cost: 3-7% at 16 K to 64 K floats). body is a plain loop over the
 // formulas, which GCC vectorises.
@@ -60,7 +60,7 @@ void blocked_loop(size_t n, const float* in0, const float* in1, float* out, Body
       const size_t i1 = std::min(end, i0 + kBlock);
       const size_t p1 = prefetch ? std::min(end, i1 + kAheadBlocks * kBlock) : 0;
       for (size_t j = i0 + kAheadBlocks * kBlock; j < p1; j += 16) {
-        if (in0) __builtin_prefetch(in0 + j);
+        __builtin_prefetch(in0 + j);
         if (in1) __builtin_prefetch(in1 + j);
         __builtin_prefetch(out + j, 1);
       }

@@ -911,12 +911,11 @@ constexpr bool uses_lane_pairs() {
 // registers instead of fourteen pointers, which GCC partly spilled).
 template <class V>
 struct ChunkBufs {
-  // In order in the block: h (kChunk + 1, N) before step t0+i; a (kChunk,
-  // N) exp(delta*A) at step t0+i; then kChunk vectors each of y, the
-  // chunk's delta and u (contiguous), dy, dout * dsilu(z), sum_n ga A_n
-  // and sum_n dh B_n.
+  // In order in the block: h (kChunk + 1, N) before step t0+i, at the
+  // start; a (kChunk, N) exp(delta*A) at step t0+i; then kChunk vectors
+  // each of y, the chunk's delta and u (contiguous), dy, dout * dsilu(z),
+  // sum_n ga A_n and sum_n dh B_n.
   enum Row { kY, kDl, kUu, kDy, kGz, kDdl, kDhB, kRows };
-  static constexpr size_t h_at(int) { return 0; }
   static constexpr size_t a_at(int N) { return size_t(kChunk + 1) * N; }
   static constexpr size_t row_at(int N, Row r) {
     return size_t(2 * kChunk + 1) * N + size_t(r) * kChunk;
@@ -926,7 +925,7 @@ struct ChunkBufs {
   int N = 0;
   ChunkBufs() = default;
   explicit ChunkBufs(int N_) : store(size(N_)), N(N_) {}
-  V* hbuf() { return store.data() + h_at(N); }
+  V* hbuf() { return store.data(); }
   V* abuf() { return store.data() + a_at(N); }
   V* row(Row r) { return store.data() + row_at(N, r); }
 };
@@ -1142,13 +1141,15 @@ template <class V>
 void gate_backward(const SelectiveScanParams<typename V::elem>& p, int b, int d0, int t0, int t1,
                    const typename V::elem* dout, int k, BwdScratch<V>& s) {
   const int L = p.len, D = p.dim;
+  V* const gzbuf = s.lane.row(ChunkBufs<V>::kGz);
+  V* const dybuf = s.lane.row(ChunkBufs<V>::kDy);
   V dD = s.dD[k];
   for (int t = t0; t < t1; ++t) {
     const int i = t - t0;
     const size_t off = (size_t(b) * L + t) * D + d0;
-    const V dy = gate_step(V::load(dout + off), p.z ? p.z + off : nullptr, &s.lane.row(ChunkBufs<V>::kGz)[i]);
+    const V dy = gate_step(V::load(dout + off), p.z ? p.z + off : nullptr, &gzbuf[i]);
     if (p.Dskip) dD = V::fma(dy, V::load(p.u + off), dD);
-    s.lane.row(ChunkBufs<V>::kDy)[i] = dy;
+    dybuf[i] = dy;
   }
   s.dD[k] = dD;
 }
@@ -1294,7 +1295,7 @@ void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   // Each lane's buffers at compile-time offsets from one base.
   using CB = ChunkBufs<V>;
   V* __restrict const bn = s.next.store.data();
-  V* const h_n = bn + CB::h_at(N);
+  V* const h_n = bn;
   V* const a_n = bn + CB::a_at(N);
   V* const y_n = bn + CB::row_at(N, CB::kY);
   V* const dl_n = bn + CB::row_at(N, CB::kDl);
@@ -1308,7 +1309,7 @@ void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int 
   V* __restrict carry = s.carry.data() + size_t(k) * N;
   V* __restrict dA = s.dA.data() + size_t(k) * N;
   V* __restrict const bk = s.lane.store.data();
-  const V* const h_k = bk + CB::h_at(N);
+  const V* const h_k = bk;
   V* const a_k = bk + CB::a_at(N);  // its ga, once a step is done
   const V* const y_k = bk + CB::row_at(N, CB::kY);
   const V* const dl_k = bk + CB::row_at(N, CB::kDl);
