@@ -7,6 +7,8 @@
 //   - the causal conv and its SiLU, forward and backward, fused (what a
 //     Mamba layer runs) and as the two ops apart, for all four layers
 //     (each layer's (8, 256, 512) input is its own, as in training);
+//   - dt_proj and its softplus the same way (linear_softplus against
+//     linear then softplus);
 //   - every matrix product of the step, as Linear calls it: the forward,
 //     and the backward's dx and dW products (linear_backward), per layer
 //     shape. FLOP/s is 2 x rows x in x out per product;
@@ -28,6 +30,7 @@
 #include "mambakit/cpu_isa.h"
 #include "mambakit/ops/activations.h"
 #include "mambakit/ops/conv1d.h"
+#include "mambakit/ops/linear_softplus.h"
 #include "mambakit/ops/matmul.h"
 
 namespace {
@@ -141,6 +144,70 @@ BENCHMARK(BM_ConvSiluFusedForward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ConvSiluApartForward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ConvSiluFusedBackward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ConvSiluApartBackward)->Unit(benchmark::kMillisecond);
+
+// Four layers' dt_proj (dt_rank 16 -> d_inner 512) and its softplus: fused
+// (what a Mamba layer runs: the forward writes delta alone, the backward
+// takes softplus's gradient from it) and as the product and the activation
+// apart (the forward also writes the pre-activation, the backward reads
+// it). Bias near -4, where Mamba's initialisation puts it.
+struct DtProjData {
+  static constexpr int kLayers = 4, kIn = 16, kOut = 512;
+  const size_t n = size_t(kRows) * kOut;
+  std::vector<float> x = random_floats(size_t(kRows) * kIn * kLayers, 1.f, 7),
+                     w = random_floats(size_t(kOut) * kIn, 0.25f, 8),
+                     bias = std::vector<float>(kOut, -4.f),
+                     dy = random_floats(n * kLayers, 1.f, 9), y = std::vector<float>(n * kLayers),
+                     pre = std::vector<float>(n * kLayers), g = std::vector<float>(n),
+                     dx = std::vector<float>(size_t(kRows) * kIn), dw = std::vector<float>(kOut * kIn),
+                     db = std::vector<float>(kOut);
+};
+DtProjData& dt_proj_data() {
+  static DtProjData d;
+  return d;
+}
+
+template <class F>
+void run_dt_proj(benchmark::State& state, F f) {
+  auto& d = dt_proj_data();
+  for (auto _ : state) {
+    for (int l = 0; l < DtProjData::kLayers; ++l) f(d, size_t(l) * kRows * DtProjData::kIn, l * d.n);
+    benchmark::DoNotOptimize(d.y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(d.n) * DtProjData::kLayers);
+}
+
+void BM_DtProjSoftplusFusedForward(benchmark::State& s) {
+  run_dt_proj(s, [](DtProjData& d, size_t xo, size_t o) {
+    mk::ops::linear_softplus_forward(d.x.data() + xo, d.w.data(), d.bias.data(), d.y.data() + o,
+                                     kRows, DtProjData::kIn, DtProjData::kOut);
+  });
+}
+void BM_DtProjSoftplusApartForward(benchmark::State& s) {
+  run_dt_proj(s, [](DtProjData& d, size_t xo, size_t o) {
+    mk::ops::linear_forward(d.x.data() + xo, d.w.data(), d.bias.data(), d.pre.data() + o, kRows,
+                            DtProjData::kIn, DtProjData::kOut);
+    mk::ops::softplus_forward(d.pre.data() + o, d.y.data() + o, d.n);
+  });
+}
+void BM_DtProjSoftplusFusedBackward(benchmark::State& s) {
+  run_dt_proj(s, [](DtProjData& d, size_t xo, size_t o) {
+    mk::ops::linear_softplus_backward(d.dy.data() + o, d.y.data() + o, d.x.data() + xo,
+                                      d.w.data(), d.dx.data(), d.dw.data(), d.db.data(), kRows,
+                                      DtProjData::kIn, DtProjData::kOut);
+  });
+}
+void BM_DtProjSoftplusApartBackward(benchmark::State& s) {
+  run_dt_proj(s, [](DtProjData& d, size_t xo, size_t o) {
+    mk::ops::softplus_backward(d.dy.data() + o, d.pre.data() + o, d.g.data(), d.n);
+    mk::ops::linear_backward(d.g.data(), d.x.data() + xo, d.w.data(), d.dx.data(), d.dw.data(),
+                             d.db.data(), kRows, DtProjData::kIn, DtProjData::kOut);
+  });
+}
+BENCHMARK(BM_DtProjSoftplusFusedForward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DtProjSoftplusApartForward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DtProjSoftplusFusedBackward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DtProjSoftplusApartBackward)->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_SoftplusForward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SoftplusBackward)->Unit(benchmark::kMillisecond);

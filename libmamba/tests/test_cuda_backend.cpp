@@ -229,6 +229,16 @@ void test_activations(std::mt19937& rng, Checker& c) {
     out_d.fill_bytes(0xFF);
     cu::softplus_backward<T>(dy_d.data(), x_d.data(), out_d.data(), n);
     c.compare("dsoftplus", download(out_d), ref);
+    // The same gradient from the output y = softplus(x) (the linear layer
+    // fused with its softplus keeps y, not x).
+    Vec y(n);
+    mk::ops::softplus_forward<double>(x.data(), y.data(), n);
+    y = rounded<T>(y);
+    for (size_t i = 0; i < n; ++i) ref[i] = dy[i] * (y[i] > 20 ? 1.0 : -std::expm1(-y[i]));
+    auto y_d = upload<T>(y);
+    out_d.fill_bytes(0xFF);
+    cu::softplus_backward_from_output<T>(dy_d.data(), y_d.data(), out_d.data(), n);
+    c.compare("dsoftplus from y", download(out_d), ref);
   }
   if constexpr (std::is_same_v<T, bf16>) {  // the casts, both ways
     const Vec x = randn(rng, 1001);

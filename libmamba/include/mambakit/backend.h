@@ -184,6 +184,12 @@ class Backend : public DeviceMemory {
                               int out) = 0;
   virtual void linear_backward(const T* dy, const T* x, const T* W, T* dx, T* dW, T* db, int rows,
                                int in, int out) = 0;
+  // y = softplus(x W^T + b); the backward takes the forward's y
+  // (ops/linear_softplus.h).
+  virtual void linear_softplus_forward(const T* x, const T* W, const T* b, T* y, int rows, int in,
+                                       int out) = 0;
+  virtual void linear_softplus_backward(const T* dy, const T* y, const T* x, const T* W, T* dx,
+                                        T* dW, T* db, int rows, int in, int out) = 0;
   virtual void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int rows, int dim,
                                T eps) = 0;
   virtual void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw,

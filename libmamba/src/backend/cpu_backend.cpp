@@ -11,6 +11,7 @@
 #include "mambakit/ops/elementwise.h"
 #include "mambakit/ops/embedding.h"
 #include "mambakit/ops/gated.h"
+#include "mambakit/ops/linear_softplus.h"
 #include "mambakit/ops/matmul.h"
 #include "mambakit/ops/pair_features.h"
 #include "mambakit/ops/rmsnorm.h"
@@ -103,6 +104,16 @@ class CpuBackend final : public Backend<T> {
                        int out) override {
     count("matmul_macs", double(rows) * in * out * ((dx ? 1 : 0) + (dW ? 1 : 0)));
     ops::linear_backward(dy, x, W, dx, dW, db, rows, in, out);
+  }
+  void linear_softplus_forward(const T* x, const T* W, const T* b, T* y, int rows, int in,
+                               int out) override {
+    count("matmul_macs", double(rows) * in * out);
+    ops::linear_softplus_forward(x, W, b, y, rows, in, out);
+  }
+  void linear_softplus_backward(const T* dy, const T* y, const T* x, const T* W, T* dx, T* dW,
+                                T* db, int rows, int in, int out) override {
+    count("matmul_macs", double(rows) * in * out * ((dx ? 1 : 0) + 1));
+    ops::linear_softplus_backward(dy, y, x, W, dx, dW, db, rows, in, out);
   }
   void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int rows, int dim, T eps) override {
     count("norm_elements", double(rows) * dim);

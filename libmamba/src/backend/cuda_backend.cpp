@@ -125,6 +125,19 @@ class CudaBackend final : public Backend<float> {
     else
       cu::linear_backward<float>(dy, x, W, dx, dW, db, rows, in, out);
   }
+  // The product and the softplus apart (cuBLAS does the product).
+  void linear_softplus_forward(const float* x, const float* W, const float* b, float* y, int rows,
+                               int in, int out) override {
+    linear_forward(x, W, b, y, rows, in, out);
+    cu::softplus_forward(y, y, size_t(rows) * out);
+  }
+  void linear_softplus_backward(const float* dy, const float* y, const float* x, const float* W,
+                                float* dx, float* dW, float* db, int rows, int in,
+                                int out) override {
+    DeviceBuffer<float> g(size_t(rows) * out);
+    cu::softplus_backward_from_output(dy, y, g.data(), g.size());
+    linear_backward(g.data(), x, W, dx, dW, db, rows, in, out);
+  }
   void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int rows, int dim,
                        float eps) override {
     cu::rmsnorm_forward<float>(x, w, y, rstd, rows, dim, eps);

@@ -87,7 +87,9 @@ void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, in
   be.conv1d_silu_forward(ops::Conv1dShape{batch, len, di_, k_}, x_.data(), ps.data() + conv_w_,
                          ps.data() + conv_b_, u_.data());
 
-  // x_proj -> dt_in | B | C ; dt_proj + softplus -> delta
+  // x_proj -> dt_in | B | C ; dt_proj and softplus in one -> delta (the
+  // pre-activation is not kept: the backward takes softplus's gradient
+  // from delta)
   const int wx = r_ + 2 * n_;
   xdbl_.resize(be, size_t(rows) * wx);
   x_proj_.forward(ps, u_.data(), xdbl_.data(), rows);
@@ -97,10 +99,9 @@ void MambaMixer<T>::forward(ParamStore<T>& ps, const T* x, T* out, int batch, in
   be.copy_cols(xdbl_.data(), rows, wx, 0, r_, dtin_.data(), r_, 0);
   be.copy_cols(xdbl_.data(), rows, wx, r_, n_, Bm_.data(), n_, 0);
   be.copy_cols(xdbl_.data(), rows, wx, r_ + n_, n_, Cm_.data(), n_, 0);
-  dtpre_.resize(be, nd);
   delta_.resize(be, nd);
-  dt_proj_.forward(ps, dtin_.data(), dtpre_.data(), rows);
-  be.softplus_forward(dtpre_.data(), delta_.data(), nd);
+  be.linear_softplus_forward(dtin_.data(), ps.data() + dt_proj_.w, ps.data() + dt_proj_.b,
+                             delta_.data(), rows, r_, di_);
 
   // selective scan, gated by silu(z)
   A_.resize(be, size_t(di_) * n_);
@@ -143,10 +144,10 @@ void MambaMixer<T>::backward(ParamStore<T>& ps, const T* dout, T* dx) {
   // A = -exp(A_log)  =>  dA_log = dA * A
   be.mul_acc(dA_.data(), A_.data(), g + A_log_, dA_.size());
 
-  // softplus, dt_proj  (dy_ now holds d dt_pre)
-  be.softplus_backward(ddelta_.data(), dtpre_.data(), dy_.data(), nd);
+  // softplus and dt_proj in one
   ddtin_.resize(be, size_t(rows) * r_);
-  dt_proj_.backward(ps, dy_.data(), dtin_.data(), ddtin_.data(), rows);
+  be.linear_softplus_backward(ddelta_.data(), delta_.data(), dtin_.data(), ps.data() + dt_proj_.w,
+                              ddtin_.data(), g + dt_proj_.w, g + dt_proj_.b, rows, r_, di_);
 
   // x_proj: gather d(dt_in | B | C) and add its input gradient into du
   const int wx = r_ + 2 * n_;

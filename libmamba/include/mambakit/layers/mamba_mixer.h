@@ -52,7 +52,7 @@ class MambaMixer : public Mixer<T> {
   // Saved activations of the last forward (on the parameters' device).
   int B_ = 0, L_ = 0;
   const T* x_in_ = nullptr;
-  Buf<T> x_, z_, u_, dtin_, Bm_, Cm_, dtpre_, delta_, y_, states_, A_;
+  Buf<T> x_, z_, u_, dtin_, Bm_, Cm_, delta_, y_, states_, A_;
   Buf<T> xdbl_;  // x_proj's output (dt_in | B | C) before the split
   // Backward scratch. Each buffer keeps one size from step to step: a Buf
   // zero-fills whatever a resize adds, so sharing one between shapes cost a

@@ -99,9 +99,15 @@ void neg_exp(const float* x, float* y, size_t n) {
   });
 }
 
-const ActivationKernels kKernels{silu_forward,     silu_backward,           softplus_forward,
-                                 softplus_backward, neg_exp,                 conv1d_silu_forward_f32,
-                                 conv1d_silu_backward_f32};
+const ActivationKernels kKernels{silu_forward,
+                                 silu_backward,
+                                 softplus_forward,
+                                 softplus_backward,
+                                 neg_exp,
+                                 conv1d_silu_forward_f32,
+                                 conv1d_silu_backward_f32,
+                                 linear_softplus_forward_f32,
+                                 linear_softplus_backward_f32};
 
 }  // namespace
 

@@ -32,4 +32,12 @@ static inline float silu_grad_f(float x) {
 // identity, so the gradient is exactly 1 there (as PyTorch's backward).
 static inline float softplus_grad_f(float x) { return x > 20.f ? 1.f : sigmoid_f(x); }
 
+// The same gradient from the forward's output y = softplus(x) instead of x:
+// sigmoid(x) = 1 - exp(-softplus(x)), no division (the linear-and-softplus
+// backward keeps y, which the scan needs anyway, and not x). Above the
+// threshold y is x and the gradient exactly 1, as above.
+static inline float softplus_grad_from_output_f(float y) {
+  return y > 20.f ? 1.f : -vmath::expm1_f(-y);
+}
+
 }  // namespace mk::ops::act_math

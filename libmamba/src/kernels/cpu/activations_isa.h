@@ -25,6 +25,16 @@ struct ActivationKernels {
   void (*conv1d_silu_backward)(const Conv1dShape& s, const float* dy, const float* x,
                                const float* wt, const float* bias, float* dx, float* dw,
                                float* dbias, float* scratch);
+  // y = softplus(x W^T + b) with W (out, in) transposed to wt (in, out)
+  // (linear_softplus_kernels.cpp); the backward, from the forward's y,
+  // writes dx (unless null) and leaves the sums of dW^T (in, out) and db
+  // (out) at the start of its scratch of linear_softplus_scratch_size()
+  // floats.
+  void (*linear_softplus_forward)(const float* x, const float* wt, const float* b, float* y,
+                                  int rows, int in, int out);
+  void (*linear_softplus_backward)(const float* dy, const float* y, const float* x,
+                                   const float* W, float* dx, int rows, int in, int out,
+                                   float* scratch);
 };
 
 // Taps the fused conv kernels are built for (Mamba uses 4).
@@ -40,6 +50,18 @@ inline size_t conv1d_silu_scratch_size(const Conv1dShape& s) {
   return (blocks * size_t(2 * s.K + 1) + size_t(s.K + 1)) * s.D;
 }
 
+// Rows per block of the fused linear-and-softplus kernels: the unit of work
+// of a thread and of the backward's partial sums of dW and db; and the rows
+// per group within a block whose terms are summed before they are added.
+constexpr size_t kLinearSoftplusRowBlock = 128;
+constexpr int kLinearSoftplusGroup = 8;
+// Per block: the partial sums (in + 1 rows of out) and the activation
+// gradients of one group.
+inline size_t linear_softplus_scratch_size(int rows, int in, int out) {
+  const size_t blocks = (size_t(rows) + kLinearSoftplusRowBlock - 1) / kLinearSoftplusRowBlock;
+  return (blocks > 0 ? blocks : 1) * size_t(in + 1 + kLinearSoftplusGroup) * out;
+}
+
 // The copy mk::active_isa() chose (activations.cpp).
 const ActivationKernels& active_activation_kernels();
 
@@ -51,6 +73,11 @@ const ActivationKernels& active_activation_kernels();
   void conv1d_silu_backward_f32(const Conv1dShape& s, const float* dy, const float* x,       \
                                 const float* wt, const float* bias, float* dx, float* dw,    \
                                 float* dbias, float* scratch);                               \
+  void linear_softplus_forward_f32(const float* x, const float* wt, const float* b, float* y,   \
+                                   int rows, int in, int out);                                 \
+  void linear_softplus_backward_f32(const float* dy, const float* y, const float* x,           \
+                                    const float* W, float* dx, int rows, int in, int out,      \
+                                    float* scratch);                                           \
   }
 MK_DECLARE_ACT_ISA(act_scalar)
 MK_DECLARE_ACT_ISA(act_avx2)

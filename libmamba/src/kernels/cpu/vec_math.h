@@ -15,6 +15,7 @@
 // a vector lane, whatever the thread count.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -56,6 +57,23 @@ static inline float exp_f(float x) {
   const int32_t k = int32_t(n), k1 = k / 2;
   const float y = p * pow2i(k1) * pow2i(k - k1);
   return x == x ? y : x;
+}
+
+// exp(x) - 1 without the cancellation of exp_f(x) - 1 near 0: for |x| < 1/2
+// the series x + x^2 (1/2! + x/3! + ... + x^7/9!), whose first term left
+// out is below 1e-9 of the result there, in Estrin's order; beyond, exp_f's
+// value less 1 (exp(x) is then at least e^-1/2 > 1/2 or above e^1/2, so the
+// subtraction loses no more than one bit: within 3 ulp). inf, -inf and NaN
+// give inf, -1 and NaN.
+static inline float expm1_f(float x) {
+  const float x2 = x * x, x4 = x2 * x2;
+  const float q01 = (1.f / 6.f) * x + 0.5f;
+  const float q23 = (1.f / 120.f) * x + (1.f / 24.f);
+  const float q45 = (1.f / 5040.f) * x + (1.f / 720.f);
+  const float q67 = (1.f / 362880.f) * x + (1.f / 40320.f);
+  const float q = (q67 * x2 + q45) * x4 + (q23 * x2 + q01);
+  const float series = x + x2 * q;
+  return std::fabs(x) < 0.5f ? series : exp_f(x) - 1.f;
 }
 
 // log1p(t) for t in [0, 1]: with s = t / (2 + t) in [0, 1/3],

@@ -12,9 +12,10 @@ namespace {
 
 constexpr int kThreads = 256;
 
-enum class Act { SiluFwd, SiluBwd, SoftplusFwd, SoftplusBwd };
+enum class Act { SiluFwd, SiluBwd, SoftplusFwd, SoftplusBwd, SoftplusBwdFromOutput };
 
-// y = f(x) (dy null) or dx = dy * f'(x).
+// y = f(x) (dy null) or dx = dy * f'(x); SoftplusBwdFromOutput: x is the
+// forward's output y = softplus(pre) and f'(pre) = 1 - exp(-y).
 template <Act kAct, typename T>
 __global__ void act_kernel(const T* x, const T* dy, T* out, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
@@ -28,8 +29,10 @@ __global__ void act_kernel(const T* x, const T* dy, T* out, size_t n) {
       r = to_float(dy[i]) * s * (1.f + v * (1.f - s));
     } else if constexpr (kAct == Act::SoftplusFwd) {
       r = softplusf_(v);
-    } else {
+    } else if constexpr (kAct == Act::SoftplusBwd) {
       r = v > 20.f ? to_float(dy[i]) : to_float(dy[i]) * sigmoidf_(v);
+    } else {
+      r = v > 20.f ? to_float(dy[i]) : to_float(dy[i]) * -expm1f(-v);
     }
     out[i] = from_float<T>(r);
   }
@@ -71,6 +74,11 @@ void softplus_backward(const T* dy, const T* x, T* dx, size_t n, stream_t stream
   run<Act::SoftplusBwd, T>("cuda::softplus_backward", x, dy, dx, n, stream);
 }
 
+template <typename T>
+void softplus_backward_from_output(const T* dy, const T* y, T* dx, size_t n, stream_t stream) {
+  run<Act::SoftplusBwdFromOutput, T>("cuda::softplus_backward_from_output", y, dy, dx, n, stream);
+}
+
 void cast(const float* in, bf16* out, size_t n, stream_t stream) {
   if (n == 0) return;
   require_device("cuda::cast");
@@ -88,7 +96,8 @@ void cast(const bf16* in, float* out, size_t n, stream_t stream) {
   template void silu_forward<T>(const T*, T*, size_t, stream_t);                   \
   template void silu_backward<T>(const T*, const T*, T*, size_t, stream_t);        \
   template void softplus_forward<T>(const T*, T*, size_t, stream_t);               \
-  template void softplus_backward<T>(const T*, const T*, T*, size_t, stream_t);
+  template void softplus_backward<T>(const T*, const T*, T*, size_t, stream_t);        \
+  template void softplus_backward_from_output<T>(const T*, const T*, T*, size_t, stream_t);
 MK_INSTANTIATE(float)
 MK_INSTANTIATE(bf16)
 #undef MK_INSTANTIATE

@@ -22,6 +22,10 @@ void softplus_forward(const T* x, T* y, size_t n, stream_t stream = nullptr);
 // dx = dy * sigmoid(x)  (written; exactly dy above the threshold)
 template <typename T>
 void softplus_backward(const T* dy, const T* x, T* dx, size_t n, stream_t stream = nullptr);
+// The same from the forward's output y = softplus(x): dx = dy * (1 - exp(-y))
+template <typename T>
+void softplus_backward_from_output(const T* dy, const T* y, T* dx, size_t n,
+                                   stream_t stream = nullptr);
 
 // fp32 <-> bf16 (round to nearest even), e.g. a bf16 copy of fp32 master
 // weights for the matmuls.
