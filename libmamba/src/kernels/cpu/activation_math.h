@@ -32,12 +32,30 @@ static inline float silu_grad_f(float x) {
 // identity, so the gradient is exactly 1 there (as PyTorch's backward).
 static inline float softplus_grad_f(float x) { return x > 20.f ? 1.f : sigmoid_f(x); }
 
-// The same gradient from the forward's output y = softplus(x) instead of x:
-// sigmoid(x) = 1 - exp(-softplus(x)), no division (the linear-and-softplus
-// backward keeps y, which the scan needs anyway, and not x). Above the
-// threshold y is x and the gradient exactly 1, as above.
+// The same gradient from the forward's output y = softplus(x) >= 0 instead
+// of x: sigmoid(x) = 1 - exp(-y), no division (the linear-and-softplus
+// backward keeps y, which the scan needs anyway, and not x). Below y = 1/2
+// the series of 1 - exp(-y) = y - y^2/2! + y^3/3! - ... to y^9/9! (the
+// first term left out is below 1e-9 of the result), where the difference
+// would cancel; from 1/2 to 20 one minus exp(-y) by exp_f's reduction and
+// polynomial (exp_reduced_f) without its clamps, its split scale (2^n, n in
+// [-29, -1], is one normal float) or its NaN test; within 3 ulp. Above 20
+// exactly 1, as above; NaN stays NaN.
 static inline float softplus_grad_from_output_f(float y) {
-  return y > 20.f ? 1.f : -vmath::expm1_f(-y);
+  const float t = y < 20.f ? y : 20.f;  // NaN goes to 20 here, back to NaN below
+  // The series, as 1 - exp(-t) = t - t^2 q(-t), q in Estrin's order.
+  const float x = -t, x2 = x * x, x4 = x2 * x2;
+  const float q01 = (1.f / 6.f) * x + 0.5f;
+  const float q23 = (1.f / 120.f) * x + (1.f / 24.f);
+  const float q45 = (1.f / 5040.f) * x + (1.f / 720.f);
+  const float q67 = (1.f / 362880.f) * x + (1.f / 40320.f);
+  const float series = t - x2 * ((q67 * x2 + q45) * x4 + (q23 * x2 + q01));
+  // exp(-t) = 2^n exp(r), n in [-29, 0].
+  float n;
+  const float p = vmath::exp_reduced_f(x, &n);
+  const float g = t < 0.5f ? series : 1.f - p * vmath::pow2i(int32_t(n));
+  const float g1 = y > 20.f ? 1.f : g;
+  return y == y ? g1 : y;
 }
 
 }  // namespace mk::ops::act_math
