@@ -52,14 +52,16 @@ struct ActData {
   std::vector<float> x = random_floats(kActElems, 3.f, 1), dy = random_floats(kActElems, 1.f, 2),
                      out = std::vector<float>(kActElems);
 };
-ActData& act_data() {
-  static ActData d;
+// One instance of each benchmark's data, made on first use.
+template <class Data>
+Data& bench_data() {
+  static Data d;
   return d;
 }
 
 template <class F>
 void run_activation(benchmark::State& state, F f) {
-  auto& d = act_data();
+  auto& d = bench_data<ActData>();
   for (auto _ : state) {
     f(d);
     benchmark::DoNotOptimize(d.out.data());
@@ -97,20 +99,20 @@ struct ConvData {
                      dx = std::vector<float>(n * kLayers), dw = std::vector<float>(512 * 4),
                      db = std::vector<float>(512);
 };
-ConvData& conv_data() {
-  static ConvData d;
-  return d;
-}
-
-template <class F>
-void run_conv(benchmark::State& state, F f) {
-  auto& d = conv_data();
+// f(d, l) for each of Data's kLayers layers per iteration; items: the
+// layers' n outputs each.
+template <class Data, class F>
+void run_layers(benchmark::State& state, F f) {
+  auto& d = bench_data<Data>();
   for (auto _ : state) {
-    for (int l = 0; l < ConvData::kLayers; ++l) f(d, l * d.n);
+    for (int l = 0; l < Data::kLayers; ++l) f(d, l);
     benchmark::DoNotOptimize(d.y.data());
     benchmark::ClobberMemory();
   }
-  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(d.n) * ConvData::kLayers);
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(d.n) * Data::kLayers);
+}
+void run_conv(benchmark::State& state, void (*f)(ConvData&, size_t)) {
+  run_layers<ConvData>(state, [f](ConvData& d, int l) { f(d, l * d.n); });
 }
 
 void BM_ConvSiluFusedForward(benchmark::State& s) {
@@ -161,20 +163,11 @@ struct DtProjData {
                      dx = std::vector<float>(size_t(kRows) * kIn), dw = std::vector<float>(kOut * kIn),
                      db = std::vector<float>(kOut);
 };
-DtProjData& dt_proj_data() {
-  static DtProjData d;
-  return d;
-}
-
-template <class F>
-void run_dt_proj(benchmark::State& state, F f) {
-  auto& d = dt_proj_data();
-  for (auto _ : state) {
-    for (int l = 0; l < DtProjData::kLayers; ++l) f(d, size_t(l) * kRows * DtProjData::kIn, l * d.n);
-    benchmark::DoNotOptimize(d.y.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(d.n) * DtProjData::kLayers);
+// f(d, x offset, y offset) per layer.
+void run_dt_proj(benchmark::State& state, void (*f)(DtProjData&, size_t, size_t)) {
+  run_layers<DtProjData>(state, [f](DtProjData& d, int l) {
+    f(d, size_t(l) * kRows * DtProjData::kIn, l * d.n);
+  });
 }
 
 void BM_DtProjSoftplusFusedForward(benchmark::State& s) {
