@@ -1,12 +1,15 @@
 // gemm against a triple loop for every transpose combination and padded
 // leading dims; linear layer forward against a loop, backward by finite
-// differences.
+// differences; the narrow-output kernels on every ISA.
 #include "mambakit/ops/matmul.h"
 
 #include <omp.h>
 
+#include <cmath>
 #include <limits>
+#include <string>
 
+#include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 #include "test_util.h"
 
@@ -221,6 +224,95 @@ TEST(Linear, BiasPathsSameOnAnyThreadCount) {
         for (int i = 0; i < in; ++i) s += double(x[size_t(r) * in + i]) * W[size_t(j) * in + i];
         ASSERT_NEAR(y[size_t(r) * out + j], s, 1e-5) << "threads=" << threads;
       }
+  }
+  omp_set_num_threads(saved);
+}
+
+namespace {
+
+// y = x W^T + b in double from the definition.
+std::vector<double> linear_ref(const std::vector<float>& x, const std::vector<float>& W,
+                               const std::vector<float>* b, int rows, int in, int out) {
+  std::vector<double> y(size_t(rows) * out);
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < out; ++j) {
+      double s = b ? (*b)[j] : 0.0;
+      for (int k = 0; k < in; ++k) s += double(x[size_t(r) * in + k]) * W[size_t(j) * in + k];
+      y[size_t(r) * out + j] = s;
+    }
+  return y;
+}
+
+struct LinearShape {
+  int rows, in, out;
+};
+
+// Shapes of the narrow kernel (out <= 64, rows >= 16): Mamba's x_proj at
+// the transformers script's size; columns and rows off every vector and
+// register block; one output; 64 outputs.
+const LinearShape kNarrowShapes[] = {{300, 512, 48}, {16, 7, 1},    {37, 33, 5},
+                                     {130, 64, 64},  {19, 100, 17}, {64, 3, 40}};
+
+std::string where(const LinearShape& s) {
+  return "rows=" + std::to_string(s.rows) + " in=" + std::to_string(s.in) +
+         " out=" + std::to_string(s.out);
+}
+
+}  // namespace
+
+// float linear layers with few outputs run their forward through a kernel
+// of their own on the AVX2 and AVX-512 copies (the BLAS on the scalar
+// one): on every ISA, with and without bias, against double.
+TEST(Linear, NarrowOutputsMatchReferenceOnEveryIsa) {
+  for (Isa isa : supported_isas()) {
+    ScopedIsa scoped(isa);
+    for (const LinearShape& s : kNarrowShapes) {
+      const auto x = randn<float>(size_t(s.rows) * s.in, 61),
+                 W = randn<float>(size_t(s.out) * s.in, 62, 1.0 / std::sqrt(double(s.in))),
+                 b = randn<float>(s.out, 63);
+      std::vector<float> y(size_t(s.rows) * s.out, NAN);
+      ops::linear_forward<float>(x.data(), W.data(), b.data(), y.data(), s.rows, s.in, s.out);
+      const std::string at = std::string(isa_name(isa)) + " " + where(s);
+      EXPECT_TRUE(all_close(y, linear_ref(x, W, &b, s.rows, s.in, s.out), 1e-5, 1e-5)) << at;
+      std::fill(y.begin(), y.end(), NAN);
+      ops::linear_forward<float>(x.data(), W.data(), nullptr, y.data(), s.rows, s.in, s.out);
+      EXPECT_TRUE(all_close(y, linear_ref(x, W, nullptr, s.rows, s.in, s.out), 1e-5, 1e-5))
+          << "no bias, " << at;
+    }
+  }
+}
+
+// Each output of the narrow kernel is one chain of multiply-adds in k: the
+// same bits on 1, 2 or 3 threads, and on the AVX2 and AVX-512 copies (both
+// with FMA).
+TEST(Linear, NarrowOutputsSameBitsOnAnyThreadCountAndOnAvx2AndAvx512) {
+  const int saved = omp_get_max_threads();
+  for (const LinearShape& s : {LinearShape{300, 512, 48}, LinearShape{1000, 70, 33}}) {
+    const auto x = randn<float>(size_t(s.rows) * s.in, 71),
+               W = randn<float>(size_t(s.out) * s.in, 72), b = randn<float>(s.out, 73);
+    std::vector<std::pair<Isa, std::vector<float>>> runs;  // one thread's y per ISA
+    for (Isa isa : supported_isas()) {
+      ScopedIsa scoped(isa);
+      std::vector<float> first;
+      for (int threads : {1, 2, 3}) {
+        omp_set_num_threads(threads);
+        std::vector<float> y(size_t(s.rows) * s.out);
+        ops::linear_forward<float>(x.data(), W.data(), b.data(), y.data(), s.rows, s.in, s.out);
+        if (threads == 1) first = y;
+        EXPECT_TRUE(all_close(y, first, 0))
+            << isa_name(isa) << " threads=" << threads << " " << where(s);
+      }
+      runs.emplace_back(isa, first);
+    }
+    const std::vector<float>* avx2 = nullptr;
+    const std::vector<float>* avx512 = nullptr;
+    for (const auto& [isa, r] : runs) {
+      if (isa == Isa::avx2) avx2 = &r;
+      if (isa == Isa::avx512) avx512 = &r;
+    }
+    if (avx2 && avx512) {
+      EXPECT_TRUE(all_close(*avx2, *avx512, 0)) << where(s);
+    }
   }
   omp_set_num_threads(saved);
 }

@@ -107,7 +107,8 @@ const ActivationKernels kKernels{silu_forward,
                                  conv1d_silu_forward_f32,
                                  conv1d_silu_backward_f32,
                                  linear_softplus_forward_f32,
-                                 linear_softplus_backward_f32};
+                                 linear_softplus_backward_f32,
+                                 narrow_linear_forward_f32};
 
 }  // namespace
 

@@ -35,6 +35,11 @@ struct ActivationKernels {
   void (*linear_softplus_backward)(const float* dy, const float* y, const float* x,
                                    const float* W, float* dx, int rows, int in, int out,
                                    float* scratch);
+  // The forward of a linear layer with few outputs
+  // (narrow_matmul_kernels.cpp): y (rows, out) = x wt (+ b) with W
+  // transposed to wt (in, out).
+  void (*narrow_linear_forward)(const float* x, const float* wt, const float* b, float* y,
+                                int rows, int in, int out);
 };
 
 // Taps the fused conv kernels are built for (Mamba uses 4).
@@ -62,6 +67,11 @@ inline size_t linear_softplus_scratch_size(int rows, int in, int out) {
   return (blocks > 0 ? blocks : 1) * size_t(in + 1 + kLinearSoftplusGroup) * out;
 }
 
+// Outputs up to which, and rows from which, ops::linear_forward runs the
+// narrow kernel instead of the BLAS.
+constexpr int kNarrowMaxOut = 64;
+constexpr int kNarrowMinRows = 16;
+
 // The copy mk::active_isa() chose (activations.cpp).
 const ActivationKernels& active_activation_kernels();
 
@@ -78,6 +88,8 @@ const ActivationKernels& active_activation_kernels();
   void linear_softplus_backward_f32(const float* dy, const float* y, const float* x,           \
                                     const float* W, float* dx, int rows, int in, int out,      \
                                     float* scratch);                                           \
+  void narrow_linear_forward_f32(const float* x, const float* wt, const float* b, float* y,     \
+                                 int rows, int in, int out);                                   \
   }
 MK_DECLARE_ACT_ISA(act_scalar)
 MK_DECLARE_ACT_ISA(act_avx2)
