@@ -1,5 +1,6 @@
 // Matrix products through OpenBLAS (cblas, row-major), and the linear layer
-// built on them.
+// built on them (whose float forward with few outputs runs a kernel of its
+// own instead, narrow_matmul_kernels.cpp).
 //
 // One thread pool: OpenBLAS is kept at one thread and gemm splits C into
 // blocks of rows (or columns) over the OpenMP threads itself, one cblas call
