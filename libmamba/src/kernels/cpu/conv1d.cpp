@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "activations_isa.h"
+#include "transpose.h"
 #include "mambakit/error.h"
 #include "mambakit/ops/activations.h"
 
@@ -22,14 +23,6 @@ void check_shape(const Conv1dShape& s, const char* where) {
                std::to_string(s.L) + " D=" + std::to_string(s.D) + " K=" + std::to_string(s.K));
 }
 
-template <typename T>
-std::vector<T> transpose_kernel(const T* w, int D, int K) {  // (D, K) -> (K, D)
-  std::vector<T> wt(size_t(K) * D);
-  for (int d = 0; d < D; ++d)
-    for (int k = 0; k < K; ++k) wt[size_t(k) * D + d] = w[size_t(d) * K + k];
-  return wt;
-}
-
 bool big(const Conv1dShape& s) { return size_t(s.B) * s.L * s.D * s.K > (1u << 16); }
 
 }  // namespace
@@ -38,7 +31,7 @@ template <typename T>
 void conv1d_causal_forward(const Conv1dShape& s, const T* x, const T* w, const T* bias, T* y) {
   check_shape(s, "conv1d_causal_forward");
   const int L = s.L, D = s.D, K = s.K;
-  const std::vector<T> wt = transpose_kernel(w, D, K);
+  const std::vector<T> wt = transposed(w, D, K);
 #pragma omp parallel for collapse(2) schedule(static) if (big(s))
   for (int b = 0; b < s.B; ++b)
     for (int t = 0; t < L; ++t) {
@@ -65,7 +58,7 @@ void conv1d_causal_backward(const Conv1dShape& s, const T* dy, const T* x, const
                             T* dw, T* dbias) {
   check_shape(s, "conv1d_causal_backward");
   const int L = s.L, D = s.D, K = s.K;
-  const std::vector<T> wt = transpose_kernel(w, D, K);
+  const std::vector<T> wt = transposed(w, D, K);
   constexpr size_t kRowBlock = 64;
   const size_t n_rows = size_t(s.B) * L, n_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
   const size_t part_size = size_t(K + 1) * D;  // per block: (K, D) taps of dw, then dbias (D)
@@ -120,7 +113,7 @@ void conv1d_silu_forward(const Conv1dShape& s, const T* x, const T* w, const T* 
   check_shape(s, "conv1d_silu_forward");
   if constexpr (std::is_same_v<T, float>) {
     if (s.K <= kConvSiluMaxK) {
-      const std::vector<float> wt = transpose_kernel(w, s.D, s.K);
+      const std::vector<float> wt = transposed(w, s.D, s.K);
       return active_activation_kernels().conv1d_silu_forward(s, x, wt.data(), bias, y);
     }
   }
@@ -135,7 +128,7 @@ void conv1d_silu_backward(const Conv1dShape& s, const T* dy, const T* x, const T
   check_shape(s, "conv1d_silu_backward");
   if constexpr (std::is_same_v<T, float>) {
     if (s.K <= kConvSiluMaxK) {
-      const std::vector<float> wt = transpose_kernel(w, s.D, s.K);
+      const std::vector<float> wt = transposed(w, s.D, s.K);
       std::vector<float> scratch(conv1d_silu_scratch_size(s));
       return active_activation_kernels().conv1d_silu_backward(s, dy, x, wt.data(), bias, dx, dw,
                                                               dbias, scratch.data());

@@ -5,11 +5,13 @@
 #include "mambakit/ops/linear_softplus.h"
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "activations_isa.h"
+#include "transpose.h"
 #include "mambakit/error.h"
 #include "mambakit/ops/activations.h"
 #include "mambakit/ops/matmul.h"
@@ -28,13 +30,6 @@ void check_shape(int rows, int in, int out, const char* where) {
 // threshold y is x and the gradient exactly 1 (as softplus_backward).
 double softplus_grad_from_output(double y) { return y > 20 ? 1.0 : -std::expm1(-y); }
 
-std::vector<float> transpose(const float* W, int out, int in) {  // (out, in) -> (in, out)
-  std::vector<float> wt(size_t(in) * out);
-  for (int d = 0; d < out; ++d)
-    for (int k = 0; k < in; ++k) wt[size_t(k) * out + d] = W[size_t(d) * in + k];
-  return wt;
-}
-
 }  // namespace
 
 template <typename T>
@@ -42,7 +37,7 @@ void linear_softplus_forward(const T* x, const T* W, const T* b, T* y, int rows,
   check_shape(rows, in, out, "linear_softplus_forward");
   if (rows == 0 || out == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    const std::vector<float> wt = transpose(W, out, in);
+    const std::vector<float> wt = transposed(W, out, in);  // (in, out)
     active_activation_kernels().linear_softplus_forward(x, wt.data(), b, y, rows, in, out);
   } else {
     linear_forward(x, W, b, y, rows, in, out);
@@ -56,9 +51,10 @@ void linear_softplus_backward(const T* dy, const T* y, const T* x, const T* W, T
   check_shape(rows, in, out, "linear_softplus_backward");
   if (rows == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    std::vector<float> scratch(linear_softplus_scratch_size(rows, in, out));
+    // Uninitialised: the kernel zeroes the partial sums it uses.
+    const std::unique_ptr<float[]> scratch(new float[linear_softplus_scratch_size(rows, in, out)]);
     active_activation_kernels().linear_softplus_backward(dy, y, x, W, dx, rows, in, out,
-                                                         scratch.data());
+                                                         scratch.get());
     // The sums of dW^T and db over all rows, at the start of the scratch.
     for (int d = 0; d < out; ++d)
       for (int k = 0; k < in; ++k) dW[size_t(d) * in + k] += scratch[size_t(k) * out + d];

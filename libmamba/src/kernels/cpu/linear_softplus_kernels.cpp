@@ -17,12 +17,13 @@
 // pre-activation is never stored.
 //
 // Layout: rows are split into fixed blocks of kLinearSoftplusRowBlock that
-// threads share out. The forward takes W transposed, wt (in, out): its
-// loops run over output channels, the contiguous axis of y, with a block
-// of channels in registers over the in terms. The backward forms a group
-// of eight rows' activation gradients g (in L1), then dx = g W four rows at
-// a time with the in columns in vector lanes (W as stored, (out, in)), then
-// dW^T += x^T g and db with the out channels in lanes.
+// threads share out, and each block into groups of eight rows. The forward
+// forms a group's pre-activations with row_matmul.h's product (W
+// transposed, wt (in, out): output channels in vector lanes), then their
+// softplus while they are in L1. The backward forms a group's activation
+// gradients g (in L1), then dx = g W with the same product (W as stored,
+// (out, in): the in columns in lanes), then dW^T += x^T g and db with the
+// out channels in lanes.
 //
 // Arithmetic: the products are fused multiply-adds where the copy has FMA
 // (AVX2, AVX-512) and a product then a sum in the scalar copy; the
@@ -30,8 +31,7 @@
 // (this file is built with the activation loops' flags). Every sum has an
 // order that depends on neither the vector width nor the thread count:
 //  - the pre-activation: bias, then the in terms in order;
-//  - dx[j, k]: two partial sums over the out channels (even, odd), each in
-//    order, then added;
+//  - dx[j, k]: the out channels in order;
 //  - dW, db: each block takes its rows in groups of eight (the last block's
 //    remainder one by one); a group's terms are summed in row order, then
 //    added into the block's partial; the partials are added block by
@@ -40,44 +40,18 @@
 // AVX-512 copies the same bits as each other.
 #include "activation_math.h"
 #include "activations_isa.h"
-#include "vec_simd.h"
+#include "row_matmul.h"
 
 namespace mk::ops::MK_ACT_NS {
 namespace {
 
 constexpr size_t kRowBlock = kLinearSoftplusRowBlock;
 static_assert(kLinearSoftplusRowBlock % kLinearSoftplusGroup == 0, "whole groups per block");
-// Channels per register block of the pre-activation: four vectors.
-constexpr int kBlockVecs = 4, kBlockCh = kBlockVecs * kVW;
-// Width of dx's partial sums (fixed, so the sums are the same on every copy).
-constexpr int kDotLanes = 16, kDotVecs = kDotLanes / kVW;
-// Rows whose terms of dW and db the backward adds together.
+// Rows per group (whose terms of dW and db the backward adds together).
 constexpr int kGroup = kLinearSoftplusGroup;
-static_assert(kGroup % 4 == 0, "dx goes four rows at a time");
 
 // Below this many multiply-adds a call runs on one thread.
 constexpr size_t kParallelMin = size_t(1) << 16;
-
-// pre[d] = b[d] + sum_k x[k] wt[k, d] for d < out (b may be null).
-void pre_activation(const float* x, const float* wt, const float* b, int in, int out,
-                    float* pre) {
-  int d0 = 0;
-  for (; d0 + kBlockCh <= out; d0 += kBlockCh) {
-    Vec acc[kBlockVecs];
-    for (int v = 0; v < kBlockVecs; ++v) acc[v] = b ? load(b + d0 + v * kVW) : Vec{};
-    for (int k = 0; k < in; ++k) {
-      const float xk = x[k];
-      const float* wk = wt + size_t(k) * out + d0;
-      for (int v = 0; v < kBlockVecs; ++v) acc[v] = fma(load(wk + v * kVW), xk, acc[v]);
-    }
-    for (int v = 0; v < kBlockVecs; ++v) store(pre + d0 + v * kVW, acc[v]);
-  }
-  for (int d = d0; d < out; ++d) {
-    float acc = b ? b[d] : 0.f;
-    for (int k = 0; k < in; ++k) acc = scalar_fma(x[k], wt[size_t(k) * out + d], acc);
-    pre[d] = acc;
-  }
-}
 
 void forward(const float* x, const float* wt, const float* b, float* y, int rows, int in,
              int out) {
@@ -85,53 +59,15 @@ void forward(const float* x, const float* wt, const float* b, float* y, int rows
 #pragma omp parallel for schedule(static) if (n_rows * in * out > kParallelMin)
   for (size_t blk = 0; blk < n_blocks; ++blk) {
     const size_t r1 = n_rows < (blk + 1) * kRowBlock ? n_rows : (blk + 1) * kRowBlock;
-    for (size_t row = blk * kRowBlock; row < r1; ++row) {
-      float* yr = y + row * out;
-      pre_activation(x + row * in, wt, b, in, out, yr);
+    // A group's pre-activations, then their softplus while they are in L1.
+    for (size_t r0 = blk * kRowBlock; r0 < r1; r0 += kGroup) {
+      const int n = int(r1 - r0 < size_t(kGroup) ? r1 - r0 : size_t(kGroup));
+      float* yg = y + r0 * out;
+      rows_times_matrix(x + r0 * in, wt, b, yg, n, in, out);
 #pragma omp simd
-      for (int d = 0; d < out; ++d) yr[d] = act_math::softplus_f(yr[d]);
+      for (size_t i = 0; i < size_t(n) * out; ++i) yg[i] = act_math::softplus_f(yg[i]);
     }
   }
-}
-
-// dx of NR rows whose activation gradients are g (NR rows of out):
-// dx[j, k] = sum_d g[j, d] W[d, k], vectorised over k (16 at a time, then
-// one by one), each as two partial sums over d (even d, odd d, in order)
-// added at the end.
-template <int NR>
-void dx_rows(const float* g, const float* W, int in, int out, float* dx) {
-  constexpr int kKV = kDotLanes / kVW;  // vectors per 16 columns
-  int k0 = 0;
-  for (; k0 + kDotLanes <= in; k0 += kDotLanes) {
-    Vec acc0[NR][kKV] = {}, acc1[NR][kKV] = {};
-    int d = 0;
-    for (; d + 2 <= out; d += 2) {
-      const float* wd = W + size_t(d) * in + k0;
-      Vec w0[kKV], w1[kKV];
-      for (int v = 0; v < kKV; ++v) w0[v] = load(wd + v * kVW);
-      for (int v = 0; v < kKV; ++v) w1[v] = load(wd + in + v * kVW);
-      for (int j = 0; j < NR; ++j) {
-        const float g0 = g[size_t(j) * out + d], g1 = g[size_t(j) * out + d + 1];
-        for (int v = 0; v < kKV; ++v) acc0[j][v] = fma(w0[v], g0, acc0[j][v]);
-        for (int v = 0; v < kKV; ++v) acc1[j][v] = fma(w1[v], g1, acc1[j][v]);
-      }
-    }
-    if (d < out) {
-      const float* wd = W + size_t(d) * in + k0;
-      for (int j = 0; j < NR; ++j) {
-        const float g0 = g[size_t(j) * out + d];
-        for (int v = 0; v < kKV; ++v) acc0[j][v] = fma(load(wd + v * kVW), g0, acc0[j][v]);
-      }
-    }
-    for (int j = 0; j < NR; ++j)
-      for (int v = 0; v < kKV; ++v) store(dx + size_t(j) * in + k0 + v * kVW, acc0[j][v] + acc1[j][v]);
-  }
-  for (int k = k0; k < in; ++k)
-    for (int j = 0; j < NR; ++j) {
-      float s[2] = {0.f, 0.f};
-      for (int d = 0; d < out; ++d) s[d & 1] = scalar_fma(g[size_t(j) * out + d], W[size_t(d) * in + k], s[d & 1]);
-      dx[size_t(j) * in + k] = s[0] + s[1];
-    }
 }
 
 // The terms of NR rows (activation gradients g, NR rows of out; inputs xg,
@@ -179,19 +115,14 @@ void backward_group(const float* dy, const float* y, const float* x, const float
 #pragma omp simd
     for (int d = 0; d < out; ++d) gj[d] = dyr[d] * act_math::softplus_grad_from_output_f(yr[d]);
   }
+  // dx = g W: W (out, in) is the matrix, in columns.
+  if (dx) rows_times_matrix(g, W, nullptr, dx + r0 * in, n, out, in);
   const float* xg = x + r0 * in;
   if (n == kGroup) {
-    // dx four rows at a time: their sums and the W row they share fit the
-    // registers of every copy.
-    if (dx)
-      for (int j = 0; j < kGroup; j += 4)
-        dx_rows<4>(g + size_t(j) * out, W, in, out, dx + (r0 + j) * in);
     dw_rows<kGroup>(g, xg, in, out, dwt, db);
   } else {
-    for (int j = 0; j < n; ++j) {
-      if (dx) dx_rows<1>(g + size_t(j) * out, W, in, out, dx + (r0 + j) * in);
+    for (int j = 0; j < n; ++j)
       dw_rows<1>(g + size_t(j) * out, xg + size_t(j) * in, in, out, dwt, db);
-    }
   }
 }
 

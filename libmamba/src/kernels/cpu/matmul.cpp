@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "activations_isa.h"
+#include "transpose.h"
 #include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 
@@ -143,20 +144,16 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
 // kernel (narrow_matmul_kernels.cpp): few outputs, enough rows (one row
 // stays a matrix-vector product), and a copy with FMA (the baseline copy
 // was 3x slower than the BLAS here; bench/README.md).
-template <typename T>
-bool narrow_linear(int rows, int out) {
-  return std::is_same_v<T, float> && out <= kNarrowMaxOut && rows >= kNarrowMinRows &&
-         active_isa() != Isa::scalar;
+static bool narrow_forward(int rows, int in, int out) {
+  return out <= kNarrowMaxOut && rows >= kNarrowMinRows && in > 0 && active_isa() != Isa::scalar;
 }
 
 template <typename T>
 void linear_forward(const T* x, const T* W, const T* b, T* y, int rows, int in, int out) {
   if (rows == 0 || out == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    if (narrow_linear<T>(rows, out) && in > 0) {
-      std::vector<float> wt(size_t(in) * out);  // (in, out)
-      for (int j = 0; j < out; ++j)
-        for (int k = 0; k < in; ++k) wt[size_t(k) * out + j] = W[size_t(j) * in + k];
+    if (narrow_forward(rows, in, out)) {
+      const std::vector<float> wt = transposed(W, out, in);  // (in, out)
       active_activation_kernels().narrow_linear_forward(x, wt.data(), b, y, rows, in, out);
       return;
     }
