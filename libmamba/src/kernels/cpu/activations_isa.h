@@ -1,6 +1,9 @@
-// Internal: the per-ISA copies of the float activation loops
-// (activation_kernels.cpp compiled three times, see libmamba/CMakeLists.txt)
-// and the table activations.cpp and elementwise.cpp dispatch through.
+// Internal: the per-ISA copies of the float activation loops and of the
+// kernels built with their flags (activation_kernels.cpp, the conv with its
+// SiLU, the linear layer with its softplus, the narrow linear forward: each
+// compiled three times, see libmamba/CMakeLists.txt) and the table that
+// activations.cpp, elementwise.cpp, conv1d.cpp, linear_softplus.cpp and
+// matmul.cpp dispatch through.
 #pragma once
 #include <cstddef>
 

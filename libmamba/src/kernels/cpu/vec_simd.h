@@ -1,6 +1,6 @@
 // Internal: the vector type and the few operations of the per-ISA kernels
 // written with GCC's vector extensions (linear_softplus_kernels.cpp,
-// narrow_matmul_kernels.cpp): one SIMD instruction per operation at the
+// narrow_matmul_kernels.cpp, row_matmul.h): one SIMD instruction per operation at the
 // width of the copy being compiled (16 floats with AVX-512, 8 with AVX2,
 // 4 with the x86-64 baseline). Everything is in the copy's namespace
 // (MK_ACT_NS) and an anonymous one, so every copy has its own (nothing here
