@@ -28,7 +28,8 @@
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L1), then walk it backwards, again in register
-//             groups (with AVX2 and N = 16 a lane's walk back runs in one
+//             groups whose carries and dA stay in registers (a build
+//             option, MK_AVX2_LANE_PAIRS=1, runs a lane's walk back in one
 //             loop with the next lane's recompute: lane_pair_chunk). dB
 //             and dC sum over channels: each lane's terms are added as
 //             vectors per (step, state) and reduced across the vector once
@@ -890,15 +891,20 @@ constexpr bool kDcPerChunk = V::W == 8;
 // Whether the backward runs a thread's lanes in overlapping pairs
 // (lane_pair_chunk): the reverse of lane k in the same loop as the gate and
 // recompute of lane k+1, instead of one after the other. AVX2 with N = 16
-// only. Measured on an Intel Xeon with AMX (bench/README.md), B=2 D=1536
-// L=2048 on 2 threads: the AVX2 backward 9% faster with the arrays apart,
-// 23% with every array 16 bytes past a page (where the allocator puts
-// them) and 4% with every array at a page boundary; at B=8 D=512 L=256 on
-// one thread 7% faster. With AVX-512, whose reverse keeps its 16 carries
-// in registers (this one keeps them in memory), it was 10% slower.
-// MK_AVX2_LANE_PAIRS=0 builds the lane-by-lane backward for comparison.
+// only, and off by default (MK_AVX2_LANE_PAIRS=1 builds it). Measured on an
+// Intel Xeon with AMX (bench/README.md) against the lane-by-lane backward
+// as it was then, whose reverse kept dA in memory: B=2 D=1536 L=2048 on 2
+// threads 9% faster with the arrays apart, 23% with every array 16 bytes
+// past a page and 4% at a page boundary; B=8 D=512 L=256 on one thread 7%.
+// Since reverse_states keeps dA in registers, the lane-by-lane backward
+// (two groups of 8 states, carries and dA in registers; the pairs keep the
+// carries in memory) is the faster on a Zen 4: backward 31.0-31.8 against
+// 33.1-35.3 ms at B=2 D=1536 L=2048 on 2 threads over four array
+// placements, 10.3-10.7 against 11.4-11.6 ms at B=8 D=512 L=256 on one.
+// Not measured again on the Intel Xeon. With AVX-512, whose reverse keeps
+// its 16 carries in registers, the pairs were 10% slower there.
 #ifndef MK_AVX2_LANE_PAIRS
-#define MK_AVX2_LANE_PAIRS 1
+#define MK_AVX2_LANE_PAIRS 0
 #endif
 template <class V, int NC>
 constexpr bool uses_lane_pairs() {
@@ -1175,13 +1181,25 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
                     int n_steps, int k, BwdScratch<V>& s, const ChunkGradOut<V>& out) {
   const int NG = G ? G : N;
   const V* At = s.At.data() + size_t(k) * N + n0;
-  V* dA = s.dA.data() + size_t(k) * N + n0;
+  V* dAmem = s.dA.data() + size_t(k) * N + n0;
   V* cmem = s.carry.data() + size_t(k) * N + n0;
   V cloc[G ? G : 1];
   V* carry = G ? cloc : cmem;
+  // dA of the group in a local array too: its stores then are not may_alias
+  // stores GCC must make at every step (the group's 16 dA vectors were a
+  // load and a store per state and step with AVX-512). Measured on a Zen 4
+  // at B=8 D=512 L=256, one thread: the AVX-512 backward 8.7-9.1 -> 8.3-8.5
+  // ms over four runs.
+  constexpr bool kLocalDA = G > 0 && V::W > 1;
+  V dAloc[kLocalDA ? G : 1];
+  V* dA = kLocalDA ? dAloc : dAmem;
   if constexpr (G > 0) {
 #pragma GCC unroll 64
     for (int n = 0; n < G; ++n) cloc[n] = cmem[n];
+  }
+  if constexpr (kLocalDA) {
+#pragma GCC unroll 64
+    for (int n = 0; n < G; ++n) dAloc[n] = dAmem[n];
   }
   const V* __restrict dlbuf = s.lane.row(ChunkBufs<V>::kDl);
   const V* __restrict dybuf = s.lane.row(ChunkBufs<V>::kDy);
@@ -1220,6 +1238,10 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
   if constexpr (G > 0) {
 #pragma GCC unroll 64
     for (int n = 0; n < G; ++n) cmem[n] = cloc[n];
+  }
+  if constexpr (kLocalDA) {
+#pragma GCC unroll 64
+    for (int n = 0; n < G; ++n) dAmem[n] = dAloc[n];
   }
 }
 
