@@ -879,14 +879,18 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
 // The dB terms are added as vectors into per-thread (kChunk, N)
 // accumulators while the thread runs all its lanes through one chunk (they
 // stay in L2) and reduced across the vector once per chunk. The dC terms
-// go the same way with AVX2 (kDcPerChunk: measured on a Zen 3, a 4% faster
-// backward); otherwise each step's dC terms are reduced across the vector
-// by a transpose-add tree as the recompute makes them (measured on a Zen 4,
-// accumulating both was slower with AVX-512).
+// go the same way on both SIMD paths (kDcPerChunk; the scalar lanes add
+// each step's terms into the partial sums directly). Measured against a
+// transpose-add tree per step as the recompute makes them: on a Zen 3 the
+// AVX2 backward 4% faster; on a Zen 4, with the reverse's dA in registers,
+// the AVX2 backward 10.3 against 11.3-11.5 ms and the AVX-512 one 7.7-8.0
+// against 8.2 ms at B=8 D=512 L=256 on one thread, 23.5-26.9 against
+// 26.9-28.1 ms at B=2 D=1536 L=2048 on two over three array placements
+// (before dA was in registers the tree had been the faster with AVX-512).
 // ---------------------------------------------------------------------------
 
 template <class V>
-constexpr bool kDcPerChunk = V::W == 8;
+constexpr bool kDcPerChunk = V::W > 1;
 
 // Whether the backward runs a thread's lanes in overlapping pairs
 // (lane_pair_chunk): the reverse of lane k in the same loop as the gate and
