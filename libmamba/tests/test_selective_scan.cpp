@@ -404,6 +404,29 @@ TEST_P(SelectiveScanIsa, ZeroADecaysByExactlyOne) {
             << "b=" << b << " t=" << t << " d=" << d;
 }
 
+// Growing states: channels with A > 0 (decay factors above 1, the argument
+// of the fast 2^x positive) next to the usual A < 0 and the one very
+// negative state, which the fast exp's clamp keeps apart from each other
+// (a signed and an unsigned minimum on the bit patterns). Short sequences
+// keep the states finite.
+TEST_P(SelectiveScanIsa, GrowingAndDecayingStatesMatchNaive) {
+  const Shape s{2, 20, 21, 16, true, true};
+  Problem<float> pr(s, 9);
+  for (int d = 0; d < s.D; d += 3)
+    for (int n = 1; n < s.N; n += 2) pr.A[size_t(d) * s.N + n] = 0.25f + 0.1f * float(n % 7);
+  auto p = pr.params();
+  std::vector<float> out(pr.bld()), ref(pr.bld()), states(pr.bld() * s.N);
+  selective_scan_forward(p, out.data(), (float*)nullptr, (float*)nullptr);
+  selective_scan_naive_forward(p, ref.data(), states.data());
+  float biggest = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(ref[i])) << "i=" << i;
+    ASSERT_NEAR(out[i], ref[i], 2e-4 * std::max(1.0f, std::fabs(ref[i]))) << "i=" << i;
+    biggest = std::max(biggest, std::fabs(ref[i]));
+  }
+  EXPECT_GT(biggest, 100.f) << "the growing states should dominate some outputs";
+}
+
 // A NaN or infinite A (a diverged model) gives what the reference gives: the
 // fast decay exp is only used when A is finite, and a NaN channel must not
 // turn into small numbers.

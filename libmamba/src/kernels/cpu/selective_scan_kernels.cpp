@@ -210,9 +210,17 @@ struct ExpK {
 // exactly 1 at r = 0, so a decay of 1 stays 1). x is clamped to [lo, hi]
 // so 2^k stays a normal float; below lo the true value is < 2^-125 and the
 // factor is that small instead of 0 (no different for the scan's sums).
-// A NaN x stays NaN through the clamps (max/min return their second operand
-// when one is NaN), but the integer scaling does not preserve every NaN
-// payload: calls whose A has a NaN or infinity use the exact exp instead.
+// The clamp works on the bit patterns, as integers: a signed minimum with
+// hi (positive floats order as their patterns do, and every negative one
+// is a negative integer), then an unsigned minimum with lo (negative floats
+// order by magnitude, above every positive one). Same values as the float
+// min/max, on integer pipes: on a Zen 4, whose float min/max share the two
+// multiply pipes with the FMAs, forward and backward 4% faster with
+// AVX-512 at B=8 D=512 L=256 on one thread and at B=2 D=1536 L=2048 on
+// two, 1-3% faster forward with AVX2. A NaN x (a NaN delta, or an infinite
+// one times A = 0) gives a factor 2^lo or 2^hi, not NaN; the step's delta*u
+// is NaN or infinite all the same, and so is h. Calls whose A has a NaN or
+// infinity use the exact exp.
 struct Exp2K {
   static constexpr float lo = -125.f, hi = 127.f;
   static constexpr float magic = 12582912.f;  // 1.5 * 2^23: x + magic rounds x to an integer
@@ -300,8 +308,10 @@ struct F16 {
   // roundscale + scalef on cores that split 512-bit operations).
   static F16 exp2_fast(F16 xv) {
     const __m512 magic = _mm512_set1_ps(Exp2K::magic);
-    const __m512 x = _mm512_min_ps(_mm512_set1_ps(Exp2K::hi),
-                                   _mm512_max_ps(_mm512_set1_ps(Exp2K::lo), xv.v));
+    const __m512i below_hi = _mm512_min_epi32(_mm512_castps_si512(xv.v),
+                                              _mm512_castps_si512(_mm512_set1_ps(Exp2K::hi)));
+    const __m512 x = _mm512_castsi512_ps(
+        _mm512_min_epu32(below_hi, _mm512_castps_si512(_mm512_set1_ps(Exp2K::lo))));
     const __m512 t = _mm512_add_ps(x, magic);
     const __m512 r = _mm512_sub_ps(x, _mm512_sub_ps(t, magic));
     __m512 q = _mm512_set1_ps(Exp2K::q[4]);
@@ -415,8 +425,11 @@ struct F8 {
   // the exponent field of 2^r as an integer.
   static F8 exp2_fast(F8 xv) {
     const __m256 magic = _mm256_set1_ps(Exp2K::magic);
-    const __m256 x = _mm256_min_ps(_mm256_set1_ps(Exp2K::hi),
-                                   _mm256_max_ps(_mm256_set1_ps(Exp2K::lo), xv.v));
+    // The clamp to [lo, hi] on the bit patterns (Exp2K).
+    const __m256i below_hi = _mm256_min_epi32(_mm256_castps_si256(xv.v),
+                                              _mm256_castps_si256(_mm256_set1_ps(Exp2K::hi)));
+    const __m256 x = _mm256_castsi256_ps(
+        _mm256_min_epu32(below_hi, _mm256_castps_si256(_mm256_set1_ps(Exp2K::lo))));
     const __m256 t = _mm256_add_ps(x, magic);
     const __m256 r = _mm256_sub_ps(x, _mm256_sub_ps(t, magic));
     __m256 q = _mm256_set1_ps(Exp2K::q[4]);
