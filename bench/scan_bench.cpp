@@ -126,35 +126,39 @@ struct Problem {
   }
 };
 
-// Best-of-repeats times (ms) of fwd alone and of fwd followed by bwd.
-template <class Fwd, class Bwd>
-std::pair<double, double> time_pair(int repeats, Fwd fwd, Bwd bwd) {
+// Best-of-repeats times (ms) of fwd alone, of fwd followed by bwd, and of
+// other (the baseline; a no-op returns 0), one of each per repetition: the
+// ratios between them come from the same stretch of time, so a burst of
+// load from another job on the machine slows all of them or none.
+struct TripleMs {
+  double fwd, both, other;
+};
+template <class Fwd, class Bwd, class Other>
+TripleMs time_interleaved(int repeats, Fwd fwd, Bwd bwd, Other other) {
   fwd();  // warm-up: first touch of every buffer, thread pool start
   bwd();
-  double best_fwd = std::numeric_limits<double>::infinity(), best_both = best_fwd;
+  other();
+  const double inf = std::numeric_limits<double>::infinity();
+  TripleMs best{inf, inf, inf};
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = Clock::now();
     fwd();
     const double f = ms_since(t0);
     bwd();
     const double fb = ms_since(t0);
-    best_fwd = std::min(best_fwd, f);
-    best_both = std::min(best_both, fb);
-  }
-  return {best_fwd, best_both};
-}
-
-// Best-of-repeats time (ms) of f, after one warm-up call.
-template <class F>
-double time_best(int repeats, F f) {
-  f();
-  double best = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < repeats; ++r) {
-    const auto t0 = Clock::now();
-    f();
-    best = std::min(best, ms_since(t0));
+    const auto t1 = Clock::now();
+    other();
+    best.fwd = std::min(best.fwd, f);
+    best.both = std::min(best.both, fb);
+    best.other = std::min(best.other, ms_since(t1));
   }
   return best;
+}
+
+template <class Fwd, class Bwd>
+std::pair<double, double> time_pair(int repeats, Fwd fwd, Bwd bwd) {
+  const TripleMs t = time_interleaved(repeats, fwd, bwd, [] {});
+  return {t.fwd, t.both};
 }
 
 // Restores the OpenMP thread count on scope exit.
@@ -195,7 +199,21 @@ ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
   auto fused_bwd = [&] {
     ops::selective_scan_backward(pr.p, chunk_states.data(), pr.dout_p, pr.g);
   };
-  std::tie(r.fused_fwd_ms, r.fused_fwdbwd_ms) = time_pair(c.repeats, fused_fwd, fused_bwd);
+  // The plain loop (the baseline, needs AVX2) is timed between the fused
+  // kernels' repetitions.
+  const auto isas = supported_isas();
+  const bool baseline = std::find(isas.begin(), isas.end(), Isa::avx2) != isas.end();
+  std::vector<float> y(baseline ? pr.bld : 0);
+  ops::SelectiveScanParams<float> plain = pr.p;
+  plain.z = nullptr;
+  plain.Dskip = nullptr;
+  const TripleMs t = time_interleaved(c.repeats, fused_fwd, fused_bwd, [&] {
+    if (baseline) plain_scan_forward(plain, y.data());
+  });
+  r.fused_fwd_ms = t.fwd;
+  r.fused_fwdbwd_ms = t.both;
+  // The fused forward's output (the baseline writes y, not out).
+  fused_fwd();
   const std::vector<float> fused_out(pr.out_p, pr.out_p + pr.bld);
 
   r.fused_state_bytes = chunk_states.size() * sizeof(float);
@@ -205,13 +223,8 @@ ScanBenchResult run_scan_bench(const ScanBenchConfig& c) {
                              c.batch, c.len, c.d_inner, c.d_state, r.threads_used);
   r.fwd_updates_per_s = r.updates / (r.fused_fwd_ms * 1e-3);
   r.isa = isa_name(active_isa());
-  const auto isas = supported_isas();
-  if (std::find(isas.begin(), isas.end(), Isa::avx2) != isas.end()) {
-    std::vector<float> y(pr.bld);
-    ops::SelectiveScanParams<float> plain = pr.p;
-    plain.z = nullptr;
-    plain.Dskip = nullptr;
-    r.baseline_fwd_ms = time_best(c.repeats, [&] { plain_scan_forward(plain, y.data()); });
+  if (baseline) {
+    r.baseline_fwd_ms = t.other;
     r.baseline_updates_per_s = r.updates / (r.baseline_fwd_ms * 1e-3);
     r.fused_over_baseline = r.baseline_fwd_ms / r.fused_fwd_ms;
   }
