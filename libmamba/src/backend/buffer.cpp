@@ -21,15 +21,15 @@ const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
 
 namespace {
 
-// From this size on, a buffer is placed on whole 2 MiB pages and the kernel
-// is asked to back it with huge pages (Linux's transparent huge pages, where
-// they are on for madvise'd memory, as Debian's default is). The kernels
-// walk (B, L, D) activations along L, one row of D floats per step: with
-// 4 KiB pages every step or two is another page, and the scan's backward
-// alone touches seven such arrays. Measured on a 2-core Zen 4
+// From this size on, a buffer starts on a 2 MiB boundary and the kernel is
+// asked to back it with huge pages (Linux's transparent huge pages, where
+// they are on for madvise'd memory, as Debian's default is); its last part
+// short of a whole 2 MiB stays on 4 KiB pages, so nothing is rounded up.
+// The kernels walk (B, L, D) activations along L, one row of D floats per
+// step: with 4 KiB pages every step or two is another page, and the scan's
+// backward alone touches seven such arrays. Measured on a 2-core Zen 4
 // (bench/README.md), a one-thread training step at d_model 256, 4 layers,
-// batch 8 x 256: 301-307 -> 294-299 ms over eight interleaved rounds, for
-// 1% more resident memory (the last page of each buffer rounded up).
+// batch 8 x 256: 301-307 -> 294-299 ms over eight interleaved rounds.
 constexpr size_t kHugePage = size_t(2) << 20;
 
 // 64-byte aligned, zero-filled host memory (cache lines; AVX-512 loads);
@@ -38,11 +38,10 @@ class CpuMemory final : public DeviceMemory {
  public:
   Device device() const override { return Device::cpu; }
   void* alloc_bytes(size_t bytes) override {
-    size_t rounded = (bytes + 63) / 64 * 64;
+    const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
     const bool huge = rounded >= kHugePage;
-    if (huge) rounded = (rounded + kHugePage - 1) / kHugePage * kHugePage;
-    void* p = std::aligned_alloc(huge ? kHugePage : 64, rounded ? rounded : 64);
-    if (!p) throw std::bad_alloc();
+    void* p = nullptr;
+    if (::posix_memalign(&p, huge ? kHugePage : 64, rounded) != 0) throw std::bad_alloc();
     // Advice only: where huge pages are off or none is free, 4 KiB pages.
     if (huge) ::madvise(p, rounded, MADV_HUGEPAGE);
     std::memset(p, 0, rounded);
