@@ -28,9 +28,7 @@
 //   backward: per chunk (last to first) recompute the chunk's states and
 //             exp(delta*A) from the saved start into a small per-thread
 //             buffer (fits L1), then walk it backwards, again in register
-//             groups whose carries and dA stay in registers (a build
-//             option, MK_AVX2_LANE_PAIRS=1, runs a lane's walk back in one
-//             loop with the next lane's recompute: lane_pair_chunk). dB
+//             groups whose carries and dA stay in registers. dB
 //             and dC sum over channels: each lane's terms are added as
 //             vectors per (step, state) and reduced across the vector once
 //             per chunk, into the thread's own (B, L, N) partial sums,
@@ -905,33 +903,19 @@ void forward_run(const SelectiveScanParams<typename V::elem>& p, int b, int j0, 
 template <class V>
 constexpr bool kDcPerChunk = V::W > 1;
 
-// Whether the backward runs a thread's lanes in overlapping pairs
-// (lane_pair_chunk): the reverse of lane k in the same loop as the gate and
-// recompute of lane k+1, instead of one after the other. AVX2 with N = 16
-// only, and off by default (MK_AVX2_LANE_PAIRS=1 builds it). Measured on an
-// Intel Xeon with AMX (bench/README.md) against the lane-by-lane backward
-// as it was then, whose reverse kept dA in memory: B=2 D=1536 L=2048 on 2
-// threads 9% faster with the arrays apart, 23% with every array 16 bytes
-// past a page and 4% at a page boundary; B=8 D=512 L=256 on one thread 7%.
-// Since reverse_states keeps dA in registers, the lane-by-lane backward
-// (two groups of 8 states, carries and dA in registers; the pairs keep the
-// carries in memory) is the faster on a Zen 4: backward 31.0-31.8 against
+// The AVX2 backward once ran a thread's lanes in overlapping pairs, the
+// reverse of lane k in one loop with the gate and recompute of lane k+1,
+// its carries in memory (all 16 registers taken): 7-23% faster on an Intel
+// Xeon with AMX against the lane-by-lane walk as it was then, whose
+// reverse kept dA in memory. Once reverse_states kept dA in registers the
+// lane-by-lane walk was the faster on a Zen 4 (backward 31.0-31.8 against
 // 33.1-35.3 ms at B=2 D=1536 L=2048 on 2 threads over four array
-// placements, 10.3-10.7 against 11.4-11.6 ms at B=8 D=512 L=256 on one.
-// Not measured again on the Intel Xeon. With AVX-512, whose reverse keeps
-// its 16 carries in registers, the pairs were 10% slower there.
-#ifndef MK_AVX2_LANE_PAIRS
-#define MK_AVX2_LANE_PAIRS 0
-#endif
-template <class V, int NC>
-constexpr bool uses_lane_pairs() {
-  return MK_AVX2_LANE_PAIRS && V::W == 8 && NC == 16;
-}
+// placements, 10.3-10.7 against 11.4-11.6 ms at B=8 D=512 L=256 on one),
+// and the pairs were removed (bench/README.md; git history before the
+// commit that removed them).
 
 // One lane's buffers of a chunk in the backward, in one block at offsets
-// that depend on N alone: a loop with a compile-time N reaches all of them
-// from one base pointer (lane_pair_chunk: two lanes' buffers from two
-// registers instead of fourteen pointers, which GCC partly spilled).
+// that depend on N alone.
 template <class V>
 struct ChunkBufs {
   // In order in the block: h (kChunk + 1, N) before step t0+i, at the
@@ -958,15 +942,13 @@ template <class V>
 struct BwdScratch {
   int N, n_lanes;
   std::vector<V> At, carry, dA, dD;  // per lane: (N), (N), (N), (1)
-  // The chunk buffers of the lane at hand and, with uses_lane_pairs(),
-  // of the next lane (swapped from one lane to the next).
-  ChunkBufs<V> lane, next;
+  ChunkBufs<V> lane;  // the chunk buffers of the lane at hand
   // (kChunk, N): per step and state, the dB (and with kDcPerChunk the dC)
   // terms of this thread's lanes summed as vectors; reduced across the
   // vector once per chunk.
   std::vector<V> accB, accC;
   std::vector<V> sC;  // (N) a step's dC terms when N is not a compile-time constant
-  BwdScratch(int N_, int n_lanes_, bool pipelined)
+  BwdScratch(int N_, int n_lanes_)
       : N(N_),
         n_lanes(n_lanes_),
         At(size_t(n_lanes_) * N_),
@@ -974,21 +956,19 @@ struct BwdScratch {
         dA(At.size()),
         dD(n_lanes_),
         lane(N_),
-        next(pipelined ? ChunkBufs<V>(N_) : ChunkBufs<V>()),
         accB(size_t(kChunk) * N_, V::zero()),
         accC(kDcPerChunk<V> ? size_t(kChunk) * N_ : 0, V::zero()),
         sC(kDcPerChunk<V> ? 0 : N_) {}
-  static size_t bytes(int N, int n_lanes, bool pipelined) {
+  static size_t bytes(int N, int n_lanes) {
     const size_t acc =
         size_t(kDcPerChunk<V> ? 2 * kChunk : kChunk) * N + (kDcPerChunk<V> ? 0 : N);
-    return (size_t(n_lanes) * (3 * N + 1) + (pipelined ? 2 : 1) * ChunkBufs<V>::size(N) + acc) *
+    return (size_t(n_lanes) * (3 * N + 1) + ChunkBufs<V>::size(N) + acc) *
            sizeof(V);
   }
 };
 
-// The per-step pieces of the backward that recompute_chunk, gate_backward
-// and reverse_states share with lane_pair_chunk (inlined: their loops are
-// the kernels' inner loops).
+// The per-step pieces of gate_backward, recompute_chunk and
+// reverse_states (inlined: their loops are the kernels' inner loops).
 
 // Fills ahead with the rows at pf's first step that the backward reads and
 // writes (delta, u, dout, z, du, ddelta, dz; those that exist) and returns
@@ -1049,14 +1029,12 @@ template <class V, int NC, bool Fast>
 // States 0..G of one step of the reverse (G = 0: NG of them), the carries
 // a_{t+1} dh_{t+1} in carry: dh = C dy + carry, then the carry into the
 // step before, dA and dB's terms, and this step's sums over the states
-// of ga A and dh B added to ddl and dhB. GaOver: instead of adding ga dl
-// into dA, store ga over the step's decay factors an[n], which it no
-// longer needs; add_ga_terms adds them into dA once the chunk is done.
-template <class V, int G, bool GaOver = false>
+// of ga A and dh B added to ddl and dhB.
+template <class V, int G>
 [[gnu::always_inline]] inline void reverse_step(int NG, V dl, V dy, V du,
                                                 const typename V::elem* Bi,
                                                 const typename V::elem* Ci, const V* hprev,
-                                                V* an, const V* At, V* carry, V* dA,
+                                                const V* an, const V* At, V* carry, V* dA,
                                                 V* accB, V& ddl, V& dhB) {
   if constexpr (G > 0) NG = G;
 #pragma GCC unroll 16
@@ -1067,34 +1045,11 @@ template <class V, int G, bool GaOver = false>
     // fewer than storing a_t h_{t-1} as well).
     const V adh = an[n] * dh;
     const V ga = adh * hprev[n];
-    if constexpr (GaOver)
-      an[n] = ga;
-    else
-      dA[n] = V::fma(ga, dl, dA[n]);
+    dA[n] = V::fma(ga, dl, dA[n]);
     carry[n] = adh;
     ddl = V::fma(ga, At[n], ddl);
     dhB = V::fma(dh, V::set1(Bi[n]), dhB);
     accB[n] = V::fma(dh, du, accB[n]);
-  }
-}
-
-// dA[n] += ga[i][n] dl[i] over the chunk's n_steps steps, last to first
-// (the order reverse_step adds them in, so the sums are the same bits),
-// from the ga that reverse_step<..., true> stored over the decay factors.
-template <class V, int N>
-void add_ga_terms(int n_steps, const V* ga, const V* dl, V* dA) {
-  constexpr int G = N % 8 == 0 ? 8 : N;  // accumulators per pass
-  for (int n0 = 0; n0 < N; n0 += G) {
-    V acc[G];
-#pragma GCC unroll 16
-    for (int n = 0; n < G; ++n) acc[n] = dA[n0 + n];
-    for (int i = n_steps - 1; i >= 0; --i) {
-      const V* gi = ga + size_t(i) * N + n0;
-#pragma GCC unroll 16
-      for (int n = 0; n < G; ++n) acc[n] = V::fma(gi[n], dl[i], acc[n]);
-    }
-#pragma GCC unroll 16
-    for (int n = 0; n < G; ++n) dA[n0 + n] = acc[n];
   }
 }
 
@@ -1299,116 +1254,6 @@ void reverse_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int d0
   }
 }
 
-// Lane pairs (uses_lane_pairs()): one loop over the chunk's steps runs
-// step n-1-j of lane k's reverse (reverse_states with all N states in one
-// group, the carries and dA in memory; its buffers in s.lane, filled by
-// the call before), which stores lane k's ddelta, du and dz, and then step
-// j of lane k+1's gate and recompute (gate_backward, recompute_chunk; its
-// buffers in s.next, its saved state in s.next.hbuf[0] on entry). The
-// reverse first: 3% faster than the other order. The two stay two blocks:
-// their state loops merged into one were a fifth slower (registers
-// spilled). Lane k's dA terms go over its spent decay factors and into dA
-// after the loop (add_ga_terms): the AVX2 backward at B=2 D=1536 L=2048 on
-// 2 threads 23% faster with every array at a page boundary, 4% at the
-// allocator's placement, the same with the arrays apart (bench/README.md).
-// pf: lane k+1's prefetch target.
-template <class V, int NC, bool Fast>
-void lane_pair_chunk(const SelectiveScanParams<typename V::elem>& p, int b, int t0, int t1,
-                     int c0, int k, const typename V::elem* dout,
-                     const SelectiveScanGrads<typename V::elem>& g, BwdScratch<V>& s,
-                     const PrefetchTarget& pf) {
-  static_assert(NC > 0 && kDcPerChunk<V>, "lane pairs need a compile-time N and dC per chunk");
-  using T = typename V::elem;
-  constexpr int N = NC;
-  const int L = p.len, D = p.dim, n_steps = t1 - t0;
-  const int dk = c0 + k * V::W, dn = dk + V::W;  // lane k, lane k+1
-  const size_t row0 = size_t(b) * L + t0;
-  // Lane k+1: gate and recompute.
-  const T* const delta = p.delta + dn;
-  const T* const u = p.u + dn;
-  const T* const go_n = dout + dn;
-  const T* const z_n = p.z ? p.z + dn : nullptr;
-  const V Dv_n = p.Dskip ? V::load(p.Dskip + dn) : V::zero();
-  V dD_n = s.dD[k + 1];
-  const V* __restrict At_n = s.At.data() + size_t(k + 1) * N;
-  // Each lane's buffers at compile-time offsets from one base.
-  using CB = ChunkBufs<V>;
-  V* __restrict const bn = s.next.store.data();
-  V* const h_n = bn;
-  V* const a_n = bn + CB::a_at(N);
-  V* const y_n = bn + CB::row_at(N, CB::kY);
-  V* const dl_n = bn + CB::row_at(N, CB::kDl);
-  V* const uu_n = bn + CB::row_at(N, CB::kUu);
-  V* const dy_n = bn + CB::row_at(N, CB::kDy);
-  V* const gz_n = bn + CB::row_at(N, CB::kGz);
-  V* __restrict accC = s.accC.data();
-  // Lane k: reverse.
-  const V Dv_k = p.Dskip ? V::load(p.Dskip + dk) : V::zero();
-  const V* __restrict At_k = s.At.data() + size_t(k) * N;
-  V* __restrict carry = s.carry.data() + size_t(k) * N;
-  V* __restrict dA = s.dA.data() + size_t(k) * N;
-  V* __restrict const bk = s.lane.store.data();
-  const V* const h_k = bk;
-  V* const a_k = bk + CB::a_at(N);  // its ga, once a step is done
-  const V* const y_k = bk + CB::row_at(N, CB::kY);
-  const V* const dl_k = bk + CB::row_at(N, CB::kDl);
-  const V* const uu_k = bk + CB::row_at(N, CB::kUu);
-  const V* const dy_k = bk + CB::row_at(N, CB::kDy);
-  const V* const gz_k = bk + CB::row_at(N, CB::kGz);
-  V* __restrict accB = s.accB.data();
-  T* const ddelta = g.ddelta + row0 * D + dk;
-  T* const du_out = g.du + row0 * D + dk;
-  T* const dz = p.z ? g.dz + row0 * D + dk : nullptr;
-  const T* const Bm = p.Bm;
-  const T* const Cm = p.Cm;
-  const T* ahead[7];
-  const int n_ahead = backward_prefetch_rows(p, g, dout, pf, ahead);
-  for (int j = 0; j < n_steps; ++j) {
-    {  // lane k, step n_steps-1-j
-      const int i = n_steps - 1 - j;
-      const size_t row = row0 + i;
-      const V dl = dl_k[i], dy = dy_k[i], uu = uu_k[i];
-      const V du = dl * uu;
-      const T* Bi = Bm + row * N;
-      const T* Ci = Cm + row * N;
-      const V* hprev = h_k + size_t(i) * N;
-      V* an = a_k + size_t(i) * N;
-      V ddl = V::zero(), dhB = V::zero();
-      reverse_step<V, N, true>(N, dl, dy, du, Bi, Ci, hprev, an, At_k, carry, dA,
-                               accB + size_t(i) * N, ddl, dhB);
-      const size_t off = size_t(i) * D;
-      if (dz) (gz_k[i] * y_k[i]).store(dz + off);
-      V::fma(dhB, uu, DecayExp<V, Fast>::unscale(ddl)).store(ddelta + off);
-      V::fma(dhB, dl, dy * Dv_k).store(du_out + off);
-    }
-    {  // lane k+1, step j
-      const int i = j;
-      const size_t row = row0 + i;
-      if (i < pf.steps())
-        for (int m = 0; m < n_ahead; ++m) prefetch_l2(ahead[m] + size_t(i) * D);
-      const V dl = V::load(delta + row * D);
-      const V uu = V::load(u + row * D);
-      const V go = V::load(go_n + row * D);
-      V dy = go;
-      if (z_n) dy = gate_step(go, z_n + row * D, &gz_n[i]);
-      if (p.Dskip) dD_n = V::fma(dy, uu, dD_n);
-      dy_n[i] = dy;
-      dl_n[i] = dl;
-      uu_n[i] = uu;
-      const V du = dl * uu;
-      const T* Bt = Bm + row * N;
-      const T* Ct = Cm + row * N;
-      const V* hp = h_n + size_t(i) * N;
-      V* hn = h_n + size_t(i + 1) * N;
-      V* an = a_n + size_t(i) * N;
-      y_n[i] = recompute_step<V, N, Fast>(N, dl, du, dy, Dv_n * uu, At_n, Bt, Ct, hp, hn, an,
-                                          accC + size_t(i) * N);
-    }
-  }
-  s.dD[k + 1] = dD_n;
-  add_ga_terms<V, N>(n_steps, a_k, dl_k, dA);
-}
-
 // Backward for n_lanes consecutive lanes of width W starting at channel c0
 // (all batch rows). dB/dC go to this thread's partial sums (B, L, N); dA and
 // dD, owned by these channels, are accumulated into g directly.
@@ -1421,7 +1266,7 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
   const int L = p.len, D = p.dim, N = NC ? NC : p.dstate;
   const int n_chunks = (L + kChunk - 1) / kChunk;
   // value-initialised: carry, dA, dD start at 0
-  BwdScratch<V> s(N, n_lanes, uses_lane_pairs<V, NC>());
+  BwdScratch<V> s(N, n_lanes);
   for (int k = 0; k < n_lanes; ++k)
     load_At(p.A, c0 + k * V::W, N, s.At.data() + size_t(k) * N, DecayExp<V, Fast>::kAScale);
 
@@ -1433,25 +1278,10 @@ void backward_lanes(const SelectiveScanParams<typename V::elem>& p, int c0, int 
       const T* const states_c = chunk_states + (size_t(b) * n_chunks + c) * D * N;
       for (int k = 0; k < n_lanes; ++k) {
         const int d0 = c0 + k * V::W;
-        // Lane k's gate and recompute, unless lane_pair_chunk ran them
-        // with lane k-1's reverse.
-        if (!uses_lane_pairs<V, NC>() || k == 0) {
-          load_states<V>(s.lane.hbuf(), N, states_c + size_t(d0) * N);
-          gate_backward(p, b, d0, t0, t1, dout, k, s);
-          recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g,
-                                       s, dC_part, ahead.target(b, c, k));
-        }
-        if constexpr (uses_lane_pairs<V, NC>()) {
-          // Lane k's reverse with lane k+1's gate and recompute; the last
-          // lane's reverse alone.
-          if (k + 1 < n_lanes) {
-            load_states<V>(s.next.hbuf(), N, states_c + size_t(d0 + V::W) * N);
-            lane_pair_chunk<V, NC, Fast>(p, b, t0, t1, c0, k, dout, g, s,
-                                         ahead.target(b, c, k + 1));
-            std::swap(s.lane, s.next);
-            continue;
-          }
-        }
+        load_states<V>(s.lane.hbuf(), N, states_c + size_t(d0) * N);
+        gate_backward(p, b, d0, t0, t1, dout, k, s);
+        recompute_chunk<V, NC, Fast>(p, b, d0, t0, t1, s.At.data() + size_t(k) * N, dout, g, s,
+                                     dC_part, ahead.target(b, c, k));
         reverse_chunk<V, NC, Fast>(p, b, d0, t0, t1, dout, g, k, s);
       }
       // The chunk's dB, dC terms of all these lanes, reduced across the
@@ -1616,8 +1446,8 @@ size_t backward_workspace_bytes(int batch, int len, int dim, int dstate, int thr
     const auto [s0, s1] = part_range(split.n_tail, tid, nt);
     bytes += 2 * size_t(batch) * len * dstate * sizeof(T);  // dB, dC partials
     if (v1 > v0)
-      bytes += BwdScratch<V>::bytes(dstate, v1 - v0, dstate == 16 && uses_lane_pairs<V, 16>());
-    if (s1 > s0) bytes += BwdScratch<Scalar<T>>::bytes(dstate, s1 - s0, false);
+      bytes += BwdScratch<V>::bytes(dstate, v1 - v0);
+    if (s1 > s0) bytes += BwdScratch<Scalar<T>>::bytes(dstate, s1 - s0);
   }
   return bytes;
 }
