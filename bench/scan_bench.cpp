@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "mambakit/backend.h"
 #include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
 #include "mambakit/ops/selective_scan.h"
@@ -44,11 +45,22 @@ struct Problem {
   SelectiveScanParams<float> p;
   SelectiveScanGrads<float> g;
 
+  // Buffers of mambakit's CPU allocator holding the (B, L, D) arrays when
+  // stagger is -1 (as a model's layers hold theirs).
+  std::vector<Buf<float>> held;
+
   // Array i of the (B, L, D) ones, moved to i * stagger bytes (mod 4096)
-  // past a 4 KiB boundary inside a larger vector; as allocated when stagger
-  // is -1. Returns where its elements start.
+  // past a 4 KiB boundary inside a larger vector; when stagger is -1, into
+  // a buffer of mambakit's CPU allocator, where a layer's arrays lie.
+  // Returns where its elements start.
   float* place(std::vector<float>& v, int i) {
-    if (stagger < 0 || v.empty()) return v.data();
+    if (v.empty()) return v.data();
+    if (stagger < 0) {
+      held.emplace_back(cpu_memory(), v.size());
+      std::copy(v.begin(), v.end(), held.back().data());
+      std::vector<float>().swap(v);  // not used again
+      return held.back().data();
+    }
     std::vector<float> room(v.size() + 8192 / sizeof(float));
     const auto at = reinterpret_cast<std::uintptr_t>(room.data());
     const std::uintptr_t page = (at + 4095) & ~std::uintptr_t(4095);

@@ -1190,7 +1190,8 @@ int cmd_bench(const std::vector<std::string>& args) {
         ("no-naive", "skip the naive (materialising) scan, the slow part")
         ("stagger", po::value(&c.stagger_bytes)->default_value(c.stagger_bytes),
          "place the (B, L, D) arrays: array i of u, delta, z, out, dout, du, ddelta, dz at "
-         "i * STAGGER bytes (mod 4096) past a 4 KiB boundary; -1: where the allocator puts them")
+         "i * STAGGER bytes (mod 4096) past a 4 KiB boundary; -1: where mambakit's allocator puts "
+         "a layer's buffers")
         ("isa", po::value<std::string>()->default_value(""),
          "CPU kernels to time: scalar, avx2, avx512, or all (every one this CPU runs, in one run); "
          "default: the one chosen at start-up (MAMBAKIT_ISA forces it)")

@@ -1,6 +1,11 @@
-// Tensor views (slice, reshape, borrow, clone) and ParamStore's flat buffers.
+// Tensor views (slice, reshape, borrow, clone), ParamStore's flat buffers and
+// the CPU allocator under them.
 #include "mambakit/tensor.h"
 
+#include <cstdint>
+#include <vector>
+
+#include "mambakit/backend.h"
 #include "mambakit/error.h"
 #include "mambakit/params.h"
 #include "test_util.h"
@@ -160,4 +165,40 @@ TEST(ParamStore, DuplicateNameAndViewBeforeFinalize) {
   EXPECT_THROW(ps.view("x"), mk::Error);
   ps.finalize();
   EXPECT_EQ(ps.view("x").dtype(), DType::f64);
+}
+
+// mambakit's CPU allocator: small and large buffers are 64-byte aligned and
+// zero-filled; large ones (2 MiB and more, huge pages) start at offsets
+// modulo 4 KiB that differ from one buffer to the next, so that the same
+// element of two activation arrays never shares its low 12 address bits
+// (buffer.cpp); growing keeps the contents; freeing gives the memory back
+// (run under a sanitizer or valgrind, a wrong pointer would show here).
+TEST(CpuMemory, AlignedZeroedAndLargeBuffersStaggered) {
+  const size_t big = (size_t(2) << 20) / sizeof(float) + 123;  // just over 2 MiB
+  std::vector<Buf<float>> bufs;
+  std::vector<size_t> offsets;
+  for (int i = 0; i < 6; ++i) {
+    bufs.emplace_back(cpu_memory(), big);
+    const auto at = reinterpret_cast<std::uintptr_t>(bufs.back().data());
+    EXPECT_EQ(at % 64, 0u) << "buffer " << i;
+    offsets.push_back(at % 4096);
+    const float* p = bufs.back().data();
+    EXPECT_EQ(p[0], 0.f);
+    EXPECT_EQ(p[big / 2], 0.f);
+    EXPECT_EQ(p[big - 1], 0.f);
+  }
+  for (size_t i = 0; i < offsets.size(); ++i)
+    for (size_t j = i + 1; j < offsets.size(); ++j)
+      EXPECT_NE(offsets[i], offsets[j]) << "buffers " << i << " and " << j;
+  // Small buffers: aligned, zeroed; growing one past 2 MiB keeps what it held.
+  Buf<float> small(cpu_memory(), 100);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(small.data()) % 64, 0u);
+  for (size_t i = 0; i < 100; ++i) {
+    EXPECT_EQ(small.data()[i], 0.f);
+    small.data()[i] = float(i);
+  }
+  small.resize(big);
+  for (size_t i = 0; i < 100; ++i) EXPECT_EQ(small.data()[i], float(i));
+  EXPECT_EQ(small.data()[big - 1], 0.f);
+  bufs.clear();  // each large buffer handed back by its own start
 }

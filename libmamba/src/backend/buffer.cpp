@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
 
 #include <sys/mman.h>
 
@@ -21,44 +23,84 @@ const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
 
 namespace {
 
-// From this size on, a buffer starts on a 2 MiB boundary and the kernel is
-// asked to back it with huge pages (Linux's transparent huge pages, where
-// they are on for madvise'd memory, as Debian's default is); its last part
-// short of a whole 2 MiB stays on 4 KiB pages, so nothing is rounded up.
-// The kernels walk (B, L, D) activations along L, one row of D floats per
-// step: with 4 KiB pages every step or two is another page, and the scan's
-// backward alone touches seven such arrays. Measured on a 2-core Zen 4
-// (bench/README.md), a one-thread training step at d_model 256, 4 layers,
-// batch 8 x 256: 301-307 -> 294-299 ms over eight interleaved rounds.
+// From this size on, a buffer lies in memory aligned to 2 MiB and the
+// kernel is asked to back it with huge pages (Linux's transparent huge
+// pages, where they are on for madvise'd memory, as Debian's default is);
+// its last part short of a whole 2 MiB stays on 4 KiB pages, so nothing is
+// rounded up. The kernels walk (B, L, D) activations along L, one row of D
+// floats per step: with 4 KiB pages every step or two is another page, and
+// the scan's backward alone touches seven such arrays. Measured on a 2-core
+// Zen 4 (bench/README.md), a one-thread training step at d_model 256, 4
+// layers, batch 8 x 256: 301-307 -> 294-299 ms over eight interleaved
+// rounds.
 constexpr size_t kHugePage = size_t(2) << 20;
 
+// Each large buffer starts kSlotBytes x (its slot) past its 2 MiB boundary,
+// the slots taken in turn. Were they all at one offset, element (t, d) of
+// every (B, L, D) array would share its address bits below 4 KiB, and on
+// Intel cores a load whose low 12 bits match an earlier store still in
+// flight waits for it (4K aliasing): the AVX2 scan's backward, which loads
+// rows of delta, u, z and dy while it stores rows of du, ddelta and dz, took
+// a fifth longer so (bench/README.md). Slots 320 bytes apart (five cache
+// lines) differ by no multiple of 1024 bytes, so rows of D floats for any
+// D a multiple of 256 never line up across arrays.
+constexpr size_t kSlotBytes = 320;
+constexpr unsigned kSlots = 12;
+
 // 64-byte aligned, zero-filled host memory (cache lines; AVX-512 loads);
-// 2 MiB aligned and advised for huge pages from kHugePage bytes on.
+// in huge pages, at a staggered offset, from kHugePage bytes on.
 class CpuMemory final : public DeviceMemory {
  public:
   Device device() const override { return Device::cpu; }
   void* alloc_bytes(size_t bytes) override {
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
-    const bool huge = rounded >= kHugePage;
-    void* p = nullptr;
-    if (::posix_memalign(&p, huge ? kHugePage : 64, rounded) != 0) throw std::bad_alloc();
+    if (rounded < kHugePage) {
+      void* p = nullptr;
+      if (::posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
+      std::memset(p, 0, rounded);
+      return p;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t offset = kSlotBytes * (next_slot_++ % kSlots);
+    void* base = nullptr;
+    if (::posix_memalign(&base, kHugePage, rounded + offset) != 0) throw std::bad_alloc();
     // Advice only: where huge pages are off or none is free, 4 KiB pages.
-    if (huge) ::madvise(p, rounded, MADV_HUGEPAGE);
+    ::madvise(base, rounded + offset, MADV_HUGEPAGE);
+    char* p = static_cast<char*>(base) + offset;
     std::memset(p, 0, rounded);
+    bases_.emplace(p, base);
     return p;
   }
-  void free_bytes(void* p) override { std::free(p); }
+  void free_bytes(void* p) override {
+    if (!p) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const auto it = bases_.find(p);
+      if (it != bases_.end()) {
+        p = it->second;
+        bases_.erase(it);
+      }
+    }
+    std::free(p);
+  }
   void upload_bytes(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download_bytes(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy_bytes(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
   void zero_bytes(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<void*, void*> bases_;  // a large buffer's start -> its allocation
+  unsigned next_slot_ = 0;
 };
 
 }  // namespace
 
 DeviceMemory& cpu_memory() {
-  static CpuMemory m;
-  return m;
+  // Never destroyed: buffers in other static objects may be freed after
+  // this function's statics would be.
+  static CpuMemory* m = new CpuMemory;
+  return *m;
 }
 
 template <typename E>
