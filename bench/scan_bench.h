@@ -19,8 +19,9 @@ struct ScanBenchConfig {
   bool naive = true;   // also run the naive scan (needs B*L*D*N floats of states)
   unsigned seed = 1234;
   // Where the (B, L, D) arrays lie: -1 puts them where mambakit's CPU
-  // allocator puts a layer's buffers (cpu_memory(), Buf); otherwise array i of u, delta, z, out, dout, du, ddelta and dz
-  // starts i * stagger_bytes (mod 4096) past a 4 KiB boundary. The scan's
+  // allocator puts a layer's buffers (cpu_memory(), Buf); otherwise array
+  // i of u, delta, z, out, dout, du, ddelta and dz starts i * stagger_bytes
+  // (mod 4096) past a 4 KiB boundary. The scan's
   // time depends on their offsets modulo 4 KiB (bench/README.md).
   int stagger_bytes = -1;
 };

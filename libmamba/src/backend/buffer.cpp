@@ -54,21 +54,8 @@ class CpuMemory final : public DeviceMemory {
   Device device() const override { return Device::cpu; }
   void* alloc_bytes(size_t bytes) override {
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
-    if (rounded < kHugePage) {
-      void* p = nullptr;
-      if (::posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
-      std::memset(p, 0, rounded);
-      return p;
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    const size_t offset = kSlotBytes * (next_slot_++ % kSlots);
-    void* base = nullptr;
-    if (::posix_memalign(&base, kHugePage, rounded + offset) != 0) throw std::bad_alloc();
-    // Advice only: where huge pages are off or none is free, 4 KiB pages.
-    ::madvise(base, rounded + offset, MADV_HUGEPAGE);
-    char* p = static_cast<char*>(base) + offset;
+    void* p = rounded < kHugePage ? alloc_small(rounded) : alloc_large(rounded);
     std::memset(p, 0, rounded);
-    bases_.emplace(p, base);
     return p;
   }
   void free_bytes(void* p) override {
@@ -89,6 +76,25 @@ class CpuMemory final : public DeviceMemory {
   void zero_bytes(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
 
  private:
+  static void* alloc_small(size_t bytes) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, 64, bytes) != 0) throw std::bad_alloc();
+    return p;
+  }
+  // At the next slot's offset past a 2 MiB boundary; bases_ keeps where the
+  // allocation starts, for free_bytes.
+  void* alloc_large(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t offset = kSlotBytes * (next_slot_++ % kSlots);
+    void* base = nullptr;
+    if (::posix_memalign(&base, kHugePage, bytes + offset) != 0) throw std::bad_alloc();
+    // Advice only: where huge pages are off or none is free, 4 KiB pages.
+    ::madvise(base, bytes + offset, MADV_HUGEPAGE);
+    void* p = static_cast<char*>(base) + offset;
+    bases_.emplace(p, base);
+    return p;
+  }
+
   std::mutex mu_;
   std::unordered_map<void*, void*> bases_;  // a large buffer's start -> its allocation
   unsigned next_slot_ = 0;
