@@ -8,11 +8,12 @@
  * (trans_a, trans_b, M, N, K, beta) to stderr: calls, total and mean time,
  * GFLOP/s, and the total over all shapes.
  *
- *   LD_PRELOAD=build/bench/libsgemm_profile.so \
+ *   MAMBAKIT_AMX=0 LD_PRELOAD=build/bench/libsgemm_profile.so \
  *     build/experiments/mambakit bench train --d-model 256 --n-layer 4 \
  *     --batch 8 --seq-len 256 --threads 1 --warmup 0 --steps 20
  *
- * Divide the totals by the steps run (warm-up steps included when
+ * (MAMBAKIT_AMX=0: where the CPU has AMX, mambakit's float products run on
+ * its tiles and never call cblas_sgemm.) Divide the totals by the steps run (warm-up steps included when
  * --warmup is not 0). Calls from several threads at once are counted
  * under a lock; their times overlap, so the total can exceed the wall
  * time. bench/README.md has what it showed for the transformers script's

@@ -3,6 +3,7 @@
 // differences; the narrow-output kernels on every ISA.
 #include "mambakit/ops/matmul.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include "mambakit/cpu_isa.h"
 #include "mambakit/error.h"
+#include "mambakit/ops/amx_matmul.h"
 #include "test_util.h"
 
 using namespace mk;
@@ -135,6 +137,156 @@ TEST(Gemm, RejectsTooSmallLeadingDim) {
   EXPECT_THROW(ops::gemm<double>(false, false, 4, 4, 3, 1.0, A.data(), 3, B.data(), 4, 0.0,
                                  C.data(), 3),
                mk::Error);
+}
+
+// --- products on AMX tiles (amx_matmul.h) ---------------------------------
+
+namespace {
+
+#define MK_SKIP_WITHOUT_AMX()                                                              \
+  if (!mk::cpu_has_amx())                                                                  \
+  GTEST_SKIP() << "this CPU or kernel has no AMX with bfloat16 (AMX-TILE, AMX-BF16, "      \
+                  "AVX512-BF16 and the kernel's leave to use tiles): the AMX products do " \
+                  "not run here"
+
+// The largest error of C against the double reference, each element's
+// relative to the sum of the magnitudes it was formed from (sum_k |a b|,
+// plus |C| where it was added): the measure a float dot product's rounding
+// bounds (K * 2^-24 at worst, far less in practice).
+struct ProductError {
+  double worst = 0;
+};
+ProductError scaled_error(bool ta, bool tb, int M, int N, int K, const std::vector<float>& A,
+                          int lda, const std::vector<float>& B, int ldb, bool accumulate,
+                          const std::vector<float>& C0, const std::vector<float>& C, int ldc) {
+  ProductError e;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double sum = 0, mag = 0;
+      for (int k = 0; k < K; ++k) {
+        const double a = ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k];
+        const double b = tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j];
+        sum += a * b;
+        mag += std::fabs(a * b);
+      }
+      if (accumulate) {
+        sum += C0[size_t(i) * ldc + j];
+        mag += std::fabs(C0[size_t(i) * ldc + j]);
+      }
+      const double err = std::fabs(double(C[size_t(i) * ldc + j]) - sum);
+      e.worst = std::max(e.worst, mag > 0 ? err / mag : err);
+    }
+  return e;
+}
+
+}  // namespace
+
+// Every transpose, sizes on and off the 32 x 32 blocks and the 256-deep
+// panels (K = 300, 513 take two and three), padded leading dims, C
+// overwritten (over NaN) or added to; the error against double no more
+// than 4x OpenBLAS's on the same inputs, and within float's reach (a
+// bfloat16 product would be off by about 2^-9).
+TEST(AmxGemm, AsAccurateAsFloatBlasOnEveryShapeAndTranspose) {
+  MK_SKIP_WITHOUT_AMX();
+  struct Dims { int M, N, K; };
+  unsigned seed = 500;
+  for (const Dims d : {Dims{1, 1, 1}, Dims{7, 5, 9}, Dims{32, 32, 32}, Dims{33, 47, 65},
+                       Dims{64, 16, 300}, Dims{100, 48, 513}, Dims{17, 130, 16},
+                       Dims{96, 64, 256}})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (bool accumulate : {false, true}) {
+          const int a_rows = ta ? d.K : d.M, a_cols = ta ? d.M : d.K;
+          const int b_rows = tb ? d.N : d.K, b_cols = tb ? d.K : d.N;
+          const int lda = a_cols + 3, ldb = b_cols + 1, ldc = d.N + 5;
+          const auto A = randn<float>(size_t(a_rows) * lda, seed++);
+          const auto B = randn<float>(size_t(b_rows) * ldb, seed++, 0.1);
+          auto C0 = randn<float>(size_t(d.M) * ldc, seed++);
+          if (!accumulate)
+            for (int i = 0; i < d.M; ++i)
+              for (int j = 0; j < d.N; ++j) C0[size_t(i) * ldc + j] = NAN;
+          auto C = C0, Cblas = C0;
+          ops::amx_sgemm(ta, tb, d.M, d.N, d.K, A.data(), lda, B.data(), ldb, accumulate,
+                         C.data(), ldc);
+          cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                      d.M, d.N, d.K, 1.f, A.data(), lda, B.data(), ldb, accumulate ? 1.f : 0.f,
+                      Cblas.data(), ldc);
+          const std::string where = "M=" + std::to_string(d.M) + " N=" + std::to_string(d.N) +
+                                    " K=" + std::to_string(d.K) + " trans_a=" +
+                                    std::to_string(ta) + " trans_b=" + std::to_string(tb) +
+                                    " accumulate=" + std::to_string(accumulate);
+          const double amx = scaled_error(ta, tb, d.M, d.N, d.K, A, lda, B, ldb, accumulate, C0,
+                                          C, ldc).worst;
+          const double blas = scaled_error(ta, tb, d.M, d.N, d.K, A, lda, B, ldb, accumulate, C0,
+                                           Cblas, ldc).worst;
+          EXPECT_LE(amx, 4 * std::max(blas, std::ldexp(1.0, -24))) << where << " OpenBLAS " << blas;
+          EXPECT_LE(amx, 1e-6) << where;
+          // The padding of C past column N is left alone.
+          for (int i = 0; i < d.M; ++i)
+            for (int j = d.N; j < ldc; ++j)
+              ASSERT_EQ(C[size_t(i) * ldc + j], C0[size_t(i) * ldc + j]) << where;
+        }
+}
+
+// Values over float's whole exponent range (the three parts of a large or
+// small value keep its exponent's scale), and a NaN in op(A) reaches its
+// row of C and no other.
+TEST(AmxGemm, WideExponentsAndNaN) {
+  MK_SKIP_WITHOUT_AMX();
+  const int M = 40, N = 36, K = 70;
+  auto A = randn<float>(size_t(M) * K, 7), B = randn<float>(size_t(K) * N, 8);
+  for (int i = 0; i < M; ++i)  // row i scaled by 2^(-60 .. +60)
+    for (int k = 0; k < K; ++k) A[size_t(i) * K + k] = std::ldexp(A[size_t(i) * K + k], 3 * i - 60);
+  std::vector<float> C(size_t(M) * N);
+  ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N);
+  EXPECT_LE(scaled_error(false, false, M, N, K, A, K, B, N, false, C, C, N).worst, 1e-6);
+
+  A[size_t(5) * K + 3] = NAN;
+  ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j)
+      ASSERT_EQ(std::isnan(C[size_t(i) * N + j]), i == 5) << "i=" << i << " j=" << j;
+}
+
+// gemm<float> sends alpha 1, beta 0 or 1 products to the tiles when they
+// are on, on any thread count, and they agree with BLAS's to float
+// accuracy; MAMBAKIT_ISA below avx512 turns them off.
+TEST(AmxGemm, GemmUsesTilesOnEveryThreadCount) {
+  MK_SKIP_WITHOUT_AMX();
+  ScopedIsa avx512(Isa::avx512);  // as the suite runs under any MAMBAKIT_ISA
+  const bool saved_amx = mk::amx_products_active();
+  const int saved_threads = omp_get_max_threads();
+  const int M = 301, N = 97, K = 129;
+  const auto A = randn<float>(size_t(M) * K, 21), B = randn<float>(size_t(N) * K, 22);
+  std::vector<float> on(size_t(M) * N), off(on.size());
+  mk::set_amx_products_for_testing(false);
+  ops::gemm<float>(false, true, M, N, K, 1.f, A.data(), K, B.data(), K, 0.f, off.data(), N);
+  mk::set_amx_products_for_testing(true);
+  EXPECT_TRUE(mk::amx_products_active());
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    for (float beta : {0.f, 1.f}) {
+      std::vector<float> c(on.size(), beta == 0.f ? NAN : 1.f);
+      ops::gemm<float>(false, true, M, N, K, 1.f, A.data(), K, B.data(), K, beta, c.data(), N);
+      for (size_t i = 0; i < c.size(); ++i) c[i] -= beta;
+      EXPECT_TRUE(all_close(c, off, 1e-4, 1e-5)) << "threads=" << threads << " beta=" << beta;
+      if (beta == 0.f) on = c;
+    }
+  }
+  EXPECT_NE(on, off) << "the tiles' sums should differ from OpenBLAS's in some last bits";
+  {
+    ScopedIsa avx2(Isa::avx2);
+    EXPECT_FALSE(mk::amx_products_active());
+  }
+  EXPECT_TRUE(mk::amx_products_active());
+  omp_set_num_threads(saved_threads);
+  mk::set_amx_products_for_testing(saved_amx);
+}
+
+TEST(AmxGemm, RefusedWhereTheCpuLacksIt) {
+  if (mk::cpu_has_amx()) GTEST_SKIP() << "this CPU has AMX: nothing to refuse";
+  EXPECT_FALSE(mk::amx_products_active());
+  EXPECT_THROW(mk::set_amx_products_for_testing(true), mk::Error);
 }
 
 TEST(Linear, ForwardMatchesLoop) {

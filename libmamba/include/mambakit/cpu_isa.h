@@ -44,6 +44,21 @@ Isa isa_from_env_value(const char* value);
 // other threads.
 void set_isa_for_testing(Isa isa);
 
+// Float matrix products on AMX tiles (mambakit/ops/amx_matmul.h), for CPUs
+// with AMX-TILE, AMX-BF16 and AVX512-BF16 (Intel Xeon from Sapphire Rapids
+// on) where the kernel grants tile data to the process.
+bool cpu_has_amx();
+
+// Whether gemm<float> runs on AMX tiles now: active_isa() is avx512 (so
+// MAMBAKIT_ISA=avx2 or scalar turns them off too) and MAMBAKIT_AMX is unset
+// (on where cpu_has_amx()) or 1 (required: refused with an mk::Error where
+// the CPU lacks it); MAMBAKIT_AMX=0 keeps every product in BLAS.
+bool amx_products_active();
+
+// Turns the AMX products on or off for the rest of the process (tests,
+// benchmarks); throws mk::Error for on where !cpu_has_amx().
+void set_amx_products_for_testing(bool on);
+
 // Sets an ISA for a scope and restores the previous one.
 class ScopedIsa {
  public:

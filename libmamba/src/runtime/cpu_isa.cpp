@@ -5,6 +5,12 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "mambakit/error.h"
 
 namespace mk {
@@ -90,6 +96,63 @@ void set_isa_for_testing(Isa isa) {
   MK_CHECK(cpu_has(isa), std::string("set_isa_for_testing: this CPU lacks ") + isa_name(isa) +
                              " (it supports: " + supported_isa_list() + ")");
   current().store(int(isa), std::memory_order_relaxed);
+}
+
+namespace {
+
+// CPUID's AMX-TILE, AMX-BF16 and AVX512-BF16 bits, and the kernel's leave to
+// use tile data (Linux asks each process to request it: without it the
+// first tile instruction faults).
+bool detect_amx() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (!cpu_has(Isa::avx512)) return false;
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool tile = d & (1u << 24), bf16 = d & (1u << 22);
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  const bool avx512_bf16 = a & (1u << 5);
+  if (!tile || !bf16 || !avx512_bf16) return false;
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureTileData = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureTileData) == 0;
+#else
+  return false;
+#endif
+}
+
+// 1: products on AMX tiles, 0: in BLAS; from MAMBAKIT_AMX (unset: 1 where
+// the CPU has AMX) until set_amx_products_for_testing.
+std::atomic<int>& amx_choice() {
+  static std::atomic<int> on{[] {
+    const char* v = std::getenv("MAMBAKIT_AMX");
+    if (!v || !*v) return int(cpu_has_amx());
+    const std::string s = v;
+    if (s == "0") return 0;
+    if (s == "1") {
+      MK_CHECK(cpu_has_amx(), "MAMBAKIT_AMX=1: this CPU or kernel has no AMX with bfloat16 "
+                              "(AMX-TILE, AMX-BF16, AVX512-BF16 and the kernel's leave to use tiles)");
+      return 1;
+    }
+    throw Error("MAMBAKIT_AMX=" + s + ": expected 0 (products through BLAS) or 1 (on AMX tiles)");
+  }()};
+  return on;
+}
+
+}  // namespace
+
+bool cpu_has_amx() {
+  static const bool has = detect_amx();
+  return has;
+}
+
+bool amx_products_active() {
+  // Both read (and so checked) on every call, whatever the other says.
+  const bool chosen = amx_choice().load(std::memory_order_relaxed) == 1;
+  return active_isa() == Isa::avx512 && chosen;
+}
+
+void set_amx_products_for_testing(bool on) {
+  MK_CHECK(!on || cpu_has_amx(), "set_amx_products_for_testing: this CPU or kernel has no AMX");
+  amx_choice().store(on ? 1 : 0, std::memory_order_relaxed);
 }
 
 }  // namespace mk

@@ -11,6 +11,8 @@
 // the time in the scheduler).
 #include "mambakit/ops/matmul.h"
 
+#include "mambakit/ops/amx_matmul.h"
+
 #include <cblas.h>
 #include <omp.h>
 
@@ -49,9 +51,23 @@ void keep_blas_single_threaded() {
   (void)done;
 }
 
+// Fewest rows of C, columns of C and k a product on AMX tiles takes: its
+// blocks are 32 x 32 over 32 k, and narrower products (dt_proj's 16 in,
+// 16 wide, one thread, 2048 rows) ran slower there than in OpenBLAS
+// (bench_step_ops; bench/README.md).
+constexpr int kAmxMinSide = 32;
+
+// Float products go to AMX tiles where they run (amx_matmul.h) and the call
+// is one they take: alpha 1, beta 0 or 1 (every product of the models), no
+// side under kAmxMinSide.
 inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                       const float* A, int lda, const float* B, int ldb, float beta, float* C,
                       int ldc) {
+  if (alpha == 1.f && (beta == 0.f || beta == 1.f) && std::min({M, N, K}) >= kAmxMinSide &&
+      amx_products_active()) {
+    amx_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, A, lda, B, ldb, beta == 1.f, C, ldc);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha,
