@@ -94,6 +94,17 @@ json read_json_file(const std::string& path) {
   }
 }
 
+// Where float matrix products run (mambakit/cpu_isa.h), for info --system
+// and --version.
+std::string float_products_description() {
+  const char* env = std::getenv("MAMBAKIT_AMX");
+  if (mk::amx_products_active())
+    return "AMX tiles, three-way bfloat16 split (float accuracy; MAMBAKIT_AMX=0 for BLAS)";
+  if (!mk::cpu_has_amx()) return "BLAS (this CPU or kernel has no AMX)";
+  if (env && std::string(env) == "0") return "BLAS (MAMBAKIT_AMX=0)";
+  return "BLAS (AMX needs the avx512 ISA, not " + std::string(mk::isa_name(mk::active_isa())) + ")";
+}
+
 std::string top_help() {
   std::string tasks;
   for (const auto& t : mk::tasks::task_infos()) tasks += "  " + t.name + ": " + t.doc + "\n";
@@ -942,12 +953,15 @@ int cmd_info(const std::vector<std::string>& args) {
                    {"isa", mk::isa_name(mk::active_isa())},
                    {"forced_by_MAMBAKIT_ISA", forced && *forced},
                    {"blas_core", mk::blas_core_name()},
-                   {"blas_core_origin", mk::blas_core_origin()}};
+                   {"blas_core_origin", mk::blas_core_origin()},
+                   {"float_products", mk::amx_products_active() ? "amx" : "blas"},
+                   {"cpu_has_amx", mk::cpu_has_amx()}};
     if (as_json) std::cout << sys.dump() << "\n";
     else
       std::cout << "cpu isas: " << isas.dump() << "\nisa: " << sys["isa"].get<std::string>()
                 << (forced && *forced ? " (MAMBAKIT_ISA)" : " (widest supported)") << "\n"
-                << "blas core: " << mk::blas_core_description() << "\n";
+                << "blas core: " << mk::blas_core_description() << "\n"
+                << "float products: " << float_products_description() << "\n";
     return 0;
   }
   if (path.empty()) throw mk::Error("give a run directory, model directory or .safetensors file (or --system)");
@@ -1344,6 +1358,11 @@ std::string version_text() {
     s += "cpu isa: none chosen: " + std::string(e.what()) + "\n";
   }
   s += "blas core: " + mk::blas_core_description() + "\n";
+  try {
+    s += "float products: " + float_products_description() + "\n";
+  } catch (const std::exception& e) {  // a bad MAMBAKIT_AMX or MAMBAKIT_ISA
+    s += "float products: none chosen: " + std::string(e.what()) + "\n";
+  }
 #ifdef MAMBAKIT_HAVE_CUDA
   s += "cuda: built\n";
 #else
@@ -1405,6 +1424,9 @@ int main(int argc, char** argv) {
   const mk::dist::Launch launch = mk::dist::detect_launch();
   const bool quiet_rank = launch.rank != 0;
   try {
+    // MAMBAKIT_ISA and MAMBAKIT_AMX are read on first use: a bad value is
+    // refused here, before any work, not at a run's first product.
+    mk::amx_products_active();
     if (cmd == "train") return cmd_train(args);
     if (cmd == "eval") return cmd_eval(args);
     if (cmd == "lra") return cmd_lra(args);

@@ -273,6 +273,43 @@ TEST(HostileInputs, VersionNamesTheBuild) {
   EXPECT_NE(forced.output.find("cpu isa: scalar (forced by MAMBAKIT_ISA)"), std::string::npos) << forced.output;
 }
 
+// Where float products run: info --system names it; a bad MAMBAKIT_AMX is
+// refused before any work (and --version still prints, saying why none was
+// chosen); MAMBAKIT_AMX=1 is refused where the CPU has no AMX.
+TEST(HostileInputs, FloatProductsChoiceIsShownAndBadValuesRefused) {
+  const auto r = run_cli("info --system --json", "", true);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j.at("float_products").get<std::string>(), mk::amx_products_active() ? "amx" : "blas");
+  EXPECT_EQ(j.at("cpu_has_amx").get<bool>(), mk::cpu_has_amx());
+  const auto off = run_cli("info --system --json", "MAMBAKIT_AMX=0", true);
+  ASSERT_EQ(off.code, 0) << off.output;
+  EXPECT_EQ(nlohmann::json::parse(off.output).at("float_products").get<std::string>(), "blas");
+
+  const auto bad = run_cli("bench train --steps 1 --warmup 0", "MAMBAKIT_AMX=yes");
+  EXPECT_EQ(bad.code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("MAMBAKIT_AMX=yes: expected 0"), std::string::npos) << bad.output;
+  EXPECT_EQ(bad.output.find("tokens"), std::string::npos) << "no work before the refusal: " << bad.output;
+  const auto version = run_cli("--version", "MAMBAKIT_AMX=yes");
+  EXPECT_EQ(version.code, 0) << version.output;
+  EXPECT_NE(version.output.find("float products: none chosen: MAMBAKIT_AMX=yes"), std::string::npos)
+      << version.output;
+
+  const auto want = run_cli("info --system", "MAMBAKIT_AMX=1");
+  if (mk::cpu_has_amx()) {  // on, unless MAMBAKIT_ISA (inherited) chose a narrower ISA
+    EXPECT_EQ(want.code, 0) << want.output;
+    EXPECT_NE(want.output.find(mk::active_isa() == mk::Isa::avx512
+                                   ? "float products: AMX tiles"
+                                   : "float products: BLAS (AMX needs the avx512 ISA"),
+              std::string::npos)
+        << want.output;
+  } else {
+    EXPECT_EQ(want.code, 1) << want.output;
+    EXPECT_NE(want.output.find("MAMBAKIT_AMX=1: this CPU or kernel has no AMX"), std::string::npos)
+        << want.output;
+  }
+}
+
 // OpenBLAS's kernel set: never a pre-AVX2 one on a CPU with AVX2 (mambakit
 // restarts itself with OPENBLAS_CORETYPE set where OpenBLAS does not know the
 // CPU, blas_core.h), and the user's OPENBLAS_CORETYPE is kept as given.
