@@ -11,7 +11,8 @@
 //     linear then softplus);
 //   - every matrix product of the step, as Linear calls it: the forward,
 //     and the backward's dx and dW products (linear_backward), per layer
-//     shape. FLOP/s is 2 x rows x in x out per product;
+//     shape, through OpenBLAS (amx:0) and on AMX tiles (amx:1, where the
+//     CPU has them). FLOP/s is 2 x rows x in x out per product;
 //   - the core's peak: independent FMAs with AVX2 and with AVX-512 on one
 //     thread (FmaPeak), the ceiling the products' FLOP/s are read against.
 // The products' times summed over the step (x 4 layers, lm_head once) are
@@ -232,9 +233,22 @@ void set_flops(benchmark::State& state, const LinearData& d, int products) {
       benchmark::Counter::kIsRate);
 }
 
+// range(3): the products on AMX tiles (1) or in BLAS (0). False (and the
+// run marked skipped) where the CPU has no AMX.
+bool use_amx(benchmark::State& state) {
+  const bool amx = state.range(3) != 0;
+  if (amx && !mk::cpu_has_amx()) {
+    state.SkipWithError("this CPU or kernel has no AMX with bfloat16");
+    return false;
+  }
+  mk::set_amx_products_for_testing(amx);
+  return true;
+}
+
 // range(0), range(1), range(2): in and out features, whether it has a bias.
 void BM_LinearForward(benchmark::State& state) {
   LinearData d(int(state.range(0)), int(state.range(1)), state.range(2) != 0);
+  if (!use_amx(state)) return;
   for (auto _ : state) {
     mk::ops::linear_forward(d.x.data(), d.W.data(), d.bias ? d.b.data() : nullptr, d.y.data(),
                             kRows, d.in, d.out);
@@ -245,6 +259,7 @@ void BM_LinearForward(benchmark::State& state) {
 // dx and dW (and db), as a layer's backward calls it.
 void BM_LinearBackward(benchmark::State& state) {
   LinearData d(int(state.range(0)), int(state.range(1)), state.range(2) != 0);
+  if (!use_amx(state)) return;
   for (auto _ : state) {
     mk::ops::linear_backward(d.dy.data(), d.x.data(), d.W.data(), d.dx.data(), d.dW.data(),
                              d.bias ? d.db.data() : nullptr, kRows, d.in, d.out);
@@ -255,14 +270,16 @@ void BM_LinearBackward(benchmark::State& state) {
 
 // in_proj (256 -> 2 x 512), x_proj (512 -> 16 + 2 x 16), dt_proj (16 -> 512,
 // the only one with a bias), out_proj (512 -> 256), lm_head (256 -> 256
-// vocabulary).
+// vocabulary); each with its products in BLAS and on AMX tiles.
 void model_shapes(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"in", "out", "bias"});
-  b->Args({256, 1024, 0});
-  b->Args({512, 48, 0});
-  b->Args({16, 512, 1});
-  b->Args({512, 256, 0});
-  b->Args({256, 256, 0});
+  b->ArgNames({"in", "out", "bias", "amx"});
+  for (int amx : {0, 1}) {
+    b->Args({256, 1024, 0, amx});
+    b->Args({512, 48, 0, amx});
+    b->Args({16, 512, 1, amx});
+    b->Args({512, 256, 0, amx});
+    b->Args({256, 256, 0, amx});
+  }
   b->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_LinearForward)->Apply(model_shapes);
