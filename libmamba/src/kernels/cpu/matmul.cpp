@@ -51,20 +51,22 @@ void keep_blas_single_threaded() {
   (void)done;
 }
 
-// Fewest rows of C, columns of C and k a product on AMX tiles takes: its
-// blocks are 32 x 32 over 32 k, and narrower products (dt_proj's 16 in,
-// 16 wide, one thread, 2048 rows) ran slower there than in OpenBLAS
-// (bench_step_ops; bench/README.md).
-constexpr int kAmxMinSide = 32;
+// Fewest columns of C and k a product on AMX tiles takes: its blocks are
+// 32 x 32 over 32 k, and narrower products (dt_proj's, 16 in or 16 wide,
+// 2048 rows) ran slower there than in OpenBLAS. Fewest rows of C: all of
+// op(B) is split into its three parts per call, which few rows do not
+// repay (x_proj's dW, 48 rows over K = 2048: 1.08 against 0.97 ms). One
+// thread, a Xeon with AMX; bench/README.md.
+constexpr int kAmxMinCols = 32, kAmxMinDepth = 32, kAmxMinRows = 64;
 
 // Float products go to AMX tiles where they run (amx_matmul.h) and the call
-// is one they take: alpha 1, beta 0 or 1 (every product of the models), no
-// side under kAmxMinSide.
+// is one they take: alpha 1, beta 0 or 1 (every product of the models), at
+// least the sizes above.
 inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                       const float* A, int lda, const float* B, int ldb, float beta, float* C,
                       int ldc) {
-  if (alpha == 1.f && (beta == 0.f || beta == 1.f) && std::min({M, N, K}) >= kAmxMinSide &&
-      amx_products_active()) {
+  if (alpha == 1.f && (beta == 0.f || beta == 1.f) && M >= kAmxMinRows && N >= kAmxMinCols &&
+      K >= kAmxMinDepth && amx_products_active()) {
     amx_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, A, lda, B, ldb, beta == 1.f, C, ldc);
     return;
   }
