@@ -187,6 +187,7 @@ nlohmann::json TrainBenchResult::to_json() const {
                         {"threads", threads},
                         {"cpu_isa", isa_name(active_isa())},
                         {"blas_core", blas_core_name()},
+                        {"float_products", amx_products_active() ? "amx" : "blas"},
                         {"params", params},
                         {"warmup_steps", c.warmup},
                         {"steps", steps},
@@ -203,7 +204,8 @@ nlohmann::json TrainBenchResult::to_json() const {
 std::string TrainBenchResult::to_text() const {
   const auto& c = config;
   const std::string core = blas_core_name();
-  const std::string blas = core.empty() ? "a BLAS other than OpenBLAS" : "OpenBLAS " + core;
+  const std::string blas = (amx_products_active() ? "float products on AMX tiles, " : "") +
+                           (core.empty() ? std::string("a BLAS other than OpenBLAS") : "OpenBLAS " + core);
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "mambakit bench train: %s x %d layers, d_model %d, %zu parameters, batch %d x %d tokens, "
