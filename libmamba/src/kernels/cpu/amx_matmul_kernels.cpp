@@ -28,7 +28,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#if !defined(__AMX_TILE__) || !defined(__AMX_BF16__) || !defined(__AVX512BF16__)
+// (GCC spells the AMX macros __AMX_TILE__, __AMX_BF16__; clang __AMXTILE__, __AMXBF16__.)
+#if !(defined(__AMX_TILE__) || defined(__AMXTILE__)) || \
+    !(defined(__AMX_BF16__) || defined(__AMXBF16__)) || !defined(__AVX512BF16__)
 #error "compile with -mamx-tile -mamx-bf16 -mavx512bf16 (libmamba/CMakeLists.txt)"
 #endif
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
