@@ -206,8 +206,8 @@ TEST(AmxGemm, AsAccurateAsFloatBlasOnEveryShapeAndTranspose) {
             for (int i = 0; i < d.M; ++i)
               for (int j = 0; j < d.N; ++j) C0[size_t(i) * ldc + j] = NAN;
           auto C = C0, Cblas = C0;
-          ops::amx_sgemm(ta, tb, d.M, d.N, d.K, A.data(), lda, B.data(), ldb, accumulate,
-                         C.data(), ldc);
+          ASSERT_TRUE(ops::amx_sgemm(ta, tb, d.M, d.N, d.K, A.data(), lda, B.data(), ldb,
+                                     accumulate, C.data(), ldc));
           cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                       d.M, d.N, d.K, 1.f, A.data(), lda, B.data(), ldb, accumulate ? 1.f : 0.f,
                       Cblas.data(), ldc);
@@ -238,11 +238,11 @@ TEST(AmxGemm, WideExponentsAndNaN) {
   for (int i = 0; i < M; ++i)  // row i scaled by 2^(-60 .. +60)
     for (int k = 0; k < K; ++k) A[size_t(i) * K + k] = std::ldexp(A[size_t(i) * K + k], 3 * i - 60);
   std::vector<float> C(size_t(M) * N);
-  ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N);
+  ASSERT_TRUE(ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N));
   EXPECT_LE(scaled_error(false, false, M, N, K, A, K, B, N, false, C, C, N).worst, 1e-6);
 
   A[size_t(5) * K + 3] = NAN;
-  ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N);
+  ASSERT_TRUE(ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N));
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j)
       ASSERT_EQ(std::isnan(C[size_t(i) * N + j]), i == 5) << "i=" << i << " j=" << j;

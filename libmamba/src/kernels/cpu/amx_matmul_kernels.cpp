@@ -64,16 +64,17 @@ void load_tile_config() {
   _tile_loadconfig(&cfg);
 }
 
-// Per-thread packing buffers, grown as needed (64-byte aligned).
+// Per-thread packing buffers, grown as needed (64-byte aligned); null when
+// the memory is not there (the caller then leaves the product to BLAS).
 struct PackBuf {
   uint16_t* p = nullptr;
   size_t cap = 0;
   uint16_t* get(size_t n) {
     if (n > cap) {
       std::free(p);
+      cap = 0;
       p = static_cast<uint16_t*>(std::aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64));
-      if (!p) std::abort();
-      cap = n;
+      if (p) cap = n;
     }
     return p;
   }
@@ -144,6 +145,16 @@ inline __m512 load_row(const float* p, int n) {
   return n > 0 ? _mm512_maskz_loadu_ps(first_lanes(n), p) : _mm512_setzero_ps();
 }
 
+// Rows k and k+1 of an operand stored k-major (16 values each at src and
+// src + ld, n of them valid; a row at or past kc is zero) as the tiles' pair
+// words, one per part: row k's part in the low 16 bits, row k+1's above.
+inline void pair_words(const float* src, size_t ld, int k, int kc, int n, __m512i w[3]) {
+  __m512i even[3], odd[3];
+  split3(k < kc ? load_row(src, n) : _mm512_setzero_ps(), even);
+  split3(k + 1 < kc ? load_row(src + ld, n) : _mm512_setzero_ps(), odd);
+  for (int pl = 0; pl < 3; ++pl) w[pl] = _mm512_or_si512(even[pl], _mm512_slli_epi32(odd[pl], 16));
+}
+
 // op(A)'s rows m0.. (rows valid: beyond, zero) and k0.., kc of them
 // (padded with zeros to nkb blocks of 32), into out.
 void pack_a(bool trans, const float* A, int lda, int m0, int rows, int k0, int kc, uint16_t* out) {
@@ -171,11 +182,9 @@ void pack_a(bool trans, const float* A, int lda, int m0, int rows, int k0, int k
       __m512i w[3][16];
       for (int p = 0; p < 16; ++p) {
         const int k = kb * 32 + 2 * p;
-        const float* src = A + size_t(k0 + k) * lda + m0 + 16 * h;
-        __m512i e[3], o[3];
-        split3(k < kc ? load_row(src, mrem) : _mm512_setzero_ps(), e);
-        split3(k + 1 < kc ? load_row(src + lda, mrem) : _mm512_setzero_ps(), o);
-        for (int pl = 0; pl < 3; ++pl) w[pl][p] = _mm512_or_si512(e[pl], _mm512_slli_epi32(o[pl], 16));
+        __m512i pw[3];
+        pair_words(A + size_t(k0 + k) * lda + m0 + 16 * h, lda, k, kc, mrem, pw);
+        for (int pl = 0; pl < 3; ++pl) w[pl][p] = pw[pl];
       }
       uint16_t* dst = out + size_t(kb) * kBlock + 16 * h * 32;
       for (int pl = 0; pl < 3; ++pl) {
@@ -197,13 +206,9 @@ void pack_b(bool trans, const float* B, int ldb, int n0, int cols, int k0, int k
       if (!trans) {  // stored row k is op(B)'s row k: pairs of rows interleaved
         for (int p = 0; p < 16; ++p) {
           const int k = kb * 32 + 2 * p;
-          const float* src = B + size_t(k0 + k) * ldb + n0 + 16 * h;
-          __m512i e[3], o[3];
-          split3(k < kc ? load_row(src, nrem) : _mm512_setzero_ps(), e);
-          split3(k + 1 < kc ? load_row(src + ldb, nrem) : _mm512_setzero_ps(), o);
-          for (int pl = 0; pl < 3; ++pl)
-            _mm512_store_si512(dst + pl * kPlane + p * 32,
-                               _mm512_or_si512(e[pl], _mm512_slli_epi32(o[pl], 16)));
+          __m512i pw[3];
+          pair_words(B + size_t(k0 + k) * ldb + n0 + 16 * h, ldb, k, kc, nrem, pw);
+          for (int pl = 0; pl < 3; ++pl) _mm512_store_si512(dst + pl * kPlane + p * 32, pw[pl]);
         }
         continue;
       }
@@ -274,18 +279,21 @@ void kernel_32x32(const uint16_t* a, const uint16_t* b, int nkb, float* c, int l
 
 }  // namespace
 
-void amx_sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+bool amx_sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                const float* B, int ldb, bool accumulate, float* C, int ldc) {
-  load_tile_config();
   const int n_nb = (N + 31) / 32;
+  // Both buffers at their largest (the first panel's) before C is touched.
+  const size_t max_panel = size_t((K < kKc ? K : kKc) + 31) / 32 * kBlock;
+  uint16_t* const bp = b_buf.get(max_panel * n_nb);
+  uint16_t* const ap = a_buf.get(max_panel);
+  if (!bp || !ap) return false;
+  load_tile_config();
   alignas(64) float edge[32 * 32];  // C's blocks that overhang M or N
   for (int k0 = 0; k0 < K; k0 += kKc) {
     const int kc = K - k0 < kKc ? K - k0 : kKc, nkb = (kc + 31) / 32;
     const size_t panel = size_t(nkb) * kBlock;  // one 32-wide block over the panel
-    uint16_t* bp = b_buf.get(panel * n_nb);
     for (int nb = 0; nb < n_nb; ++nb)
       pack_b(trans_b, B, ldb, nb * 32, N - nb * 32, k0, kc, bp + nb * panel);
-    uint16_t* ap = a_buf.get(panel);
     const bool load_c = accumulate || k0 > 0;
     for (int m0 = 0; m0 < M; m0 += 32) {
       const int rows = M - m0 < 32 ? M - m0 : 32;
@@ -307,6 +315,7 @@ void amx_sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, 
     }
   }
   _tile_release();
+  return true;
 }
 
 }  // namespace mk::ops

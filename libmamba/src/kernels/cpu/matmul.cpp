@@ -67,8 +67,9 @@ inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int 
                       int ldc) {
   if (alpha == 1.f && (beta == 0.f || beta == 1.f) && M >= kAmxMinRows && N >= kAmxMinCols &&
       K >= kAmxMinDepth && amx_products_active()) {
-    amx_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, A, lda, B, ldb, beta == 1.f, C, ldc);
-    return;
+    if (amx_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, A, lda, B, ldb, beta == 1.f, C,
+                  ldc))
+      return;  // else no memory for its packed operands: BLAS, which needs less
   }
   cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
