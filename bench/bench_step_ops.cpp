@@ -234,7 +234,8 @@ void set_flops(benchmark::State& state, const LinearData& d, int products) {
 }
 
 // range(3): the products on AMX tiles (1) or in BLAS (0). False (and the
-// run marked skipped) where the CPU has no AMX.
+// run marked skipped) where the CPU has no AMX or MAMBAKIT_ISA is below
+// avx512.
 bool use_amx(benchmark::State& state) {
   const bool amx = state.range(3) != 0;
   if (amx && !mk::cpu_has_amx()) {
@@ -242,6 +243,10 @@ bool use_amx(benchmark::State& state) {
     return false;
   }
   mk::set_amx_products_for_testing(amx);
+  if (amx && !mk::amx_products_active()) {
+    state.SkipWithError("AMX products need the avx512 ISA (MAMBAKIT_ISA chose another)");
+    return false;
+  }
   return true;
 }
 
