@@ -283,6 +283,31 @@ TEST(AmxGemm, GemmUsesTilesOnEveryThreadCount) {
   mk::set_amx_products_for_testing(saved_amx);
 }
 
+// Whether a product runs on the tiles is decided for the whole product, not
+// per thread's block: 100 rows split over 2 or 3 threads (blocks under the
+// 64 rows a product needs to go to the tiles) give the same bits as on one.
+TEST(AmxGemm, SameBitsOnAnyThreadCount) {
+  MK_SKIP_WITHOUT_AMX();
+  ScopedIsa avx512(Isa::avx512);
+  const bool saved_amx = mk::amx_products_active();
+  const int saved_threads = omp_get_max_threads();
+  mk::set_amx_products_for_testing(true);
+  const int M = 100, N = 96, K = 200;
+  const auto A = randn<float>(size_t(K) * M, 31), B = randn<float>(size_t(K) * N, 32);
+  std::vector<float> one;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    std::vector<float> c(size_t(M) * N);
+    ops::gemm<float>(true, false, M, N, K, 1.f, A.data(), M, B.data(), N, 0.f, c.data(), N);
+    if (threads == 1)
+      one = c;
+    else
+      EXPECT_EQ(c, one) << "threads=" << threads;
+  }
+  omp_set_num_threads(saved_threads);
+  mk::set_amx_products_for_testing(saved_amx);
+}
+
 TEST(AmxGemm, RefusedWhereTheCpuLacksIt) {
   if (mk::cpu_has_amx()) GTEST_SKIP() << "this CPU has AMX: nothing to refuse";
   EXPECT_FALSE(mk::amx_products_active());

@@ -59,23 +59,30 @@ void keep_blas_single_threaded() {
 // thread, a Xeon with AMX; bench/README.md.
 constexpr int kAmxMinCols = 32, kAmxMinDepth = 32, kAmxMinRows = 64;
 
-// Float products go to AMX tiles where they run (amx_matmul.h) and the call
-// is one they take: alpha 1, beta 0 or 1 (every product of the models), at
-// least the sizes above.
-inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
-                      const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                      int ldc) {
-  if (alpha == 1.f && (beta == 0.f || beta == 1.f) && M >= kAmxMinRows && N >= kAmxMinCols &&
-      K >= kAmxMinDepth && amx_products_active()) {
-    if (amx_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, A, lda, B, ldb, beta == 1.f, C,
-                  ldc))
-      return;  // else no memory for its packed operands: BLAS, which needs less
-  }
+// Whether a float product goes to AMX tiles (amx_matmul.h): they run here
+// and the call is one they take: alpha 1, beta 0 or 1 (every product of
+// the models), at least the sizes above. Decided once for the whole
+// product, before gemm splits it over threads, so that every block is
+// summed the same way: the same bits on any thread count.
+inline bool on_tiles(int M, int N, int K, float alpha, float beta) {
+  return alpha == 1.f && (beta == 0.f || beta == 1.f) && M >= kAmxMinRows && N >= kAmxMinCols &&
+         K >= kAmxMinDepth && amx_products_active();
+}
+inline bool on_tiles(int, int, int, double, double) { return false; }
+
+inline void blas_gemm(bool tiles, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+                      float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+                      float* C, int ldc) {
+  // amx_sgemm declines only where its packing buffers cannot be allocated;
+  // BLAS, which needs less, takes the block then.
+  if (tiles && amx_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, A, lda, B, ldb,
+                         beta == 1.f, C, ldc))
+    return;
   cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha,
-                      const double* A, int lda, const double* B, int ldb, double beta, double* C,
-                      int ldc) {
+inline void blas_gemm(bool, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+                      double alpha, const double* A, int lda, const double* B, int ldb,
+                      double beta, double* C, int ldc) {
   cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -133,6 +140,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
     row_times_matrix(trans_a, trans_b, N, K, alpha, A, lda, B, ldb, beta, C);
     return;
   }
+  const bool tiles = on_tiles(M, N, K, alpha, beta);
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
   const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -140,7 +148,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
   const int side = split_rows ? M : N;
   const int n_blocks = std::min(max_threads, side / kMinBlock);
   if (n_blocks < 2 || double(M) * N * K < kParallelMinMacs) {
-    blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    blas_gemm(tiles, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   // Block i covers rows (or columns) [side*i/n, side*(i+1)/n) of C: the same
@@ -151,10 +159,11 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
     const int b0 = int(int64_t(side) * i / n_blocks), b1 = int(int64_t(side) * (i + 1) / n_blocks);
     if (split_rows) {
       const T* Ai = trans_a ? A + b0 : A + size_t(b0) * lda;
-      blas_gemm(ta, tb, b1 - b0, N, K, alpha, Ai, lda, B, ldb, beta, C + size_t(b0) * ldc, ldc);
+      blas_gemm(tiles, ta, tb, b1 - b0, N, K, alpha, Ai, lda, B, ldb, beta, C + size_t(b0) * ldc,
+                ldc);
     } else {
       const T* Bj = trans_b ? B + size_t(b0) * ldb : B + b0;
-      blas_gemm(ta, tb, M, b1 - b0, K, alpha, A, lda, Bj, ldb, beta, C + b0, ldc);
+      blas_gemm(tiles, ta, tb, M, b1 - b0, K, alpha, A, lda, Bj, ldb, beta, C + b0, ldc);
     }
   }
 }
