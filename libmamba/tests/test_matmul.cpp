@@ -153,13 +153,10 @@ namespace {
 // relative to the sum of the magnitudes it was formed from (sum_k |a b|,
 // plus |C| where it was added): the measure a float dot product's rounding
 // bounds (K * 2^-24 at worst, far less in practice).
-struct ProductError {
+double scaled_error(bool ta, bool tb, int M, int N, int K, const std::vector<float>& A, int lda,
+                    const std::vector<float>& B, int ldb, bool accumulate,
+                    const std::vector<float>& C0, const std::vector<float>& C, int ldc) {
   double worst = 0;
-};
-ProductError scaled_error(bool ta, bool tb, int M, int N, int K, const std::vector<float>& A,
-                          int lda, const std::vector<float>& B, int ldb, bool accumulate,
-                          const std::vector<float>& C0, const std::vector<float>& C, int ldc) {
-  ProductError e;
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j) {
       double sum = 0, mag = 0;
@@ -174,15 +171,16 @@ ProductError scaled_error(bool ta, bool tb, int M, int N, int K, const std::vect
         mag += std::fabs(C0[size_t(i) * ldc + j]);
       }
       const double err = std::fabs(double(C[size_t(i) * ldc + j]) - sum);
-      e.worst = std::max(e.worst, mag > 0 ? err / mag : err);
+      worst = std::max(worst, mag > 0 ? err / mag : err);
     }
-  return e;
+  return worst;
 }
 
 }  // namespace
 
-// Every transpose, sizes on and off the 32 x 32 blocks and the 256-deep
-// panels (K = 300, 513 take two and three), padded leading dims, C
+// Every transpose, sizes on and off the 32 x 32 blocks, the 256-deep
+// panels (K = 300, 513 take two and three) and the 1024-column passes
+// (N = 1100 takes two), padded leading dims, C
 // overwritten (over NaN) or added to; the error against double no more
 // than 4x OpenBLAS's on the same inputs, and within float's reach (a
 // bfloat16 product would be off by about 2^-9).
@@ -192,7 +190,7 @@ TEST(AmxGemm, AsAccurateAsFloatBlasOnEveryShapeAndTranspose) {
   unsigned seed = 500;
   for (const Dims d : {Dims{1, 1, 1}, Dims{7, 5, 9}, Dims{32, 32, 32}, Dims{33, 47, 65},
                        Dims{64, 16, 300}, Dims{100, 48, 513}, Dims{17, 130, 16},
-                       Dims{96, 64, 256}})
+                       Dims{96, 64, 256}, Dims{40, 1100, 70}})
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
         for (bool accumulate : {false, true}) {
@@ -216,9 +214,9 @@ TEST(AmxGemm, AsAccurateAsFloatBlasOnEveryShapeAndTranspose) {
                                     std::to_string(ta) + " trans_b=" + std::to_string(tb) +
                                     " accumulate=" + std::to_string(accumulate);
           const double amx = scaled_error(ta, tb, d.M, d.N, d.K, A, lda, B, ldb, accumulate, C0,
-                                          C, ldc).worst;
+                                          C, ldc);
           const double blas = scaled_error(ta, tb, d.M, d.N, d.K, A, lda, B, ldb, accumulate, C0,
-                                           Cblas, ldc).worst;
+                                           Cblas, ldc);
           EXPECT_LE(amx, 4 * std::max(blas, std::ldexp(1.0, -24))) << where << " OpenBLAS " << blas;
           EXPECT_LE(amx, 1e-6) << where;
           // The padding of C past column N is left alone.
@@ -239,7 +237,7 @@ TEST(AmxGemm, WideExponentsAndNaN) {
     for (int k = 0; k < K; ++k) A[size_t(i) * K + k] = std::ldexp(A[size_t(i) * K + k], 3 * i - 60);
   std::vector<float> C(size_t(M) * N);
   ASSERT_TRUE(ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N));
-  EXPECT_LE(scaled_error(false, false, M, N, K, A, K, B, N, false, C, C, N).worst, 1e-6);
+  EXPECT_LE(scaled_error(false, false, M, N, K, A, K, B, N, false, C, C, N), 1e-6);
 
   A[size_t(5) * K + 3] = NAN;
   ASSERT_TRUE(ops::amx_sgemm(false, false, M, N, K, A.data(), K, B.data(), N, false, C.data(), N));

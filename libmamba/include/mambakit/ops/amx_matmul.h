@@ -25,7 +25,8 @@ namespace mk::ops {
 // C = op(A) op(B) (+ C when accumulate), row-major as gemm's arguments
 // (matmul.h): op(A) is M x K, op(B) K x N. Requires mk::cpu_has_amx();
 // M, N, K > 0. Returns false, C untouched, where the memory for the packed
-// operands (about 3 x (K or 256) x (N + 32) x 2 bytes) could not be had.
+// operands (per thread, kept for later calls: 6 x min(K, 256) x min(N,
+// 1024) bytes, rounded up to 32s, at most 1.5 MiB) could not be had.
 bool amx_sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                const float* B, int ldb, bool accumulate, float* C, int ldc);
 

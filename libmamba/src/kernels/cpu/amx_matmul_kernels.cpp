@@ -7,8 +7,9 @@
 // defines (the linker could keep this copy for all): no std containers or
 // strings here, everything but amx_sgemm in the anonymous namespace.
 //
-// Layout. K is walked in panels of kKc; op(B)'s panel is packed once per
-// panel, op(A) 32 rows at a time. Both are packed as 32 x 32 blocks of
+// Layout. C is walked in passes of up to 1024 columns and K in panels of
+// kKc; op(B)'s columns of the pass are packed once per panel, op(A) 32 rows
+// at a time. Both are packed as 32 x 32 blocks of
 // bfloat16, three planes each (the parts x0, x1, x2), 3072 values a block:
 //   op(A): per block of 32 k, plane, row (32), k: two A tiles (rows 0-15,
 //          16-31) of 16 rows x 32 k.
@@ -43,6 +44,11 @@ namespace mk::ops {
 namespace {
 
 constexpr int kKc = 256;              // k per packed panel
+// Columns of C (in 32-wide blocks) per pass: op(B)'s packed panel for them
+// is at most 1.5 MiB, which each thread's buffer keeps for later calls
+// (all of a 50,000-word vocabulary's head at once would be 77 MB); op(A)
+// is packed again for each pass.
+constexpr int kNcBlocks = 32;
 constexpr int kBlock = 3 * 32 * 32;   // bfloat16 values per packed 32 x 32 block, 3 planes
 constexpr int kPlane = 32 * 32;       // one plane of a block (two tiles)
 constexpr int kTile = 16 * 32;        // one tile of 16 rows x 64 bytes
@@ -282,35 +288,42 @@ void kernel_32x32(const uint16_t* a, const uint16_t* b, int nkb, float* c, int l
 bool amx_sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                const float* B, int ldb, bool accumulate, float* C, int ldc) {
   const int n_nb = (N + 31) / 32;
+  const int chunk_nb = n_nb < kNcBlocks ? n_nb : kNcBlocks;
   // Both buffers at their largest (the first panel's) before C is touched.
   const size_t max_panel = size_t((K < kKc ? K : kKc) + 31) / 32 * kBlock;
-  uint16_t* const bp = b_buf.get(max_panel * n_nb);
+  uint16_t* const bp = b_buf.get(max_panel * chunk_nb);
   uint16_t* const ap = a_buf.get(max_panel);
   if (!bp || !ap) return false;
   load_tile_config();
   alignas(64) float edge[32 * 32];  // C's blocks that overhang M or N
-  for (int k0 = 0; k0 < K; k0 += kKc) {
-    const int kc = K - k0 < kKc ? K - k0 : kKc, nkb = (kc + 31) / 32;
-    const size_t panel = size_t(nkb) * kBlock;  // one 32-wide block over the panel
-    for (int nb = 0; nb < n_nb; ++nb)
-      pack_b(trans_b, B, ldb, nb * 32, N - nb * 32, k0, kc, bp + nb * panel);
-    const bool load_c = accumulate || k0 > 0;
-    for (int m0 = 0; m0 < M; m0 += 32) {
-      const int rows = M - m0 < 32 ? M - m0 : 32;
-      pack_a(trans_a, A, lda, m0, rows, k0, kc, ap);
-      for (int nb = 0; nb < n_nb; ++nb) {
-        const int n0 = nb * 32, cols = N - n0 < 32 ? N - n0 : 32;
-        float* c = C + size_t(m0) * ldc + n0;
-        if (rows == 32 && cols == 32) {
-          kernel_32x32(ap, bp + nb * panel, nkb, c, ldc, load_c);
-          continue;
+  for (int nb0 = 0; nb0 < n_nb; nb0 += kNcBlocks) {
+    const int nb1 = n_nb - nb0 < kNcBlocks ? n_nb : nb0 + kNcBlocks;
+    for (int k0 = 0; k0 < K; k0 += kKc) {
+      const int kc = K - k0 < kKc ? K - k0 : kKc, nkb = (kc + 31) / 32;
+      const size_t panel = size_t(nkb) * kBlock;  // one 32-wide block over the panel
+      for (int nb = nb0; nb < nb1; ++nb)
+        pack_b(trans_b, B, ldb, nb * 32, N - nb * 32, k0, kc, bp + (nb - nb0) * panel);
+      const bool load_c = accumulate || k0 > 0;
+      for (int m0 = 0; m0 < M; m0 += 32) {
+        const int rows = M - m0 < 32 ? M - m0 : 32;
+        pack_a(trans_a, A, lda, m0, rows, k0, kc, ap);
+        for (int nb = nb0; nb < nb1; ++nb) {
+          const int n0 = nb * 32, cols = N - n0 < 32 ? N - n0 : 32;
+          const uint16_t* b = bp + (nb - nb0) * panel;
+          float* c = C + size_t(m0) * ldc + n0;
+          if (rows == 32 && cols == 32) {
+            kernel_32x32(ap, b, nkb, c, ldc, load_c);
+            continue;
+          }
+          if (load_c) {
+            std::memset(edge, 0, sizeof edge);
+            for (int i = 0; i < rows; ++i)
+              std::memcpy(edge + i * 32, c + size_t(i) * ldc, cols * sizeof(float));
+          }
+          kernel_32x32(ap, b, nkb, edge, 32, load_c);
+          for (int i = 0; i < rows; ++i)
+            std::memcpy(c + size_t(i) * ldc, edge + i * 32, cols * sizeof(float));
         }
-        if (load_c) {
-          std::memset(edge, 0, sizeof edge);
-          for (int i = 0; i < rows; ++i) std::memcpy(edge + i * 32, c + size_t(i) * ldc, cols * sizeof(float));
-        }
-        kernel_32x32(ap, bp + nb * panel, nkb, edge, 32, load_c);
-        for (int i = 0; i < rows; ++i) std::memcpy(c + size_t(i) * ldc, edge + i * 32, cols * sizeof(float));
       }
     }
   }
