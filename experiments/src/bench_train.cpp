@@ -187,7 +187,7 @@ nlohmann::json TrainBenchResult::to_json() const {
                         {"threads", threads},
                         {"cpu_isa", isa_name(active_isa())},
                         {"blas_core", blas_core_name()},
-                        {"float_products", amx_products_active() ? "amx" : "blas"},
+                        {"float_products", float_products_name()},
                         {"params", params},
                         {"warmup_steps", c.warmup},
                         {"steps", steps},

@@ -97,12 +97,12 @@ json read_json_file(const std::string& path) {
 // Where float matrix products run (mambakit/cpu_isa.h), for info --system
 // and --version.
 std::string float_products_description() {
-  const char* env = std::getenv("MAMBAKIT_AMX");
   if (mk::amx_products_active())
     return "AMX tiles, three-way bfloat16 split (float accuracy; MAMBAKIT_AMX=0 for BLAS)";
   if (!mk::cpu_has_amx()) return "BLAS (this CPU or kernel has no AMX)";
-  if (env && std::string(env) == "0") return "BLAS (MAMBAKIT_AMX=0)";
-  return "BLAS (AMX needs the avx512 ISA, not " + std::string(mk::isa_name(mk::active_isa())) + ")";
+  if (mk::active_isa() != mk::Isa::avx512)
+    return "BLAS (AMX needs the avx512 ISA, not " + std::string(mk::isa_name(mk::active_isa())) + ")";
+  return "BLAS (MAMBAKIT_AMX=0)";  // the one other way the tiles are off
 }
 
 std::string top_help() {
@@ -954,7 +954,7 @@ int cmd_info(const std::vector<std::string>& args) {
                    {"forced_by_MAMBAKIT_ISA", forced && *forced},
                    {"blas_core", mk::blas_core_name()},
                    {"blas_core_origin", mk::blas_core_origin()},
-                   {"float_products", mk::amx_products_active() ? "amx" : "blas"},
+                   {"float_products", mk::float_products_name()},
                    {"cpu_has_amx", mk::cpu_has_amx()}};
     if (as_json) std::cout << sys.dump() << "\n";
     else

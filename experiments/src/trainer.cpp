@@ -690,7 +690,7 @@ json Trainer::summary(double wall) const {
          // What the CPU work ran with, for reading the throughput figures.
          {"cpu_isa", isa_name(active_isa())},
          {"blas_core", blas_core_name()},
-         {"float_products", amx_products_active() ? "amx" : "blas"},
+         {"float_products", float_products_name()},
          {"task", task_->name()},
          {"final", last_eval_},
          {"final_step", last_eval_step_},

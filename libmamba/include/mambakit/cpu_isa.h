@@ -55,6 +55,10 @@ bool cpu_has_amx();
 // the CPU lacks it); MAMBAKIT_AMX=0 keeps every product in BLAS.
 bool amx_products_active();
 
+// "amx" where amx_products_active(), else "blas": the value of the
+// float_products field of info --system --json, bench train and summary.json.
+const char* float_products_name();
+
 // Turns the AMX products on or off for the rest of the process (tests,
 // benchmarks); throws mk::Error for on where !cpu_has_amx().
 void set_amx_products_for_testing(bool on);

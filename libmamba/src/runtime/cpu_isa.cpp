@@ -150,6 +150,8 @@ bool amx_products_active() {
   return active_isa() == Isa::avx512 && chosen;
 }
 
+const char* float_products_name() { return amx_products_active() ? "amx" : "blas"; }
+
 void set_amx_products_for_testing(bool on) {
   MK_CHECK(!on || cpu_has_amx(), "set_amx_products_for_testing: this CPU or kernel has no AMX");
   amx_choice().store(on ? 1 : 0, std::memory_order_relaxed);
