@@ -131,7 +131,7 @@ constexpr size_t kParallelMinWork = kScanParallelMinWork;
 constexpr int kAvx2StateGroup = MK_AVX2_STATE_GROUP;
 constexpr int kAvx512StateGroup = MK_AVX512_STATE_GROUP;
 #ifndef MK_AVX2_REVERSE_GROUP
-#define MK_AVX2_REVERSE_GROUP 8
+#define MK_AVX2_REVERSE_GROUP 4
 #endif
 #ifndef MK_AVX512_REVERSE_GROUP
 #define MK_AVX512_REVERSE_GROUP 16
@@ -1219,6 +1219,16 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
 
 // States per register group of the reverse (as state_group() for the
 // forward): the carries of the group plus the step's operands and sums.
+// A group's carries and dA take 2G registers. With AVX2's 16, groups of 4
+// leave room for the step's operands, sums and temporaries, and the loop
+// has no spills; groups of 8 (until this choice) kept the carries in
+// registers but GCC 12 stored and reloaded all 8 dA sums at every step.
+// Measured on an Intel Xeon with AMX (bench/README.md): backward no slower
+// with 4 (0.5-1 ms faster over four rounds at B=2 D=1536 L=2048 on two
+// threads, the same at B=8 D=512 L=256 on one); a Zen 4 had measured 4 and
+// 8 the same. AVX-512 keeps groups of 16: GCC spills 10 of their 16 dA
+// sums, but a Zen 4 measured groups of 8 (no spills) 10% slower, and this
+// Intel core the same.
 template <class V, int NC>
 constexpr int reverse_group() {
   if (NC == 0 || V::W == 1) return NC;
