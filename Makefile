@@ -66,7 +66,8 @@ demo: build data
 # activation loops and matrix products of a small Mamba's training step
 # (bench_step_ops), and training tokens/s at one thread and at all of them:
 # the quickstart model, then the selective-copying Mamba
-# (experiments/selective_copying_mamba.yaml).
+# (experiments/selective_copying_mamba.yaml). Last, where the scan's hot
+# loops spill registers (tools/check-scan-spills.py; needs objdump).
 bench: build
 	$(BUILD)/bench/bench_selective_scan
 	$(BUILD)/bench/bench_step_ops
@@ -75,6 +76,7 @@ bench: build
 	$(MAMBAKIT) bench scan --isa avx2 --no-naive --threads $(JOBS) --stagger 160
 	$(MAMBAKIT) bench train --compare-threads 1,$(JOBS)
 	$(MAMBAKIT) bench train --d-model 64 --n-layer 2 --d-state 64 --batch 32 --compare-threads 1,$(JOBS)
+	python3 tools/check-scan-spills.py $(BUILD)
 
 sanitize: deps
 	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBAKIT_CUDA=OFF \

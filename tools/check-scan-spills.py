@@ -11,11 +11,12 @@ and read back in the same loop is a spill: a value the
 register allocator could not keep (see the comments at state_group() and
 reverse_group() in the kernel file for which spills are chosen and why).
 
-Usage: tools/check-scan-spills.py [BUILD_DIR]   (default: build-cpu)
+Usage: tools/check-scan-spills.py [BUILD_DIR]   (default: build, as the Makefile)
 Needs objdump (binutils) and Python 3; nothing of the build depends on it.
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -65,7 +66,10 @@ def describe(insns, j, i, reg):
 
 
 def main():
-    build = sys.argv[1] if len(sys.argv) > 1 else "build-cpu"
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    if shutil.which("objdump") is None:
+        print("check-scan-spills: objdump not found (Debian: binutils); nothing checked")
+        return
     for isa, (vec, reg) in VEC.items():
         obj = os.path.join(build, OBJ.format(isa=isa))
         if not os.path.exists(obj):
@@ -78,11 +82,11 @@ def main():
                 continue
             shown = name[name.index(func):]
             shown = re.sub(r"mk::ops::scan_\w+::\(anonymous namespace\)::", "", shown)
-            print(f"  {shown[:110]}")
-            for j, i in innermost_loops(insns):
-                n, fma, st, ld, sp = describe(insns, j, i, reg)
-                if n < 30:
-                    continue
+            rows = [(j, describe(insns, j, i, reg)) for j, i in innermost_loops(insns)]
+            rows = [(j, d) for j, d in rows if d[0] >= 30]
+            if rows:
+                print("  " + shown.split("(")[0])
+            for j, (n, fma, st, ld, sp) in rows:
                 print(f"    loop at {insns[j][0]:x}: {n} instructions, {fma} vector mul/FMA, "
                       f"{st} vector stores to the stack, {ld} reads of it, {sp} slots spilled")
 
