@@ -1221,8 +1221,9 @@ void reverse_states(const typename V::elem* Bt, const typename V::elem* Ct, int 
 // forward): the carries of the group plus the step's operands and sums.
 // A group's carries and dA take 2G registers. With AVX2's 16, groups of 4
 // leave room for the step's operands, sums and temporaries, and the loop
-// has no spills; groups of 8 (until this choice) kept the carries in
-// registers but GCC 12 stored and reloaded all 8 dA sums at every step.
+// has no spills; groups of 8 kept the carries in registers, but GCC 12
+// stored and reloaded all 8 dA sums at every step
+// (tools/check-scan-spills.py lists a build's loops and their spills).
 // Measured on an Intel Xeon with AMX (bench/README.md): backward no slower
 // with 4 (0.5-1 ms faster over four rounds at B=2 D=1536 L=2048 on two
 // threads, the same at B=8 D=512 L=256 on one); a Zen 4 had measured 4 and
