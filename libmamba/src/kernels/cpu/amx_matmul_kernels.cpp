@@ -151,6 +151,15 @@ inline __m512 load_row(const float* p, int n) {
   return n > 0 ? _mm512_maskz_loadu_ps(first_lanes(n), p) : _mm512_setzero_ps();
 }
 
+// 32 consecutive k of a stored row (n valid, the rest zero) as its three
+// parts, each 32 bfloat16 in k order: a row of each plane of a block.
+inline void split3_row32(const float* src, int n, __m512i part[3]) {
+  __m512i lo[3], hi[3];
+  split3(load_row(src, n), lo);
+  split3(load_row(src + 16, n - 16), hi);
+  for (int pl = 0; pl < 3; ++pl) part[pl] = join16(lo[pl], hi[pl]);
+}
+
 // Rows k and k+1 of an operand stored k-major (16 values each at src and
 // src + ld, n of them valid; a row at or past kc is zero) as the tiles' pair
 // words, one per part: row k's part in the low 16 bits, row k+1's above.
@@ -170,12 +179,10 @@ void pack_a(bool trans, const float* A, int lda, int m0, int rows, int k0, int k
       const float* src = A + size_t(m0 + r) * lda + k0;
       for (int kb = 0; kb < nkb; ++kb) {
         const int rem = r < rows ? kc - kb * 32 : 0;
-        __m512i lo[3], hi[3];
-        split3(load_row(src + kb * 32, rem), lo);
-        split3(load_row(src + kb * 32 + 16, rem - 16), hi);
+        __m512i parts[3];
+        split3_row32(src + kb * 32, rem, parts);
         uint16_t* dst = out + size_t(kb) * kBlock + r * 32;
-        for (int pl = 0; pl < 3; ++pl)
-          _mm512_store_si512(dst + pl * kPlane, join16(lo[pl], hi[pl]));
+        for (int pl = 0; pl < 3; ++pl) _mm512_store_si512(dst + pl * kPlane, parts[pl]);
       }
     }
     return;
@@ -224,10 +231,9 @@ void pack_b(bool trans, const float* B, int ldb, int n0, int cols, int k0, int k
       for (int c = 0; c < 16; ++c) {
         const float* src = B + size_t(n0 + 16 * h + c) * ldb + k0 + kb * 32;
         const int rem = c < nrem ? kc - kb * 32 : 0;
-        __m512i lo[3], hi[3];
-        split3(load_row(src, rem), lo);
-        split3(load_row(src + 16, rem - 16), hi);
-        for (int pl = 0; pl < 3; ++pl) w[pl][c] = join16(lo[pl], hi[pl]);
+        __m512i parts[3];
+        split3_row32(src, rem, parts);
+        for (int pl = 0; pl < 3; ++pl) w[pl][c] = parts[pl];
       }
       for (int pl = 0; pl < 3; ++pl) {
         transpose16(w[pl]);
