@@ -421,17 +421,18 @@ struct F8 {
   }
   // 2^x (Exp2K), with a shorter chain of dependent operations than
   // F16::exp2_fast: k is rounded by vroundps and r = x - k taken from it
-  // (the magic-number addition needs two dependent subtractions for r), the
-  // clamp works on the integer k, off the path to the polynomial, and the
-  // polynomial is evaluated in Estrin's order (three levels instead of
-  // five). Each state's factor then waits 21 cycles on a Zen 3 instead of
-  // about 35. The forward and the backward's recompute run the factors of
-  // all 16 states of a step at once, and on a Zen 3 (64 entries of FP
-  // scheduler) they were bound by that chain rather than by their FMAs:
-  // measured there (bench/README.md), forward and forward+backward 8-12%
-  // faster at the bench shape on two threads, 7% on one lane pair in L1.
-  // One more multiply (r*r) than Horner's order; same results otherwise up
-  // to the last bits (max relative error 1.9e-7 against 1.7e-7).
+  // (the magic-number addition needs two dependent subtractions for r); k,
+  // not x, is clamped, off the path to the polynomial; and the polynomial
+  // is evaluated in Estrin's order (three levels instead of five). Each
+  // state's factor then waits about 22 cycles on a Zen 3 instead of about
+  // 35. The forward and the backward's recompute start the factors of all
+  // 16 states of a step at once, and on a Zen 3 they were bound by that
+  // chain rather than by their FMAs: measured there (bench/README.md),
+  // forward and forward+backward 8-12% faster at the bench shape on two
+  // threads, 7% on one lane pair in L1. One more multiply (r*r) than
+  // Horner's order; the same results up to the last bits (max relative
+  // error 1.9e-7 against 1.7e-7). Not measured on Intel cores, where
+  // vroundps is two micro-ops.
   static F8 exp2_fast(F8 xv) {
     const __m256 x = xv.v;
     const __m256 kf = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
