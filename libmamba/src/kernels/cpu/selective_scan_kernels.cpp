@@ -437,11 +437,11 @@ struct F8 {
     const __m256 x = xv.v;
     const __m256 kf = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 r = _mm256_sub_ps(x, kf);
-    // k clamped to [lo, hi]: to hi as a float (x past 2^31 converts to
-    // INT_MIN, as does -x), to lo as an integer. Where that changed k,
-    // |r| <= 1/2 still, and the factor is between 2^(lo - 1/2) and
-    // 2^(hi + 1/2), a normal float. A NaN x gives some finite factor, not
-    // NaN (as Exp2K says); the step's delta*u is NaN all the same.
+    // k clamped to [lo, hi]: to hi as a float (a k past 2^31 would convert
+    // to INT_MIN, as one below -2^31 does), to lo as an integer. Where that
+    // changed k, |r| <= 1/2 still, and the factor is between 2^(lo - 1/2)
+    // and 2^(hi + 1/2), a normal float. A NaN x gives some finite factor,
+    // not NaN (as Exp2K says); the step's delta*u is NaN all the same.
     const __m256i k = _mm256_max_epi32(
         _mm256_cvtps_epi32(_mm256_min_ps(kf, _mm256_set1_ps(Exp2K::hi))),
         _mm256_set1_epi32(int(Exp2K::lo)));
